@@ -1,0 +1,110 @@
+import { z } from 'zod';
+
+/** Typed gateway configuration, read from the environment once at start-up. */
+export interface Config {
+  port: number;
+  host: string;
+  /** PostgreSQL connection string; when unset the embedded SQLite file at `dbPath` is used. */
+  databaseUrl?: string;
+  dbPath: string;
+  /** One or more Ollama base URLs (the first is used until host pools exist). */
+  ollamaHosts: string[];
+  adminApiKey?: string;
+  defaultCredits: number;
+  requestCost: number;
+  inactivityThresholdSeconds?: number;
+  defaultModel?: string;
+  gpuVramBytes?: number;
+  redisUrl?: string;
+  corsOrigins: string[];
+  maxBodyBytes: number;
+  maxWsPayloadBytes: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Upper bound on reply length when a request gives no maxTokens (used to size credit reservations). */
+  defaultMaxTokens: number;
+  /** Time allowed to receive response headers from Ollama (covers model loading). */
+  upstreamConnectTimeoutMs: number;
+  /** Longest silence tolerated between two chunks of a running stream. */
+  upstreamStallTimeoutMs: number;
+  /** Time given to running streams to finish on SIGTERM before they are cancelled. */
+  shutdownGraceMs: number;
+}
+
+const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess(emptyToUndefined, schema.optional());
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const list = z
+  .string()
+  .transform((s) => s.split(',').map((p) => p.trim()).filter(Boolean));
+const httpUrl = z.url({ protocol: /^https?$/ });
+
+const envSchema = z.object({
+  PORT: z.preprocess(emptyToUndefined, int(0, 65535).default(4000)),
+  HOST: z.preprocess(emptyToUndefined, z.string().default('0.0.0.0')),
+  DATABASE_URL: optional(z.url({ protocol: /^postgres(ql)?$/ })),
+  DB_PATH: z.preprocess(emptyToUndefined, z.string().default('./data/gateway.sqlite')),
+  OLLAMA_HOST: z.preprocess(
+    emptyToUndefined,
+    list.pipe(z.array(httpUrl).min(1, 'needs at least one URL')).default(['http://127.0.0.1:11434']),
+  ),
+  ADMIN_API_KEY: optional(z.string().min(24, 'must be at least 24 characters')),
+  DEFAULT_CREDITS: z.preprocess(emptyToUndefined, int(0).default(500)),
+  REQUEST_COST: z.preprocess(emptyToUndefined, int(0).default(1)),
+  INACTIVITY_THRESHOLD_SECONDS: optional(int(0)),
+  DEFAULT_MODEL: optional(z.string()),
+  GPU_VRAM_BYTES: optional(int(1)),
+  REDIS_URL: optional(z.url({ protocol: /^rediss?$/ })),
+  CORS_ORIGINS: z.preprocess(emptyToUndefined, list.default([])),
+  MAX_BODY_BYTES: z.preprocess(emptyToUndefined, int(1024).default(1_048_576)),
+  MAX_WS_PAYLOAD_BYTES: z.preprocess(emptyToUndefined, int(1024).default(1_048_576)),
+  LOG_LEVEL: z.preprocess(
+    emptyToUndefined,
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
+  DEFAULT_MAX_TOKENS: z.preprocess(emptyToUndefined, int(1, 1_000_000).default(2048)),
+  UPSTREAM_CONNECT_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1).default(120_000)),
+  UPSTREAM_STALL_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1).default(60_000)),
+  SHUTDOWN_GRACE_MS: z.preprocess(emptyToUndefined, int(0).default(10_000)),
+});
+
+/** Thrown when the environment holds a bad value; the message names every offending variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses and validates configuration; throws ConfigError naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const variable = String(issue.path[0] ?? 'environment');
+      const value = env[variable];
+      const shown = variable.includes('KEY') || variable.includes('URL') ? '' : ` (got ${JSON.stringify(value)})`;
+      return `${variable}: ${issue.message}${shown}`;
+    });
+    throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    dbPath: e.DB_PATH,
+    ollamaHosts: e.OLLAMA_HOST,
+    adminApiKey: e.ADMIN_API_KEY,
+    defaultCredits: e.DEFAULT_CREDITS,
+    requestCost: e.REQUEST_COST,
+    inactivityThresholdSeconds: e.INACTIVITY_THRESHOLD_SECONDS,
+    defaultModel: e.DEFAULT_MODEL,
+    gpuVramBytes: e.GPU_VRAM_BYTES,
+    redisUrl: e.REDIS_URL,
+    corsOrigins: e.CORS_ORIGINS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    maxWsPayloadBytes: e.MAX_WS_PAYLOAD_BYTES,
+    logLevel: e.LOG_LEVEL,
+    defaultMaxTokens: e.DEFAULT_MAX_TOKENS,
+    upstreamConnectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
+    upstreamStallTimeoutMs: e.UPSTREAM_STALL_TIMEOUT_MS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+  };
+}

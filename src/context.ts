@@ -1,0 +1,44 @@
+import { randomUUID } from 'node:crypto';
+import type { Principal } from './services/keys.js';
+import type { Logger } from './services/logger.js';
+import type { Services } from './services/container.js';
+
+/** Per-operation context shared by HTTP, SSE and websocket requests. */
+export interface GatewayContext {
+  /** The authenticated caller, or null. */
+  principal: Principal | null;
+  /** True when a key was presented and rejected (so the error can say so). */
+  badCredentials: boolean;
+  services: Services;
+  requestId: string;
+  log: Logger;
+  /** Aborted when the HTTP request goes away; absent on websockets (iterator return() covers those). */
+  signal?: AbortSignal;
+}
+
+/** Extracts a presented API key from `x-api-key` or `Authorization: Bearer`. */
+export function keyFromHeaders(headers: { get(name: string): string | null }): string | undefined {
+  const direct = headers.get('x-api-key');
+  if (direct) return direct.trim();
+  const auth = headers.get('authorization');
+  const match = auth?.match(/^Bearer\s+(.+)$/i);
+  return match?.[1]?.trim();
+}
+
+/** Extracts a presented API key from graphql-ws `connectionParams`. */
+export function keyFromConnectionParams(params: Readonly<Record<string, unknown>> | undefined): string | undefined {
+  if (!params) return undefined;
+  const lowered = Object.fromEntries(Object.entries(params).map(([k, v]) => [k.toLowerCase(), v]));
+  const candidates = [lowered['x-api-key'], lowered['apikey'], lowered['api_key']];
+  for (const c of candidates) if (typeof c === 'string' && c) return c.trim();
+  const auth = lowered['authorization'];
+  if (typeof auth === 'string') return auth.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
+  // GraphiQL and some clients nest headers.
+  const nested = lowered['headers'];
+  return nested && typeof nested === 'object' ? keyFromConnectionParams(nested as Record<string, unknown>) : undefined;
+}
+
+export function newContext(services: Services, principal: Principal | null, badCredentials: boolean, signal?: AbortSignal): GatewayContext {
+  const requestId = randomUUID();
+  return { principal, badCredentials, services, requestId, log: services.log.child({ requestId }), signal };
+}

@@ -1,0 +1,8 @@
+import { ApiKey } from './api-key.js';
+import { Generation } from './generation.js';
+import { Message } from './message.js';
+import { ModelEntry } from './model-entry.js';
+import { Session } from './session.js';
+import { Setting } from './setting.js';
+
+export const entities = [ApiKey, ModelEntry, Session, Message, Generation, Setting];

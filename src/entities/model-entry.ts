@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import { BeforeInsert, BeforeUpdate, Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+
+/** Catalog entry for one Ollama model. */
+@Entity({ name: 'model_entries' })
+@Index('UQ_model_entries_name', ['name'], { unique: true })
+@Index('UQ_model_entries_alias', ['alias'], { unique: true })
+export class ModelEntry {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id!: string;
+
+  /** Normalized Ollama name, always `name:tag`. */
+  @Column({ type: 'varchar', length: 200 })
+  name!: string;
+
+  @Column({ type: 'varchar', length: 200, nullable: true })
+  alias!: string | null;
+
+  @Column({ type: 'text', nullable: true })
+  description!: string | null;
+
+  @Column({ type: 'boolean', default: true })
+  enabled!: boolean;
+
+  @Column({ type: 'boolean', name: 'is_default', default: false })
+  isDefault!: boolean;
+
+  @Column({ type: 'double precision', name: 'prompt_price_per_1k', nullable: true })
+  promptPricePer1k!: number | null;
+
+  @Column({ type: 'double precision', name: 'completion_price_per_1k', nullable: true })
+  completionPricePer1k!: number | null;
+
+  @Column({ type: 'integer', name: 'inactivity_threshold_seconds', nullable: true })
+  inactivityThresholdSeconds!: number | null;
+
+  @CreateDateColumn({ type: Date, name: 'created_at' })
+  createdAt!: Date;
+
+  @UpdateDateColumn({ type: Date, name: 'updated_at' })
+  updatedAt!: Date;
+
+  @BeforeInsert()
+  protected assignDefaults(): void {
+    this.id ??= randomUUID();
+    this.createdAt ??= new Date();
+    this.updatedAt ??= this.createdAt;
+  }
+
+  @BeforeUpdate()
+  protected touch(): void {
+    this.updatedAt = new Date();
+  }
+}

@@ -1,0 +1,12 @@
+import { Health } from '../schema/health.js';
+import { builder } from '../schema/builder.js';
+import { checkHealth } from '../services/health.js';
+import { VERSION } from '../version.js';
+
+builder.queryField('health', (t) =>
+  t.field({
+    type: Health,
+    description: 'Whether the gateway, its database and the Ollama host answer. Needs no API key.',
+    resolve: (_root, _args, ctx) => checkHealth(ctx.services.db, ctx.services.upstream, VERSION),
+  }),
+);

@@ -1,0 +1,51 @@
+import { GraphQLError } from 'graphql';
+import { ErrorCode, GatewayError } from '../services/errors.js';
+import type { Logger } from '../services/logger.js';
+
+const findGatewayError = (error: unknown): GatewayError | undefined => {
+  for (let cur = error, depth = 0; cur && depth < 5; depth++) {
+    if (cur instanceof GatewayError) return cur;
+    cur = cur instanceof GraphQLError ? cur.originalError : (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
+};
+
+/**
+ * yoga's `maskedErrors.maskError`: gateway errors become typed GraphQL errors
+ * (`extensions.code` plus details such as `retryAfterSeconds`); GraphQL errors raised on purpose
+ * pass through; anything else is logged with an error id and masked.
+ */
+export function createMaskError(log: Logger) {
+  return (error: unknown, message: string): Error => {
+    const gatewayError = findGatewayError(error);
+    const located = error instanceof GraphQLError ? error : undefined;
+    if (gatewayError) {
+      return new GraphQLError(gatewayError.message, {
+        nodes: located?.nodes,
+        source: located?.source,
+        positions: located?.positions,
+        path: located?.path,
+        extensions: { ...gatewayError.details, code: gatewayError.code },
+      });
+    }
+    if (located && !(located.originalError && !(located.originalError instanceof GraphQLError))) {
+      // Validation, parsing, auth scopes: raised deliberately, safe to show. Default their code.
+      if (located.extensions?.code) return located;
+      return new GraphQLError(located.message, {
+        nodes: located.nodes,
+        source: located.source,
+        positions: located.positions,
+        path: located.path,
+        originalError: located.originalError,
+        extensions: { ...located.extensions, code: ErrorCode.BAD_USER_INPUT },
+      });
+    }
+    const errorId = crypto.randomUUID();
+    log.error({ err: located?.originalError ?? error, errorId }, 'unexpected error');
+    return new GraphQLError(message, {
+      nodes: located?.nodes,
+      path: located?.path,
+      extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, errorId },
+    });
+  };
+}

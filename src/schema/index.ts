@@ -1,0 +1,14 @@
+// Side-effect imports register every type and root field on the builder.
+import './health.js';
+import './api-key.js';
+import './generation.js';
+import '../resolvers/health.js';
+import '../resolvers/keys.js';
+import '../resolvers/generation.js';
+import { lexicographicSortSchema, printSchema } from 'graphql';
+import { builder } from './builder.js';
+
+export const schema = builder.toSchema();
+
+/** The SDL committed as schema.graphql (sorted, so the diff shows real changes only). */
+export const printSchemaSdl = (): string => `${printSchema(lexicographicSortSchema(schema))}\n`;

@@ -1,0 +1,165 @@
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import type { DataSource } from 'typeorm';
+import { WebSocketServer } from 'ws';
+import type { Config } from './config.js';
+import { type GatewayContext, keyFromConnectionParams, keyFromHeaders, newContext } from './context.js';
+import { createMaskError } from './schema/errors.js';
+import { schema } from './schema/index.js';
+import { createServices, type Services } from './services/container.js';
+import { openDatabase } from './services/database.js';
+import { ErrorCode } from './services/errors.js';
+import { checkHealth } from './services/health.js';
+import { type Principal, toPrincipal } from './services/keys.js';
+import { createLogger, type Logger } from './services/logger.js';
+import { VERSION } from './version.js';
+
+export const GRAPHQL_PATH = '/graphql';
+
+export interface App {
+  readonly server: Server;
+  readonly services: Services;
+  readonly yoga: YogaServerInstance<Record<string, unknown>, GatewayContext>;
+  /** Listens on config.port (0 = any free port) and returns the base URL. */
+  start(): Promise<string>;
+  /** Graceful stop: refuse new work, let streams finish (then cancel them), close sockets and the database. */
+  stop(): Promise<void>;
+  /** Secret of the admin key created on this start, when one was created. */
+  readonly bootstrapSecret?: string;
+}
+
+export interface BuildAppOptions {
+  config: Config;
+  log?: Logger;
+  /** An already-open database (tests); otherwise it is opened from config. */
+  db?: DataSource;
+}
+
+/** Extra state graphql-ws keeps per socket. */
+type SocketState = {
+  principal?: Principal;
+};
+
+/** Composes the gateway: yoga (HTTP + SSE + GraphiQL) and graphql-ws on one http.Server and one path. */
+export async function buildApp({ config, log = createLogger(config.logLevel), db }: BuildAppOptions): Promise<App> {
+  const database = db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dbPath: config.dbPath }));
+  const services = createServices(config, database, log);
+  const bootstrapSecret = await services.keys.bootstrapAdmin(config.adminApiKey);
+
+  const yoga = createYoga<Record<string, unknown>, GatewayContext>({
+    schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    landingPage: false,
+    logging: false,
+    cors: config.corsOrigins.length ? { origin: config.corsOrigins, credentials: true } : false,
+    graphiql: {
+      title: 'LLM gateway',
+      subscriptionsProtocol: 'WS',
+      headers: JSON.stringify({ 'x-api-key': '<your API key>' }),
+      defaultQuery: 'subscription {\n  generate(input: { model: "llama3.2", prompt: "Why is the sky blue?" }) {\n    type\n    delta\n    usage { promptTokens completionTokens }\n  }\n}\n',
+    },
+    maskedErrors: { maskError: createMaskError(log) },
+    context: async (initial): Promise<GatewayContext> => {
+      const wsPrincipal = (initial as { wsPrincipal?: Principal }).wsPrincipal;
+      if (wsPrincipal) return newContext(services, wsPrincipal, false);
+      const request = (initial as { request: Request }).request;
+      const presented = keyFromHeaders(request.headers);
+      const key = presented ? await services.keys.authenticate(presented) : null;
+      return newContext(services, key ? toPrincipal(key) : null, Boolean(presented && !key), request.signal);
+    },
+  });
+
+  const server = createServer((req, res) => {
+    if (req.url === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(res);
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > config.maxBodyBytes) return void refuseLargeBody(res, config.maxBodyBytes);
+    void yoga.handle(req, res);
+  });
+
+  const serveHealth = async (res: ServerResponse) => {
+    const report = await checkHealth(services.db, services.upstream, VERSION);
+    res.writeHead(report.database ? 200 : 503, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(report));
+  };
+
+  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: config.maxWsPayloadBytes });
+  const wsServer = useServer<Record<string, unknown>, SocketState>(
+    {
+      // Run each operation through yoga's envelop pipeline (masking, plugins) prepared in onSubscribe.
+      execute: (args) => (args as unknown as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
+      subscribe: (args) => (args as unknown as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
+      onConnect: async (ctx) => {
+        const key = await services.keys.authenticate(keyFromConnectionParams(ctx.connectionParams));
+        if (!key) return false; // graphql-ws closes with 4403 Forbidden
+        ctx.extra.principal = toPrincipal(key);
+        return true;
+      },
+      onSubscribe: async (ctx, _id, params) => {
+        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+          wsPrincipal: ctx.extra.principal,
+        });
+        let document;
+        try {
+          document = parse(params.query);
+        } catch (e) {
+          // Answer a syntax error as an error message; throwing here would close the socket.
+          const message = e instanceof Error ? e.message : String(e);
+          return [new GraphQLError(message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+        }
+        const errors = validate(s, document);
+        if (errors.length) return errors.map((e: GraphQLError) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: e.extensions?.code ?? 'GRAPHQL_VALIDATION_FAILED' } }));
+        return {
+          schema: s,
+          operationName: params.operationName,
+          document,
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          execute,
+          subscribe,
+        } as ExecutionArgs;
+      },
+    },
+    wss,
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info('shutting down');
+      server.close(); // stop accepting new connections
+      await services.activeStreams.drain(config.shutdownGraceMs);
+      await wsServer.dispose(); // closes every socket with 1001, which returns() their subscriptions
+      server.closeAllConnections();
+      if (database.isInitialized) await database.destroy();
+      log.info('stopped');
+    })());
+
+  return {
+    server,
+    services,
+    yoga,
+    bootstrapSecret,
+    start: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          const { port, address, family } = server.address() as AddressInfo;
+          const host = family === 'IPv6' ? `[${address}]` : address === '0.0.0.0' ? '127.0.0.1' : address;
+          resolve(`http://${host}:${port}`);
+        });
+      }),
+    stop,
+  };
+}
+
+function refuseLargeBody(res: ServerResponse, limit: number) {
+  res.writeHead(413, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
+  res.end(JSON.stringify({ errors: [{ message: `Request body is larger than ${limit} bytes.`, extensions: { code: ErrorCode.BAD_USER_INPUT } }] }));
+}

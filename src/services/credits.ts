@@ -1,0 +1,54 @@
+import type { EntityManager } from 'typeorm';
+import { ApiKey } from '../entities/api-key.js';
+import { ErrorCode, GatewayError } from './errors.js';
+
+/** Optional per-model prices, in credits per 1,000 tokens. */
+export interface ModelPricing {
+  promptPricePer1k?: number | null;
+  completionPricePer1k?: number | null;
+}
+
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** Credits a request costs: the flat request cost plus per-token prices, rounded up. */
+export function costOf(usage: TokenUsage, pricing: ModelPricing, requestCost: number): number {
+  const perToken = (tokens: number, pricePer1k: number | null | undefined) =>
+    pricePer1k ? Math.ceil((tokens * pricePer1k) / 1000) : 0;
+  return requestCost + perToken(usage.promptTokens, pricing.promptPricePer1k) + perToken(usage.completionTokens, pricing.completionPricePer1k);
+}
+
+/**
+ * Credits move only through conditional atomic updates, so concurrent requests can never take a
+ * balance below zero: reserve the worst case first, then refund what was not used.
+ */
+export class CreditLedger {
+  /** Takes `amount` credits from the key or throws INSUFFICIENT_CREDITS; one conditional UPDATE. */
+  async reserve(tx: EntityManager, apiKeyId: string, amount: number): Promise<void> {
+    if (amount <= 0) return;
+    const result = await tx
+      .createQueryBuilder()
+      .update(ApiKey)
+      .set({ credits: () => 'credits - :amount' })
+      .where('id = :id AND credits >= :amount AND revoked_at IS NULL', { id: apiKeyId, amount })
+      .execute();
+    if (!result.affected) {
+      throw new GatewayError(ErrorCode.INSUFFICIENT_CREDITS, `This request needs ${amount} credits and the key does not have them.`, {
+        creditsNeeded: amount,
+      });
+    }
+  }
+
+  /** Gives back credits that were reserved but not spent. */
+  async refund(tx: EntityManager, apiKeyId: string, amount: number): Promise<void> {
+    if (amount <= 0) return;
+    await tx
+      .createQueryBuilder()
+      .update(ApiKey)
+      .set({ credits: () => 'credits + :amount' })
+      .where('id = :id', { id: apiKeyId, amount })
+      .execute();
+  }
+}

@@ -1,0 +1,67 @@
+import { ErrorCode, GatewayError } from '../errors.js';
+
+/** Why the gateway itself aborted an upstream request; read back when classifying the failure. */
+export type AbortReason = 'cancelled' | 'connect-timeout' | 'stall-timeout';
+
+/** Seconds a client should wait before retrying after Ollama said it is busy. */
+export const BUSY_RETRY_AFTER_SECONDS = 2;
+
+interface ResponseErrorLike {
+  name: 'ResponseError';
+  error: string;
+  status_code: number;
+}
+const isResponseError = (e: unknown): e is ResponseErrorLike =>
+  e instanceof Error && e.name === 'ResponseError' && typeof (e as { status_code?: unknown }).status_code === 'number';
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function networkCode(e: unknown): string | undefined {
+  // undici reports network failures as TypeError('fetch failed') with the system error as `cause`.
+  for (let cur: unknown = e, depth = 0; cur && depth < 4; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return code;
+  }
+  return undefined;
+}
+
+/**
+ * Maps anything the `ollama` client (or fetch below it) throws to the gateway's catalogue.
+ * `abortReason` tells an abort we caused on purpose apart from a network failure.
+ */
+export function mapUpstreamError(e: unknown, model: string | undefined, abortReason?: AbortReason): GatewayError {
+  if (e instanceof GatewayError) return e;
+  if (abortReason === 'cancelled') return new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.', {}, { cause: e });
+  if (abortReason === 'connect-timeout')
+    return new GatewayError(ErrorCode.UPSTREAM_TIMEOUT, 'Ollama did not start answering in time.', {}, { cause: e });
+  if (abortReason === 'stall-timeout')
+    return new GatewayError(ErrorCode.UPSTREAM_TIMEOUT, 'Ollama stopped sending tokens mid-stream.', {}, { cause: e });
+
+  if (isResponseError(e)) {
+    const msg = e.error;
+    switch (e.status_code) {
+      case 404:
+        return new GatewayError(ErrorCode.MODEL_NOT_FOUND, model ? `Model "${model}" is not installed on the Ollama host.` : msg, { model }, { cause: e });
+      case 400:
+        if (/does not support/i.test(msg))
+          return new GatewayError(ErrorCode.CAPABILITY_MISSING, `Ollama refused the request: ${msg}`, { model }, { cause: e });
+        return new GatewayError(ErrorCode.BAD_USER_INPUT, `Ollama rejected the request: ${msg}`, {}, { cause: e });
+      case 503:
+        return new GatewayError(ErrorCode.UPSTREAM_BUSY, 'Ollama is busy (its queue is full); retry shortly.', { retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS }, { cause: e });
+      default:
+        return new GatewayError(ErrorCode.UPSTREAM_ERROR, `Ollama failed (HTTP ${e.status_code}): ${msg}`, { status: e.status_code }, { cause: e });
+    }
+  }
+  const code = networkCode(e);
+  if (code) return new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, `Ollama is unreachable (${code}).`, {}, { cause: e });
+  if (e instanceof Error && e.name === 'AbortError')
+    // An abort nobody here asked for: the connection to Ollama went away.
+    return new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The connection to Ollama was lost.', {}, { cause: e });
+  if (e instanceof Error && /Did not receive done or success response/.test(e.message))
+    return new GatewayError(ErrorCode.UPSTREAM_ERROR, 'Ollama ended the stream before it was complete.', {}, { cause: e });
+  if (e instanceof TypeError && /terminated|fetch failed/i.test(e.message))
+    return new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The connection to Ollama was lost.', {}, { cause: e });
+  // ollama-js turns a mid-stream {"error": "..."} line into a plain Error with that message.
+  const message = e instanceof Error ? e.message : String(e);
+  return new GatewayError(ErrorCode.UPSTREAM_ERROR, `Ollama reported an error: ${message}`, {}, { cause: e });
+}

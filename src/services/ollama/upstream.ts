@@ -1,0 +1,167 @@
+import { Ollama } from 'ollama';
+import type {
+  ChatRequest,
+  ChatResponse,
+  GenerateRequest,
+  GenerateResponse,
+  ListResponse,
+  ProgressResponse,
+  ShowResponse,
+} from 'ollama';
+import { type AbortReason, mapUpstreamError } from './errors.js';
+
+export interface UpstreamTimeouts {
+  /** Until the response headers arrive (Ollama may be loading the model meanwhile). */
+  connectMs: number;
+  /** Longest gap allowed between two chunks while the gateway is waiting on Ollama. */
+  stallMs: number;
+}
+
+/**
+ * The gateway's only door to one Ollama host. Every call goes through the `ollama` npm client;
+ * a per-call fetch wrapper gives each request an AbortSignal (the client has no way to take one),
+ * so cancellation, timeouts and disconnects close the HTTP request to Ollama.
+ */
+export class OllamaUpstream {
+  constructor(
+    readonly host: string,
+    private readonly timeouts: UpstreamTimeouts,
+  ) {}
+
+  /** Streams `/api/generate` chunks; throws GatewayErrors. */
+  generateStream(request: Omit<GenerateRequest, 'stream'>, signal?: AbortSignal): AsyncGenerator<GenerateResponse> {
+    return this.stream(request.model, signal, (client) => client.generate({ ...request, stream: true }));
+  }
+
+  /** Streams `/api/chat` chunks; throws GatewayErrors. */
+  chatStream(request: Omit<ChatRequest, 'stream'>, signal?: AbortSignal): AsyncGenerator<ChatResponse> {
+    return this.stream(request.model, signal, (client) => client.chat({ ...request, stream: true }));
+  }
+
+  /** Streams `/api/pull` progress; throws GatewayErrors. */
+  pullStream(model: string, signal?: AbortSignal): AsyncGenerator<ProgressResponse> {
+    return this.stream(model, signal, (client) => client.pull({ model, stream: true }), { stallMs: this.timeouts.connectMs });
+  }
+
+  list(signal?: AbortSignal): Promise<ListResponse> {
+    return this.once(undefined, signal, (c) => c.list());
+  }
+
+  ps(signal?: AbortSignal): Promise<ListResponse> {
+    return this.once(undefined, signal, (c) => c.ps());
+  }
+
+  show(model: string, signal?: AbortSignal): Promise<ShowResponse> {
+    return this.once(model, signal, (c) => c.show({ model }));
+  }
+
+  version(signal?: AbortSignal): Promise<string> {
+    return this.once(undefined, signal, async (c) => (await c.version()).version);
+  }
+
+  async delete(model: string, signal?: AbortSignal): Promise<void> {
+    await this.once(model, signal, (c) => c.delete({ model }));
+  }
+
+  /** Loads (keepAlive > 0 or negative) or unloads (keepAlive 0) a model with an empty prompt. */
+  async setResidency(model: string, keepAlive: number | string, numCtx?: number, signal?: AbortSignal): Promise<GenerateResponse> {
+    return this.once(model, signal, (c) =>
+      c.generate({ model, prompt: '', keep_alive: keepAlive, stream: false, ...(numCtx ? { options: { num_ctx: numCtx } } : {}) }),
+    );
+  }
+
+  /** True when Ollama answers `/api/version` within `timeoutMs`. */
+  async reachable(timeoutMs = 2000): Promise<boolean> {
+    try {
+      await this.version(AbortSignal.timeout(timeoutMs));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private client(signal: AbortSignal): Ollama {
+    return new Ollama({
+      host: this.host,
+      fetch: (input, init) =>
+        fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal }),
+    });
+  }
+
+  private async once<T>(model: string | undefined, signal: AbortSignal | undefined, call: (client: Ollama) => Promise<T>): Promise<T> {
+    const guard = new AbortGuard(signal);
+    guard.arm('connect-timeout', this.timeouts.connectMs);
+    try {
+      return await call(this.client(guard.signal));
+    } catch (e) {
+      throw mapUpstreamError(e, model, guard.reason);
+    } finally {
+      guard.dispose();
+    }
+  }
+
+  private async *stream<T>(
+    model: string,
+    signal: AbortSignal | undefined,
+    start: (client: Ollama) => Promise<AsyncIterable<T>>,
+    overrides: Partial<UpstreamTimeouts> = {},
+  ): AsyncGenerator<T> {
+    const stallMs = overrides.stallMs ?? this.timeouts.stallMs;
+    const guard = new AbortGuard(signal);
+    try {
+      guard.arm('connect-timeout', this.timeouts.connectMs);
+      const parts = await start(this.client(guard.signal));
+      guard.arm('stall-timeout', stallMs);
+      for await (const part of parts) {
+        // The stall clock only runs while we wait on Ollama, not while the consumer is busy.
+        guard.disarm();
+        yield part;
+        guard.arm('stall-timeout', stallMs);
+      }
+    } catch (e) {
+      throw mapUpstreamError(e, model, guard.reason);
+    } finally {
+      // Closes the HTTP request when the consumer stops early (break/return/throw).
+      guard.dispose();
+    }
+  }
+}
+
+/** One AbortController per upstream call, remembering why it fired. */
+class AbortGuard {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  reason: AbortReason | undefined;
+  private readonly onOuterAbort = () => this.abort('cancelled');
+
+  constructor(private readonly outer: AbortSignal | undefined) {
+    if (outer?.aborted) this.abort('cancelled');
+    else outer?.addEventListener('abort', this.onOuterAbort, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  arm(reason: AbortReason, ms: number): void {
+    this.disarm();
+    this.timer = setTimeout(() => this.abort(reason), ms);
+  }
+
+  disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  dispose(): void {
+    this.disarm();
+    this.outer?.removeEventListener('abort', this.onOuterAbort);
+    if (!this.controller.signal.aborted) this.controller.abort();
+  }
+
+  private abort(reason: AbortReason): void {
+    if (this.controller.signal.aborted) return;
+    this.reason = reason;
+    this.controller.abort();
+  }
+}

@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import type { DataSource } from 'typeorm';
+import { describe } from 'vitest';
+import { openDatabase } from '../../src/services/database.js';
+import type { DatabaseOptions } from '../../src/services/database.js';
+
+export type TestDatabaseKind = 'sqlite' | 'postgres';
+
+export interface TestDatabase {
+  kind: TestDatabaseKind;
+  dataSource: DataSource;
+  /** What `openDatabase` was given: open it again to test a reopen. */
+  options: DatabaseOptions;
+  /** Destroys the DataSource (if still open) and removes the temp dir or drops the schema. */
+  cleanup(): Promise<void>;
+}
+
+export const POSTGRES_SKIP_REASON = 'skipped: TEST_POSTGRES_URL unset';
+
+/** The PostgreSQL test server, e.g. postgresql://postgres@127.0.0.1:5432/test, or undefined. */
+export function postgresUrl(): string | undefined {
+  const url = process.env.TEST_POSTGRES_URL?.trim();
+  return url ? url : undefined;
+}
+
+export const testDatabaseKinds: readonly TestDatabaseKind[] = ['sqlite', 'postgres'];
+
+/**
+ * Runs `fn` in one describe block per engine. The PostgreSQL block is skipped, with the reason
+ * in its name, when TEST_POSTGRES_URL is unset.
+ */
+export function describeEachDatabase(title: string, fn: (kind: TestDatabaseKind) => void): void {
+  for (const kind of testDatabaseKinds) {
+    const skip = kind === 'postgres' && !postgresUrl();
+    describe.skipIf(skip)(`${title} [${kind}${skip ? `, ${POSTGRES_SKIP_REASON}` : ''}]`, () => fn(kind));
+  }
+}
+
+/** Options for a fresh, empty database: a new temp dir (SQLite) or a new schema (PostgreSQL). */
+export async function createTestDatabaseOptions(kind: TestDatabaseKind): Promise<{
+  options: DatabaseOptions;
+  dispose(): Promise<void>;
+}> {
+  if (kind === 'sqlite') {
+    const dir = await mkdtemp(path.join(tmpdir(), 'gateway-db-'));
+    return {
+      options: { dbPath: path.join(dir, 'data', 'gateway.sqlite') },
+      dispose: () => rm(dir, { recursive: true, force: true }),
+    };
+  }
+  const url = postgresUrl();
+  if (!url) throw new Error(`PostgreSQL test database requested but ${POSTGRES_SKIP_REASON}`);
+  const schema = `test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  return {
+    options: { databaseUrl: url, dbPath: '', schema },
+    dispose: () => dropSchema(url, schema),
+  };
+}
+
+/** A migrated database on a fresh SQLite file or a fresh PostgreSQL schema. */
+export async function createTestDatabase(kind: TestDatabaseKind): Promise<TestDatabase> {
+  const { options, dispose } = await createTestDatabaseOptions(kind);
+  let dataSource: DataSource;
+  try {
+    dataSource = await openDatabase(options);
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  return {
+    kind,
+    dataSource,
+    options,
+    async cleanup() {
+      if (dataSource.isInitialized) await dataSource.destroy();
+      await dispose();
+    },
+  };
+}
+
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
