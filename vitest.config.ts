@@ -1,6 +1,13 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  resolve: {
+    // graphql 16 ships CJS (main) and ESM (module) builds without an exports map. Node loads the
+    // CJS build for yoga and graphql-ws; make the project's own files use that same copy, or
+    // `instanceof GraphQLError` checks across the two copies fail under vitest.
+    alias: { graphql: fileURLToPath(new URL('./node_modules/graphql/index.js', import.meta.url)) },
+  },
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',

@@ -20,7 +20,8 @@ export interface GenerationMessage {
 
 /**
  * Usage log: one row per call to a model. Rows outlive their session (SET NULL) and block the
- * deletion of their API key (RESTRICT), so usage is never lost silently.
+ * deletion of their API key (NO ACTION: same effect as RESTRICT here, but SQLite then reports
+ * SQLITE_CONSTRAINT_FOREIGNKEY rather than SQLITE_CONSTRAINT_TRIGGER), so usage is never lost.
  */
 @Entity({ name: 'generations' })
 @Index('IDX_generations_api_key_id_created_at', ['apiKeyId', 'createdAt'])
@@ -34,7 +35,7 @@ export class Generation {
   @Column({ type: 'varchar', length: 36, name: 'api_key_id' })
   apiKeyId!: string;
 
-  @ManyToOne(() => ApiKey, { nullable: false, onDelete: 'RESTRICT' })
+  @ManyToOne(() => ApiKey, { nullable: false, onDelete: 'NO ACTION' })
   @JoinColumn({ name: 'api_key_id', foreignKeyConstraintName: 'FK_generations_api_key_id' })
   apiKey?: Relation<ApiKey>;
 

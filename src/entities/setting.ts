@@ -1,16 +1,17 @@
 import { BeforeInsert, BeforeUpdate, Column, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
-
 /** Key/value store for runtime settings (default system prompt, inactivity threshold, default model). */
 @Entity({ name: 'settings' })
 export class Setting {
   @PrimaryColumn({ type: 'varchar', length: 100 })
   key!: string;
 
-  /** Any JSON value; JSON `null` is stored as SQL NULL. */
+  /**
+   * Any JSON value; JSON `null` is stored as SQL NULL. Typed `unknown` (narrow it when reading):
+   * a recursive JSON type makes TypeORM's FindOptionsWhere<Setting> instantiate too deeply.
+   */
   @Column({ type: 'simple-json', nullable: true })
-  value!: JsonValue;
+  value!: unknown;
 
   @UpdateDateColumn({ type: Date, name: 'updated_at' })
   updatedAt!: Date;

@@ -180,7 +180,7 @@ export class Initial1763900000000 implements MigrationInterface {
             columnNames: ['api_key_id'],
             referencedTableName: 'api_keys',
             referencedColumnNames: ['id'],
-            onDelete: 'RESTRICT',
+            onDelete: 'NO ACTION',
           },
           {
             name: 'FK_generations_session_id',

@@ -2,10 +2,15 @@ import { GraphQLError } from 'graphql';
 import { ErrorCode, GatewayError } from '../services/errors.js';
 import type { Logger } from '../services/logger.js';
 
+// Duck-typed on purpose: under some loaders graphql's CJS and ESM builds coexist, and
+// `instanceof GraphQLError` is then false for errors made by the other copy.
+const isGraphQLErrorLike = (e: unknown): e is GraphQLError =>
+  e instanceof Error && e.name === 'GraphQLError' && 'extensions' in e;
+
 const findGatewayError = (error: unknown): GatewayError | undefined => {
   for (let cur = error, depth = 0; cur && depth < 5; depth++) {
     if (cur instanceof GatewayError) return cur;
-    cur = cur instanceof GraphQLError ? cur.originalError : (cur as { cause?: unknown }).cause;
+    cur = isGraphQLErrorLike(cur) ? cur.originalError : (cur as { cause?: unknown }).cause;
   }
   return undefined;
 };
@@ -18,7 +23,7 @@ const findGatewayError = (error: unknown): GatewayError | undefined => {
 export function createMaskError(log: Logger) {
   return (error: unknown, message: string): Error => {
     const gatewayError = findGatewayError(error);
-    const located = error instanceof GraphQLError ? error : undefined;
+    const located = isGraphQLErrorLike(error) ? error : undefined;
     if (gatewayError) {
       return new GraphQLError(gatewayError.message, {
         nodes: located?.nodes,
@@ -28,7 +33,7 @@ export function createMaskError(log: Logger) {
         extensions: { ...gatewayError.details, code: gatewayError.code },
       });
     }
-    if (located && !(located.originalError && !(located.originalError instanceof GraphQLError))) {
+    if (located && (!located.originalError || isGraphQLErrorLike(located.originalError))) {
       // Validation, parsing, auth scopes: raised deliberately, safe to show. Default their code.
       if (located.extensions?.code) return located;
       return new GraphQLError(located.message, {

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { entities } from '../entities/all.js';
 import { migrations } from '../migrations/all.js';
 
@@ -117,4 +117,27 @@ function storeDatesAsTimestamptz(dataSource: DataSource): void {
   const driver = dataSource.driver;
   const normalizeType = driver.normalizeType.bind(driver);
   driver.normalizeType = (column) => (column.type === Date ? 'timestamp with time zone' : normalizeType(column));
+}
+
+const sqliteQueues = new WeakMap<DataSource, Promise<unknown>>();
+
+/**
+ * Runs `work` in a transaction. TypeORM's better-sqlite3 driver has a single connection, so two
+ * overlapping transactions would nest and fail ("cannot start a transaction within a
+ * transaction"); on SQLite transactions are therefore queued one after another (SQLite allows one
+ * writer at a time anyway). PostgreSQL runs them concurrently from its pool. Keep network waits
+ * out of `work`: it holds the SQLite queue.
+ */
+export function inTransaction<T>(ds: DataSource, work: (tx: EntityManager) => Promise<T>): Promise<T> {
+  if (ds.options.type !== 'better-sqlite3') return ds.transaction(work);
+  const previous = sqliteQueues.get(ds) ?? Promise.resolve();
+  const run = previous.then(
+    () => ds.transaction(work),
+    () => ds.transaction(work),
+  );
+  sqliteQueues.set(
+    ds,
+    run.catch(() => undefined),
+  );
+  return run;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { Generation, type GenerationStatus } from '../../entities/generation.js';
+import { inTransaction } from '../database.js';
 import { costOf, type CreditLedger, type ModelPricing } from '../credits.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
@@ -137,7 +138,7 @@ export class GenerationService {
 
     const id = randomUUID();
     const startedAt = Date.now();
-    await db.transaction(async (tx) => {
+    await inTransaction(db, async (tx) => {
       await credits.reserve(tx, principal.id, reserved);
       await tx.insert(Generation, {
         id,
@@ -159,6 +160,7 @@ export class GenerationService {
         requestId: meta.requestId,
         firstTokenMs: null,
         totalDurationMs: null,
+        createdAt: new Date(startedAt),
         finishedAt: null,
       });
     });
@@ -179,7 +181,7 @@ export class GenerationService {
       // Nothing produced means nothing charged: a request that never reached a token costs no credits.
       const charged = status === 'COMPLETE' || tokens > 0 ? Math.min(reserved, costOf(usage, pricing, requestCost)) : 0;
       const durationMs = Date.now() - startedAt;
-      await db.transaction(async (tx) => {
+      await inTransaction(db, async (tx) => {
         await tx.update(
           Generation,
           { id, status: 'STREAMING' },

@@ -1,0 +1,127 @@
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createDataSource, databaseHealthy, openDatabase } from '../../src/services/database.js';
+import { createTestDatabase, createTestDatabaseOptions, describeEachDatabase } from '../helpers/database.js';
+import type { TestDatabase } from '../helpers/database.js';
+
+const TABLES = ['api_keys', 'model_entries', 'sessions', 'messages', 'generations', 'settings'];
+
+describeEachDatabase('migrations', (kind) => {
+  const open: TestDatabase[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((db) => db.cleanup()));
+  });
+  const fresh = async () => {
+    const db = await createTestDatabase(kind);
+    open.push(db);
+    return db;
+  };
+
+  it('creates every table on an empty database, matching the entities exactly', async () => {
+    const { dataSource } = await fresh();
+    const queryRunner = dataSource.createQueryRunner();
+    try {
+      for (const table of TABLES) expect(await queryRunner.hasTable(table), table).toBe(true);
+    } finally {
+      await queryRunner.release();
+    }
+    // The schema builder diffs entity metadata against the live schema: empty means the
+    // migration and the entities agree on every column type, default, index and foreign key.
+    const diff = await dataSource.driver.createSchemaBuilder().log();
+    expect(diff.upQueries.map((q) => q.query)).toEqual([]);
+    expect(dataSource.options.synchronize).toBe(false);
+  });
+
+  it('is idempotent: a second openDatabase finds nothing pending', async () => {
+    const db = await fresh();
+    await db.dataSource.destroy();
+
+    const again = await openDatabase(db.options);
+    try {
+      expect(await again.showMigrations()).toBe(false);
+      const [{ count }] = await again.query('SELECT COUNT(*) AS count FROM migrations');
+      expect(Number(count)).toBe(1);
+    } finally {
+      await again.destroy();
+    }
+  });
+
+  it('undoes the initial migration and applies it again', async () => {
+    const { dataSource } = await fresh();
+    await dataSource.undoLastMigration({ transaction: 'each' });
+    expect(await dataSource.showMigrations()).toBe(true);
+    const queryRunner = dataSource.createQueryRunner();
+    try {
+      for (const table of TABLES) expect(await queryRunner.hasTable(table), table).toBe(false);
+      const applied = await dataSource.runMigrations({ transaction: 'each' });
+      expect(applied.map((m) => m.name)).toEqual(['Initial1763900000000']);
+      for (const table of TABLES) expect(await queryRunner.hasTable(table), table).toBe(true);
+    } finally {
+      await queryRunner.release();
+    }
+  });
+
+  it('databaseHealthy is true while open and false after destroy', async () => {
+    const { dataSource } = await fresh();
+    expect(await databaseHealthy(dataSource)).toBe(true);
+    await dataSource.destroy();
+    expect(await databaseHealthy(dataSource)).toBe(false);
+  });
+
+  it('createDataSource returns an uninitialized DataSource that never synchronizes', async () => {
+    const { options, dispose } = await createTestDatabaseOptions(kind);
+    try {
+      const dataSource = createDataSource(options);
+      expect(dataSource.isInitialized).toBe(false);
+      expect(dataSource.options.synchronize).toBe(false);
+      expect(dataSource.options.migrationsRun).toBe(false);
+      expect(dataSource.options.type).toBe(kind === 'sqlite' ? 'better-sqlite3' : 'postgres');
+    } finally {
+      await dispose();
+    }
+  });
+});
+
+describe('SQLite connection settings', () => {
+  const open: TestDatabase[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((db) => db.cleanup()));
+  });
+
+  const pragmas = async (query: (sql: string) => Promise<Array<Record<string, unknown>>>) => ({
+    journalMode: (await query('PRAGMA journal_mode'))[0].journal_mode,
+    synchronous: (await query('PRAGMA synchronous'))[0].synchronous,
+    foreignKeys: (await query('PRAGMA foreign_keys'))[0].foreign_keys,
+    busyTimeout: (await query('PRAGMA busy_timeout'))[0].timeout,
+  });
+  const expected = { journalMode: 'wal', synchronous: 2, foreignKeys: 1, busyTimeout: 5000 };
+
+  it('creates the folder and sets WAL, synchronous=FULL, foreign_keys and busy_timeout', async () => {
+    const db = await createTestDatabase('sqlite');
+    open.push(db);
+    expect(db.options.dbPath).toMatch(/[/\\]data[/\\]gateway\.sqlite$/);
+    expect(await pragmas((sql) => db.dataSource.query(sql))).toEqual(expected);
+  });
+
+  it('sets them again on a reopened WAL file, which alone would come back as synchronous=NORMAL', async () => {
+    const db = await createTestDatabase('sqlite');
+    open.push(db);
+    await db.dataSource.destroy();
+
+    // Control: a plain reopen keeps WAL (stored in the file) but not synchronous=FULL.
+    const plain = new Database(db.options.dbPath);
+    try {
+      expect(plain.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(plain.pragma('synchronous', { simple: true })).not.toBe(2);
+    } finally {
+      plain.close();
+    }
+
+    const reopened = await openDatabase(db.options);
+    try {
+      expect(await pragmas((sql) => reopened.query(sql))).toEqual(expected);
+    } finally {
+      await reopened.destroy();
+    }
+  });
+});
