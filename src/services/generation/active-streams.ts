@@ -1,9 +1,17 @@
+import type { GatewayError } from '../errors.js';
+
+interface RunningStream {
+  controller: AbortController;
+  ownerId: string;
+  done: Promise<void>;
+}
+
 /**
- * Every running generation, so that shutdown (and later cancelGeneration) can abort them and
- * wait for their rows to be written.
+ * Every running generation, so that shutdown, key revocation and cancelGeneration can abort
+ * them and wait for their rows to be written.
  */
 export class ActiveStreams {
-  private readonly streams = new Map<string, { controller: AbortController; ownerId: string; done: Promise<void> }>();
+  private readonly streams = new Map<string, RunningStream>();
 
   add(id: string, ownerId: string, controller: AbortController, done: Promise<void>): void {
     this.streams.set(id, { controller, ownerId, done });
@@ -20,23 +28,42 @@ export class ActiveStreams {
     return n;
   }
 
-  /** Aborts one stream; returns false when it is not running. */
-  cancel(id: string): boolean {
+  has(id: string): boolean {
+    return this.streams.has(id);
+  }
+
+  ownerOf(id: string): string | undefined {
+    return this.streams.get(id)?.ownerId;
+  }
+
+  /**
+   * Aborts one stream; returns false when it is not running. With a `reason` the client receives
+   * that error (e.g. UNAUTHENTICATED after revocation); without one the stream ends as CANCELLED.
+   */
+  cancel(id: string, reason?: GatewayError): boolean {
     const s = this.streams.get(id);
     if (!s) return false;
-    s.controller.abort();
+    s.controller.abort(reason);
     return true;
   }
 
+  /** Aborts every stream of one API key and waits until their rows are written. */
+  async cancelOwner(ownerId: string, reason?: GatewayError): Promise<number> {
+    const mine = [...this.streams.values()].filter((s) => s.ownerId === ownerId);
+    for (const s of mine) s.controller.abort(reason);
+    await Promise.allSettled(mine.map((s) => s.done));
+    return mine.length;
+  }
+
   /** Waits up to `graceMs` for streams to finish on their own, then aborts the rest and waits for their bookkeeping. */
-  async drain(graceMs: number): Promise<void> {
+  async drain(graceMs: number, reason?: GatewayError): Promise<void> {
     const pending = () => [...this.streams.values()].map((s) => s.done);
     if (this.streams.size && graceMs > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.allSettled(pending()), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
     }
-    for (const s of this.streams.values()) s.controller.abort();
+    for (const s of this.streams.values()) s.controller.abort(reason);
     await Promise.allSettled(pending());
   }
 }

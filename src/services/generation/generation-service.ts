@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { DataSource } from 'typeorm';
-import { Generation, type GenerationStatus } from '../../entities/generation.js';
+import type { Message as OllamaMessage, Options as OllamaOptions } from 'ollama';
+import type { DataSource, EntityManager } from 'typeorm';
+import { Generation, type GenerationKind, type GenerationMessage, type GenerationStatus } from '../../entities/generation.js';
+import { costOf, type CreditLedger } from '../credits.js';
 import { inTransaction } from '../database.js';
-import { costOf, type CreditLedger, type ModelPricing } from '../credits.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
 import type { Logger } from '../logger.js';
 import type { OllamaUpstream } from '../ollama/upstream.js';
 import type { ActiveStreams } from './active-streams.js';
+import { type ModelDirectory, type RequestAdmission, admitEverything, passThroughModels } from './hooks.js';
 import { type GenerationOptions, toOllamaOptions } from './options.js';
 
 export interface GenerateInput {
@@ -42,6 +44,38 @@ export interface GenerationResult extends DoneEvent {
   text: string;
 }
 
+/** How a generation ended, as handed to a plan's `onFinish`. */
+export interface GenerationOutcome {
+  generationId: string;
+  status: Exclude<GenerationStatus, 'STREAMING' | 'INTERRUPTED'>;
+  text: string;
+  usage: { promptTokens: number; completionTokens: number };
+  errorCode: string | null;
+  doneReason: string | null;
+}
+
+/**
+ * Everything one generation needs, prepared by a caller (stateless generate/chat, or a session).
+ * The hooks run inside the same transactions as the usage-log row, so a session's messages and
+ * the log never disagree.
+ */
+export interface GenerationPlan {
+  kind: GenerationKind;
+  /** Model as the client named it (a name or an alias). */
+  model: string;
+  /** The user's prompt (generate) or last user message (chat), for the usage log. */
+  prompt: string;
+  system?: string | null;
+  /** chat: the whole conversation to send, system message included. */
+  messages?: GenerationMessage[];
+  /** generate: base64 images. */
+  images?: string[];
+  options?: GenerationOptions | null;
+  sessionId?: string | null;
+  onStart?(tx: EntityManager, generationId: string): Promise<void>;
+  onFinish?(tx: EntityManager, outcome: GenerationOutcome): Promise<void>;
+}
+
 export interface GenerationServiceDeps {
   db: DataSource;
   upstream: OllamaUpstream;
@@ -51,9 +85,11 @@ export interface GenerationServiceDeps {
   requestCost: number;
   defaultMaxTokens: number;
   maxPromptChars?: number;
+  models?: ModelDirectory;
+  admission?: RequestAdmission;
 }
 
-interface RequestMeta {
+export interface RequestMeta {
   requestId: string;
   /** Aborted when the caller goes away (HTTP request closed). */
   signal?: AbortSignal;
@@ -63,23 +99,50 @@ interface RequestMeta {
 const MAX_PROMPT_CHARS = 1_000_000;
 
 /**
- * Runs generations against Ollama: reserves credits, streams tokens, records every request in the
- * usage log, and settles credits before the final event is sent.
+ * Runs generations against Ollama: admits the request, reserves credits, streams tokens, records
+ * every request in the usage log, and settles credits before the final event is sent.
  */
 export class GenerationService {
-  constructor(private readonly deps: GenerationServiceDeps) {}
+  private readonly models: ModelDirectory;
+  private readonly admission: RequestAdmission;
+
+  constructor(private readonly deps: GenerationServiceDeps) {
+    this.models = deps.models ?? passThroughModels;
+    this.admission = deps.admission ?? admitEverything;
+  }
+
+  /** Streams a one-shot prompt (`/api/generate`). */
+  generate(principal: Principal, input: GenerateInput, meta: RequestMeta): AsyncIterableIterator<GenerationEvent> {
+    return this.stream(principal, { kind: 'generate', model: input.model, prompt: input.prompt, system: input.system, options: input.options }, meta);
+  }
+
+  /** Runs a one-shot prompt to the end and returns the whole text. */
+  generateText(principal: Principal, input: GenerateInput, meta: Omit<RequestMeta, 'streamed'>): Promise<GenerationResult> {
+    return this.complete(principal, { kind: 'generate', model: input.model, prompt: input.prompt, system: input.system, options: input.options }, meta);
+  }
+
+  /** Runs any plan to the end and returns the whole text. */
+  async complete(principal: Principal, plan: GenerationPlan, meta: Omit<RequestMeta, 'streamed'>): Promise<GenerationResult> {
+    let text = '';
+    for await (const event of this.stream(principal, plan, { ...meta, streamed: false })) {
+      if (event.type === 'TOKEN') text += event.delta;
+      else return { ...event, model: plan.model, text };
+    }
+    // Only reachable when the caller's signal aborted the run.
+    throw new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.');
+  }
 
   /**
    * Streams one generation. The returned iterator aborts the upstream request as soon as the
    * consumer calls `return()` (client completed or disconnected), even while waiting on Ollama.
    */
-  generate(principal: Principal, input: GenerateInput, meta: RequestMeta): AsyncIterableIterator<GenerationEvent> {
+  stream(principal: Principal, plan: GenerationPlan, meta: RequestMeta): AsyncIterableIterator<GenerationEvent> {
     const controller = new AbortController();
     const onOuterAbort = () => controller.abort();
     if (meta.signal?.aborted) controller.abort();
     else meta.signal?.addEventListener('abort', onOuterAbort, { once: true });
 
-    const inner = this.run(principal, input, meta, controller);
+    const inner = this.run(principal, plan, meta, controller);
     const cleanup = () => meta.signal?.removeEventListener('abort', onOuterAbort);
     return {
       next: async () => {
@@ -104,151 +167,175 @@ export class GenerationService {
     };
   }
 
-  /** Runs a generation to the end and returns the whole text. */
-  async generateText(principal: Principal, input: GenerateInput, meta: Omit<RequestMeta, 'streamed'>): Promise<GenerationResult> {
-    let text = '';
-    for await (const event of this.generate(principal, input, { ...meta, streamed: false })) {
-      if (event.type === 'TOKEN') text += event.delta;
-      else return { ...event, model: input.model, text };
-    }
-    // Only reachable when the caller's signal aborted the run.
-    throw new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.');
-  }
-
-  private validate(input: GenerateInput): void {
+  private validate(plan: GenerationPlan): void {
     const max = this.deps.maxPromptChars ?? MAX_PROMPT_CHARS;
-    if (!input.model.trim()) throw badInput('model must not be empty.', { field: 'model' });
-    if (input.prompt.length > max) throw badInput(`prompt is longer than ${max} characters.`, { field: 'prompt' });
-    if ((input.system?.length ?? 0) > max) throw badInput(`system is longer than ${max} characters.`, { field: 'system' });
+    if (!plan.model.trim()) throw badInput('model must not be empty.', { field: 'model' });
+    const size = plan.prompt.length + (plan.system?.length ?? 0) + (plan.messages ?? []).reduce((n, m) => n + m.content.length, 0);
+    if (size > max) throw badInput(`The prompt is longer than ${max} characters.`, { field: 'prompt' });
   }
 
-  private async *run(
-    principal: Principal,
-    input: GenerateInput,
-    meta: RequestMeta,
-    controller: AbortController,
-  ): AsyncGenerator<GenerationEvent> {
+  private async *run(principal: Principal, plan: GenerationPlan, meta: RequestMeta, controller: AbortController): AsyncGenerator<GenerationEvent> {
     const { db, upstream, credits, active, log, requestCost, defaultMaxTokens } = this.deps;
-    this.validate(input);
-    const options = toOllamaOptions(input.options);
-    const pricing: ModelPricing = {}; // per-model prices come from the model catalogue
-    const maxTokens = options.num_predict ?? defaultMaxTokens;
-    const promptEstimate = Math.ceil((input.prompt.length + (input.system?.length ?? 0)) / 2) + 16;
-    const reserved = costOf({ promptTokens: promptEstimate, completionTokens: maxTokens }, pricing, requestCost);
-
-    const id = randomUUID();
-    const startedAt = Date.now();
-    await inTransaction(db, async (tx) => {
-      await credits.reserve(tx, principal.id, reserved);
-      await tx.insert(Generation, {
+    this.validate(plan);
+    const options = toOllamaOptions(plan.options);
+    const model = await this.models.resolve(plan.model);
+    const release = await this.admission.admit(principal, { streamed: meta.streamed });
+    let totalTokens = 0;
+    try {
+      const pricing = model.pricing;
+      const reserved = costOf({ promptTokens: estimatePromptTokens(plan), completionTokens: options.num_predict ?? defaultMaxTokens }, pricing, requestCost);
+      const id = randomUUID();
+      const startedAt = Date.now();
+      const row = {
         id,
         apiKeyId: principal.id,
-        sessionId: null,
-        model: input.model,
-        kind: 'generate',
+        sessionId: plan.sessionId ?? null,
+        model: model.name,
+        kind: plan.kind,
         streamed: meta.streamed,
-        prompt: input.prompt,
-        messages: input.system ? [{ role: 'system', content: input.system }, { role: 'user', content: input.prompt }] : null,
-        response: '',
-        promptTokens: 0,
-        completionTokens: 0,
-        creditsReserved: reserved,
-        creditsCharged: 0,
-        status: 'STREAMING',
-        errorCode: null,
-        doneReason: null,
+        prompt: plan.prompt,
+        messages: loggedMessages(plan),
         requestId: meta.requestId,
-        firstTokenMs: null,
-        totalDurationMs: null,
         createdAt: new Date(startedAt),
-        finishedAt: null,
-      });
-    });
-
-    let settle!: () => void;
-    active.add(id, principal.id, controller, new Promise<void>((r) => (settle = r)));
-    let text = '';
-    let tokens = 0;
-    let firstTokenMs: number | null = null;
-    let finished = false;
-
-    const finish = async (
-      status: GenerationStatus,
-      usage: { promptTokens: number; completionTokens: number },
-      extra: { errorCode?: string | null; doneReason?: string | null },
-    ): Promise<number> => {
-      finished = true;
-      // Nothing produced means nothing charged: a request that never reached a token costs no credits.
-      const charged = status === 'COMPLETE' || tokens > 0 ? Math.min(reserved, costOf(usage, pricing, requestCost)) : 0;
-      const durationMs = Date.now() - startedAt;
-      await inTransaction(db, async (tx) => {
-        await tx.update(
-          Generation,
-          { id, status: 'STREAMING' },
-          {
-            status,
-            response: text,
-            promptTokens: usage.promptTokens,
-            completionTokens: usage.completionTokens,
-            creditsCharged: charged,
-            errorCode: extra.errorCode ?? null,
-            doneReason: extra.doneReason ?? null,
-            firstTokenMs,
-            totalDurationMs: durationMs,
-            finishedAt: new Date(),
-          },
-        );
-        await credits.refund(tx, principal.id, reserved - charged);
-      });
-      log.info(
-        { requestId: meta.requestId, generationId: id, key: principal.prefix, model: input.model, outcome: status, errorCode: extra.errorCode, tokens: usage.completionTokens, firstTokenMs, durationMs },
-        'generation finished',
-      );
-      return charged;
-    };
-
-    try {
-      const chunks = upstream.generateStream(
-        { model: input.model, prompt: input.prompt, ...(input.system ? { system: input.system } : {}), options },
-        controller.signal,
-      );
-      for await (const chunk of chunks) {
-        if (chunk.done) {
-          const usage = { promptTokens: chunk.prompt_eval_count ?? 0, completionTokens: chunk.eval_count ?? tokens };
-          const doneReason = chunk.done_reason || 'stop';
-          // Committed before the client hears that the answer is complete.
-          const creditsCharged = await finish('COMPLETE', usage, { doneReason });
-          yield {
-            type: 'DONE',
-            generationId: id,
-            doneReason,
-            usage: { ...usage, totalTokens: usage.promptTokens + usage.completionTokens },
-            creditsCharged,
-            durationMs: Date.now() - startedAt,
-          };
-          return;
+      };
+      try {
+        await inTransaction(db, async (tx) => {
+          await credits.reserve(tx, principal.id, reserved);
+          await tx.insert(Generation, { ...row, status: 'STREAMING', creditsReserved: reserved });
+          await plan.onStart?.(tx, id);
+        });
+      } catch (e) {
+        if (e instanceof GatewayError && e.code === ErrorCode.INSUFFICIENT_CREDITS) {
+          // Refused before reaching the model; still one row in the usage log.
+          await inTransaction(db, (tx) =>
+            tx.insert(Generation, { ...row, status: 'ERROR', errorCode: e.code, creditsReserved: 0, finishedAt: new Date(), totalDurationMs: 0 }),
+          );
         }
-        if (!chunk.response) continue;
-        firstTokenMs ??= Date.now() - startedAt;
-        text += chunk.response;
-        tokens++;
-        yield { type: 'TOKEN', generationId: id, delta: chunk.response, tokenCount: 1 };
+        throw e;
       }
-      throw new GatewayError(ErrorCode.UPSTREAM_ERROR, 'Ollama ended the stream before it was complete.');
-    } catch (e) {
-      if (finished) throw e;
-      const error = controller.signal.aborted
-        ? new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.')
-        : e instanceof GatewayError
-          ? e
-          : new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Generation failed unexpectedly.', {}, { cause: e });
-      if (error.code === ErrorCode.INTERNAL_SERVER_ERROR) log.error({ err: e, requestId: meta.requestId, generationId: id }, 'generation crashed');
-      await finish(error.code === ErrorCode.CANCELLED ? 'CANCELLED' : 'ERROR', { promptTokens: 0, completionTokens: tokens }, { errorCode: error.code });
-      if (error.code !== ErrorCode.CANCELLED) throw error;
+
+      let settle!: () => void;
+      active.add(id, principal.id, controller, new Promise<void>((r) => (settle = r)));
+      const notBusy = this.models.markBusy(model.name);
+      let text = '';
+      let tokens = 0;
+      let firstTokenMs: number | null = null;
+      let finished = false;
+
+      const finish = async (status: GenerationOutcome['status'], usage: GenerationOutcome['usage'], errorCode: string | null, doneReason: string | null) => {
+        finished = true;
+        // Nothing produced means nothing charged: a request that never got a token costs no credits.
+        const charged = status === 'COMPLETE' || tokens > 0 ? Math.min(reserved, costOf(usage, pricing, requestCost)) : 0;
+        const durationMs = Date.now() - startedAt;
+        totalTokens = usage.promptTokens + usage.completionTokens;
+        await inTransaction(db, async (tx) => {
+          await tx.update(
+            Generation,
+            { id, status: 'STREAMING' },
+            {
+              status,
+              response: text,
+              promptTokens: usage.promptTokens,
+              completionTokens: usage.completionTokens,
+              creditsCharged: charged,
+              errorCode,
+              doneReason,
+              firstTokenMs,
+              totalDurationMs: durationMs,
+              finishedAt: new Date(),
+            },
+          );
+          await credits.refund(tx, principal.id, reserved - charged);
+          await plan.onFinish?.(tx, { generationId: id, status, text, usage, errorCode, doneReason });
+        });
+        log.info(
+          { requestId: meta.requestId, generationId: id, key: principal.prefix, model: model.name, kind: plan.kind, outcome: status, errorCode, completionTokens: usage.completionTokens, firstTokenMs, durationMs },
+          'generation finished',
+        );
+        return { charged, durationMs };
+      };
+
+      try {
+        const request = { model: model.name, options: options as Partial<OllamaOptions>, ...(model.keepAlive !== undefined ? { keep_alive: model.keepAlive } : {}) };
+        const chunks =
+          plan.kind === 'chat'
+            ? mapChunks(upstream.chatStream({ ...request, messages: (plan.messages ?? []) as OllamaMessage[] }, controller.signal), (c) => c.message?.content ?? '')
+            : mapChunks(
+                upstream.generateStream(
+                  { ...request, prompt: plan.prompt, ...(plan.system ? { system: plan.system } : {}), ...(plan.images?.length ? { images: plan.images } : {}) },
+                  controller.signal,
+                ),
+                (c) => c.response ?? '',
+              );
+        for await (const chunk of chunks) {
+          if (chunk.done) {
+            const usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens ?? tokens };
+            const doneReason = chunk.doneReason || 'stop';
+            // Committed before the client hears that the answer is complete.
+            const { charged, durationMs } = await finish('COMPLETE', usage, null, doneReason);
+            yield { type: 'DONE', generationId: id, doneReason, usage: { ...usage, totalTokens: usage.promptTokens + usage.completionTokens }, creditsCharged: charged, durationMs };
+            return;
+          }
+          if (!chunk.delta) continue;
+          firstTokenMs ??= Date.now() - startedAt;
+          text += chunk.delta;
+          tokens++;
+          yield { type: 'TOKEN', generationId: id, delta: chunk.delta, tokenCount: 1 };
+        }
+        throw new GatewayError(ErrorCode.UPSTREAM_ERROR, 'Ollama ended the stream before it was complete.');
+      } catch (e) {
+        if (finished) throw e;
+        const error = controller.signal.aborted
+          ? controller.signal.reason instanceof GatewayError
+            ? controller.signal.reason
+            : new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.')
+          : e instanceof GatewayError
+            ? e
+            : new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Generation failed unexpectedly.', {}, { cause: e });
+        if (error.code === ErrorCode.INTERNAL_SERVER_ERROR) log.error({ err: e, requestId: meta.requestId, generationId: id }, 'generation crashed');
+        await finish(controller.signal.aborted ? 'CANCELLED' : 'ERROR', { promptTokens: 0, completionTokens: tokens }, error.code, null);
+        if (error.code !== ErrorCode.CANCELLED) throw error;
+      } finally {
+        // Reached without `finished` when the consumer stopped at a yield (return()): the client left mid-stream.
+        if (!finished) await finish('CANCELLED', { promptTokens: 0, completionTokens: tokens }, ErrorCode.CANCELLED, null);
+        notBusy();
+        settle();
+      }
     } finally {
-      // Reached when the consumer stopped at a yield (return()): the client went away mid-stream.
-      if (!finished) await finish('CANCELLED', { promptTokens: 0, completionTokens: tokens }, { errorCode: ErrorCode.CANCELLED });
-      settle();
+      release({ totalTokens });
     }
   }
+}
+
+interface Chunk {
+  done: boolean;
+  delta: string;
+  promptTokens: number;
+  completionTokens?: number;
+  doneReason?: string;
+}
+
+/** Normalises generate and chat chunks; token counts exist only on the final chunk. */
+async function* mapChunks<T extends { done: boolean; done_reason?: string; prompt_eval_count?: number; eval_count?: number }>(
+  source: AsyncIterable<T>,
+  delta: (chunk: T) => string,
+): AsyncGenerator<Chunk> {
+  for await (const c of source) {
+    yield c.done
+      ? { done: true, delta: '', promptTokens: c.prompt_eval_count ?? 0, completionTokens: c.eval_count, doneReason: c.done_reason }
+      : { done: false, delta: delta(c), promptTokens: 0 };
+  }
+}
+
+/** Rough upper bound of prompt tokens (used only to size the credit reservation). */
+function estimatePromptTokens(plan: GenerationPlan): number {
+  const chars = plan.prompt.length + (plan.system?.length ?? 0) + (plan.messages ?? []).reduce((n, m) => n + m.content.length, 0);
+  return Math.ceil(chars / 2) + 16 + (plan.images?.length ?? 0) * 1024;
+}
+
+/** The conversation as stored in the usage log (images are counted, not copied). */
+function loggedMessages(plan: GenerationPlan): GenerationMessage[] | null {
+  if (plan.messages) return plan.messages.map(({ role, content, images }) => ({ role, content, ...(images?.length ? { images: images.map(() => '[image]') } : {}) }));
+  if (plan.system) return [{ role: 'system', content: plan.system }, { role: 'user', content: plan.prompt }];
+  return null;
 }
