@@ -2,6 +2,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { DataSource } from 'typeorm';
 import { WebSocketServer } from 'ws';
@@ -53,6 +54,8 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
+    // GraphiQL with its assets inlined: works on GPU hosts without internet access (no CDN).
+    renderGraphiQL,
     logging: false,
     cors: config.corsOrigins.length ? { origin: config.corsOrigins, credentials: true } : false,
     graphiql: {
