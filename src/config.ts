@@ -28,6 +28,20 @@ export interface Config {
   upstreamStallTimeoutMs: number;
   /** Time given to running streams to finish on SIGTERM before they are cancelled. */
   shutdownGraceMs: number;
+  /** Concurrent generations per model; more wait in the gateway's queue (0 = no cap). */
+  maxConcurrentPerModel: number;
+  /** Largest image accepted (decoded bytes), whether base64, upload or URL. */
+  maxImageBytes: number;
+  maxImagesPerMessage: number;
+  imageFetchTimeoutMs: number;
+  /** Let image URLs reach private, loopback and link-local addresses (SSRF guard off). */
+  imageUrlAllowPrivate: boolean;
+  /** Default per-key limits on generation requests (a key's own limits override them); 0 = unlimited. */
+  rateLimitRequestsPerMinute: number;
+  rateLimitTokensPerMinute: number;
+  maxConcurrentStreamsPerKey: number;
+  /** Length of the rate-limit window in seconds; the "per minute" limits apply per window. */
+  rateLimitWindowSeconds: number;
 }
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
@@ -37,6 +51,7 @@ const list = z
   .string()
   .transform((s) => s.split(',').map((p) => p.trim()).filter(Boolean));
 const httpUrl = z.url({ protocol: /^https?$/ });
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 const envSchema = z.object({
   PORT: z.preprocess(emptyToUndefined, int(0, 65535).default(4000)),
@@ -55,8 +70,8 @@ const envSchema = z.object({
   GPU_VRAM_BYTES: optional(int(1)),
   REDIS_URL: optional(z.url({ protocol: /^rediss?$/ })),
   CORS_ORIGINS: z.preprocess(emptyToUndefined, list.default([])),
-  MAX_BODY_BYTES: z.preprocess(emptyToUndefined, int(1024).default(1_048_576)),
-  MAX_WS_PAYLOAD_BYTES: z.preprocess(emptyToUndefined, int(1024).default(1_048_576)),
+  MAX_BODY_BYTES: z.preprocess(emptyToUndefined, int(1024).default(16 * 1024 * 1024)),
+  MAX_WS_PAYLOAD_BYTES: z.preprocess(emptyToUndefined, int(1024).default(16 * 1024 * 1024)),
   LOG_LEVEL: z.preprocess(
     emptyToUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -65,6 +80,15 @@ const envSchema = z.object({
   UPSTREAM_CONNECT_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1).default(120_000)),
   UPSTREAM_STALL_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1).default(60_000)),
   SHUTDOWN_GRACE_MS: z.preprocess(emptyToUndefined, int(0).default(10_000)),
+  MAX_CONCURRENT_PER_MODEL: z.preprocess(emptyToUndefined, int(0, 100_000).default(4)),
+  RATE_LIMIT_REQUESTS_PER_MINUTE: z.preprocess(emptyToUndefined, int(0, 1_000_000_000).default(120)),
+  RATE_LIMIT_TOKENS_PER_MINUTE: z.preprocess(emptyToUndefined, int(0, 1_000_000_000).default(200_000)),
+  MAX_CONCURRENT_STREAMS_PER_KEY: z.preprocess(emptyToUndefined, int(0, 1_000_000_000).default(8)),
+  RATE_LIMIT_WINDOW_SECONDS: z.preprocess(emptyToUndefined, int(1, 3600).default(60)),
+  MAX_IMAGE_BYTES: z.preprocess(emptyToUndefined, int(1024).default(10 * 1024 * 1024)),
+  MAX_IMAGES_PER_MESSAGE: z.preprocess(emptyToUndefined, int(0, 100).default(8)),
+  IMAGE_FETCH_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1).default(10_000)),
+  IMAGE_URL_ALLOW_PRIVATE: z.preprocess(emptyToUndefined, bool.default(false)),
 });
 
 /** Thrown when the environment holds a bad value; the message names every offending variable. */
@@ -106,5 +130,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     upstreamConnectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
     upstreamStallTimeoutMs: e.UPSTREAM_STALL_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    maxConcurrentPerModel: e.MAX_CONCURRENT_PER_MODEL,
+    rateLimitRequestsPerMinute: e.RATE_LIMIT_REQUESTS_PER_MINUTE,
+    rateLimitTokensPerMinute: e.RATE_LIMIT_TOKENS_PER_MINUTE,
+    maxConcurrentStreamsPerKey: e.MAX_CONCURRENT_STREAMS_PER_KEY,
+    rateLimitWindowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
+    maxImageBytes: e.MAX_IMAGE_BYTES,
+    maxImagesPerMessage: e.MAX_IMAGES_PER_MESSAGE,
+    imageFetchTimeoutMs: e.IMAGE_FETCH_TIMEOUT_MS,
+    imageUrlAllowPrivate: e.IMAGE_URL_ALLOW_PRIVATE,
   };
 }

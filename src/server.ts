@@ -8,6 +8,8 @@ import type { DataSource } from 'typeorm';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config.js';
 import { type GatewayContext, keyFromConnectionParams, keyFromHeaders, newContext } from './context.js';
+import { useOperationLog } from './plugins/use-operation-log.js';
+import { EXPORT_CONVERSATIONS_PATH, exportConversations } from './routes/export-conversations.js';
 import { createMaskError } from './schema/errors.js';
 import { schema } from './schema/index.js';
 import { createServices, type Services } from './services/container.js';
@@ -65,18 +67,25 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
       defaultQuery: 'subscription {\n  generate(input: { model: "llama3.2", prompt: "Why is the sky blue?" }) {\n    type\n    delta\n    usage { promptTokens completionTokens }\n  }\n}\n',
     },
     maskedErrors: { maskError: createMaskError(log) },
+    plugins: [useOperationLog()],
     context: async (initial): Promise<GatewayContext> => {
       const wsPrincipal = (initial as { wsPrincipal?: Principal }).wsPrincipal;
       if (wsPrincipal) return newContext(services, wsPrincipal, false);
       const request = (initial as { request: Request }).request;
       const presented = keyFromHeaders(request.headers);
       const key = presented ? await services.keys.authenticate(presented) : null;
+      const res = (initial as { res?: ServerResponse }).res;
+      if (key && res && request.headers.get('accept')?.includes('text/event-stream')) {
+        // An SSE response is long-lived: close it if the key is revoked.
+        res.once('close', services.connections.add(key.id, { close: () => res.destroy() }));
+      }
       return newContext(services, key ? toPrincipal(key) : null, Boolean(presented && !key), request.signal);
     },
   });
 
   const server = createServer((req, res) => {
     if (req.url === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(res);
+    if (req.url?.split('?')[0] === EXPORT_CONVERSATIONS_PATH) return void exportConversations(req, res, services);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > config.maxBodyBytes) return void refuseLargeBody(res, config.maxBodyBytes);
     void yoga.handle(req, res);
@@ -98,9 +107,18 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
         const key = await services.keys.authenticate(keyFromConnectionParams(ctx.connectionParams));
         if (!key) return false; // graphql-ws closes with 4403 Forbidden
         ctx.extra.principal = toPrincipal(key);
+        const socket = ctx.extra.socket;
+        socket.once('close', services.connections.add(key.id, { close: () => socket.close(4403, 'API key revoked') }));
         return true;
       },
       onSubscribe: async (ctx, _id, params) => {
+        // The key may have been revoked since the socket opened (on another instance too): check it per operation.
+        const current = ctx.extra.principal ? await services.keys.findActive(ctx.extra.principal.id) : null;
+        if (!current) {
+          setImmediate(() => ctx.extra.socket.close(4403, 'API key revoked'));
+          return [new GraphQLError('The API key is invalid or revoked.', { extensions: { code: ErrorCode.UNAUTHENTICATED } })];
+        }
+        ctx.extra.principal = toPrincipal(current);
         const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,

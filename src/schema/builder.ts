@@ -9,7 +9,7 @@ export const builder = new SchemaBuilder<{
   Context: GatewayContext;
   AuthScopes: { authenticated: boolean; admin: boolean };
   DefaultFieldNullability: false;
-  Scalars: { DateTime: { Input: Date; Output: Date } };
+  Scalars: { DateTime: { Input: Date; Output: Date }; File: { Input: File; Output: never } };
 }>({
   plugins: [ScopeAuthPlugin],
   defaultFieldNullability: false,
@@ -39,5 +39,17 @@ builder.scalarType('DateTime', {
     const date = typeof value === 'string' ? new Date(value) : new Date(Number.NaN);
     if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO-8601 string.', { extensions: { code: ErrorCode.BAD_USER_INPUT } });
     return date;
+  },
+});
+
+builder.scalarType('File', {
+  description: 'A file sent with the GraphQL multipart request specification (input only).',
+  serialize: () => {
+    throw new GraphQLError('File is an input-only type.');
+  },
+  parseValue: (value) => {
+    // yoga's multipart parser may hand over its own File implementation, so check the shape.
+    if (value && typeof value === 'object' && typeof (value as Blob).arrayBuffer === 'function' && 'size' in value) return value as File;
+    throw new GraphQLError('Expected a file sent as a multipart upload.', { extensions: { code: ErrorCode.BAD_USER_INPUT } });
   },
 });

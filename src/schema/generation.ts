@@ -34,8 +34,18 @@ export const GenerateInput = builder.inputType('GenerateInput', {
 export const GenerationEventType = builder.enumType('GenerationEventType', {
   description: 'Kind of a streamed generation event.',
   values: {
+    PHASE: { description: 'Where the request is before its first token: `phase` (and `queuePosition` while QUEUED).' },
     TOKEN: { description: 'More text: `delta` holds one or more tokens.' },
     DONE: { description: 'The last event: usage, done reason and credits charged. The answer is stored before it is sent.' },
+  } as const,
+});
+
+export const GenerationPhase = builder.enumType('GenerationPhase', {
+  description: 'Progress of a request before its first token.',
+  values: {
+    QUEUED: { description: 'Waiting for a free slot on the model; `queuePosition` says how many requests are ahead, plus one.' },
+    LOADING_MODEL: { description: 'The model is not in GPU memory and is being loaded.' },
+    GENERATING: { description: 'The model is working on the request; tokens follow.' },
   } as const,
 });
 
@@ -51,16 +61,19 @@ export const Usage = builder.objectRef<UsageShape>('Usage').implement({
 const done = (e: GenerationEventShape): DoneEvent | null => (e.type === 'DONE' ? e : null);
 
 export const GenerationEvent = builder.objectRef<GenerationEventShape>('GenerationEvent').implement({
-  description: 'One event of a generation stream: TOKEN events carry text, then one DONE event ends the stream.',
+  description: 'One event of a generation stream: PHASE events, TOKEN events with text, then one DONE event that ends the stream.',
   fields: (t) => ({
     type: t.field({ type: GenerationEventType, description: 'Kind of event.', resolve: (e) => e.type }),
     generationId: t.exposeID('generationId', { description: 'Identifier of the generation in the usage log.' }),
+    phase: t.field({ type: GenerationPhase, nullable: true, description: 'PHASE: where the request is.', resolve: (e) => (e.type === 'PHASE' ? e.phase : null) }),
+    queuePosition: t.int({ nullable: true, description: 'PHASE QUEUED: requests ahead of this one, plus one.', resolve: (e) => (e.type === 'PHASE' ? e.queuePosition : null) }),
     delta: t.string({ nullable: true, description: 'TOKEN: the new text (one or more tokens).', resolve: (e) => (e.type === 'TOKEN' ? e.delta : null) }),
     tokenCount: t.int({ nullable: true, description: 'TOKEN: how many tokens `delta` holds.', resolve: (e) => (e.type === 'TOKEN' ? e.tokenCount : null) }),
     doneReason: t.string({ nullable: true, description: 'DONE: why generation stopped ("stop" or "length").', resolve: (e) => done(e)?.doneReason ?? null }),
     usage: t.field({ type: Usage, nullable: true, description: 'DONE: token counts.', resolve: (e) => done(e)?.usage ?? null }),
     creditsCharged: t.int({ nullable: true, description: 'DONE: credits taken from the key for this request.', resolve: (e) => done(e)?.creditsCharged ?? null }),
     durationMs: t.int({ nullable: true, description: 'DONE: wall time of the request in milliseconds.', resolve: (e) => done(e)?.durationMs ?? null }),
+    messageId: t.id({ nullable: true, description: 'DONE: the stored assistant message (session chats only).', resolve: (e) => done(e)?.messageId ?? null }),
   }),
 });
 

@@ -2,9 +2,14 @@
 import './health.js';
 import './api-key.js';
 import './generation.js';
+import './usage.js';
+import './session.js';
 import '../resolvers/health.js';
 import '../resolvers/keys.js';
 import '../resolvers/generation.js';
+import '../resolvers/usage.js';
+import '../resolvers/sessions.js';
+import '../resolvers/chat.js';
 import { lexicographicSortSchema, printSchema } from 'graphql';
 import { builder } from './builder.js';
 

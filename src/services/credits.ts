@@ -8,6 +8,9 @@ export interface ModelPricing {
   completionPricePer1k?: number | null;
 }
 
+/** Largest balance a key may hold (fits PostgreSQL's 32-bit integer with room for refunds). */
+export const MAX_CREDITS = 1_000_000_000;
+
 export interface TokenUsage {
   promptTokens: number;
   completionTokens: number;
@@ -50,5 +53,20 @@ export class CreditLedger {
       .set({ credits: () => 'credits + :amount' })
       .where('id = :id', { id: apiKeyId, amount })
       .execute();
+  }
+
+  /**
+   * Adds `delta` credits (negative to take some away) in one conditional UPDATE that keeps the
+   * balance within 0..MAX_CREDITS; false when the key does not exist or the result would leave
+   * that range. Never read-then-write: it composes safely with running reservations.
+   */
+  async adjust(tx: EntityManager, apiKeyId: string, delta: number): Promise<boolean> {
+    const result = await tx
+      .createQueryBuilder()
+      .update(ApiKey)
+      .set({ credits: () => 'credits + :delta' })
+      .where('id = :id AND credits + :delta >= 0 AND credits + :delta <= :max', { id: apiKeyId, delta, max: MAX_CREDITS })
+      .execute();
+    return Boolean(result.affected);
   }
 }

@@ -38,6 +38,7 @@ describe('client disconnect aborts the upstream request', () => {
         {
           next: (r) => {
             generationId = r.data!.generate.generationId;
+            if (r.data!.generate.type !== 'TOKEN') return;
             deltas.push(r.data!.generate.delta ?? '');
             if (deltas.length === 2) resolve();
           },
@@ -75,7 +76,7 @@ describe('client disconnect aborts the upstream request', () => {
         {
           next: (r) => {
             generationId = r.data!.generate.generationId;
-            resolve(dispose);
+            if (r.data!.generate.type === 'TOKEN') resolve(dispose);
           },
           error: () => {},
           complete: () => {},
@@ -120,7 +121,7 @@ describe('client disconnect aborts the upstream request', () => {
       signal: controller.signal,
       onEvent: (e) => {
         generationId = e.data!.generate.generationId;
-        if (++count === 2) controller.abort();
+        if (e.data!.generate.type === 'TOKEN' && ++count === 2) controller.abort();
       },
     }).catch((e: unknown) => {
       expect((e as Error).name).toBe('AbortError');

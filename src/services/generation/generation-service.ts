@@ -10,7 +10,9 @@ import type { Logger } from '../logger.js';
 import type { OllamaUpstream } from '../ollama/upstream.js';
 import type { ActiveStreams } from './active-streams.js';
 import { type ModelDirectory, type RequestAdmission, admitEverything, passThroughModels } from './hooks.js';
+import { ModelSlots } from './model-slots.js';
 import { type GenerationOptions, toOllamaOptions } from './options.js';
+import type { ResidencyProbe } from './residency.js';
 
 export interface GenerateInput {
   model: string;
@@ -25,8 +27,12 @@ export interface Usage {
   totalTokens: number;
 }
 
-/** One event of a generation stream: text deltas, then exactly one DONE. */
+/** Where a request is before its first token. */
+export type GenerationPhase = 'QUEUED' | 'LOADING_MODEL' | 'GENERATING';
+
+/** One event of a generation stream: phases, text deltas, then exactly one DONE. */
 export type GenerationEvent =
+  | { type: 'PHASE'; generationId: string; phase: GenerationPhase; queuePosition: number | null }
   | { type: 'TOKEN'; generationId: string; delta: string; tokenCount: number }
   | {
       type: 'DONE';
@@ -35,6 +41,8 @@ export type GenerationEvent =
       usage: Usage;
       creditsCharged: number;
       durationMs: number;
+      /** The stored assistant message, for session chats. */
+      messageId: string | null;
     };
 export type DoneEvent = Extract<GenerationEvent, { type: 'DONE' }>;
 
@@ -74,6 +82,8 @@ export interface GenerationPlan {
   sessionId?: string | null;
   onStart?(tx: EntityManager, generationId: string): Promise<void>;
   onFinish?(tx: EntityManager, outcome: GenerationOutcome): Promise<void>;
+  /** Id of the assistant message the answer is stored in (session chats). */
+  messageId?: string | null;
 }
 
 export interface GenerationServiceDeps {
@@ -87,6 +97,9 @@ export interface GenerationServiceDeps {
   maxPromptChars?: number;
   models?: ModelDirectory;
   admission?: RequestAdmission;
+  /** Per-model cap on concurrent generations (requests over it wait in a queue). */
+  slots?: ModelSlots;
+  residency?: ResidencyProbe;
 }
 
 export interface RequestMeta {
@@ -105,10 +118,42 @@ const MAX_PROMPT_CHARS = 1_000_000;
 export class GenerationService {
   private readonly models: ModelDirectory;
   private readonly admission: RequestAdmission;
+  private readonly slots: ModelSlots;
+  private readonly capabilityCache = new Map<string, Promise<string[] | null>>();
 
   constructor(private readonly deps: GenerationServiceDeps) {
     this.models = deps.models ?? passThroughModels;
     this.admission = deps.admission ?? admitEverything;
+    this.slots = deps.slots ?? new ModelSlots(0);
+  }
+
+  /** Refuses images for a model whose capabilities (from the catalogue or /api/show) lack vision. */
+  private async requireVision(name: string, known: string[] | null | undefined): Promise<void> {
+    let capabilities = known;
+    if (capabilities === undefined) {
+      let cached = this.capabilityCache.get(name);
+      if (!cached) {
+        cached = this.deps.upstream.show(name).then(
+          (r) => r.capabilities ?? null,
+          (e: unknown) => {
+            this.capabilityCache.delete(name);
+            throw e;
+          },
+        );
+        this.capabilityCache.set(name, cached);
+      }
+      capabilities = await cached;
+    }
+    if (capabilities && !capabilities.includes('vision'))
+      throw new GatewayError(ErrorCode.CAPABILITY_MISSING, `Model "${name}" cannot read images (it has no vision capability).`, { model: name, capability: 'vision' });
+  }
+
+  /** Cancels a running generation of the caller's key; NOT_FOUND when none is running under that id. */
+  async cancel(principal: Principal, generationId: string): Promise<boolean> {
+    if (this.deps.active.ownerOf(generationId) !== principal.id) {
+      throw new GatewayError(ErrorCode.NOT_FOUND, 'No running generation with this id for this key.', { id: generationId });
+    }
+    return this.deps.active.cancel(generationId);
   }
 
   /** Streams a one-shot prompt (`/api/generate`). */
@@ -126,7 +171,7 @@ export class GenerationService {
     let text = '';
     for await (const event of this.stream(principal, plan, { ...meta, streamed: false })) {
       if (event.type === 'TOKEN') text += event.delta;
-      else return { ...event, model: plan.model, text };
+      else if (event.type === 'DONE') return { ...event, model: plan.model, text };
     }
     // Only reachable when the caller's signal aborted the run.
     throw new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.');
@@ -174,12 +219,30 @@ export class GenerationService {
     if (size > max) throw badInput(`The prompt is longer than ${max} characters.`, { field: 'prompt' });
   }
 
+  /** Asks the rate limiter; a refused request (RATE_LIMITED) still leaves one ERROR row in the usage log. */
+  private async admit(principal: Principal, plan: GenerationPlan, model: string, meta: RequestMeta) {
+    try {
+      return await this.admission.admit(principal, { streamed: meta.streamed });
+    } catch (e) {
+      if (e instanceof GatewayError && e.code === ErrorCode.RATE_LIMITED) {
+        const now = new Date();
+        const row = { id: randomUUID(), apiKeyId: principal.id, sessionId: plan.sessionId ?? null, model, kind: plan.kind, streamed: meta.streamed, prompt: plan.prompt };
+        await inTransaction(this.deps.db, (tx) =>
+          tx.insert(Generation, { ...row, messages: loggedMessages(plan), requestId: meta.requestId, createdAt: now, finishedAt: now, status: 'ERROR', errorCode: e.code, creditsReserved: 0, totalDurationMs: 0 }),
+        );
+        this.deps.log.info({ requestId: meta.requestId, generationId: row.id, key: principal.prefix, model, kind: plan.kind, outcome: 'ERROR', errorCode: e.code }, 'generation refused');
+      }
+      throw e;
+    }
+  }
+
   private async *run(principal: Principal, plan: GenerationPlan, meta: RequestMeta, controller: AbortController): AsyncGenerator<GenerationEvent> {
     const { db, upstream, credits, active, log, requestCost, defaultMaxTokens } = this.deps;
     this.validate(plan);
     const options = toOllamaOptions(plan.options);
     const model = await this.models.resolve(plan.model);
-    const release = await this.admission.admit(principal, { streamed: meta.streamed });
+    if (plan.images?.length || plan.messages?.some((m) => m.images?.length)) await this.requireVision(model.name, model.capabilities);
+    const release = await this.admit(principal, plan, model.name, meta);
     let totalTokens = 0;
     try {
       const pricing = model.pricing;
@@ -255,7 +318,15 @@ export class GenerationService {
         return { charged, durationMs };
       };
 
+      const ticket = this.slots.enter(model.name, controller.signal);
       try {
+        // Tell the client where the request is before the first token: queued, loading, generating.
+        while (ticket.position > 0) {
+          yield { type: 'PHASE', generationId: id, phase: 'QUEUED', queuePosition: ticket.position };
+          await Promise.race([ticket.granted, ticket.moved()]);
+        }
+        let loading = (await this.deps.residency?.isResident(model.name)) === false;
+        yield { type: 'PHASE', generationId: id, phase: loading ? 'LOADING_MODEL' : 'GENERATING', queuePosition: null };
         const request = { model: model.name, options: options as Partial<OllamaOptions>, ...(model.keepAlive !== undefined ? { keep_alive: model.keepAlive } : {}) };
         const chunks =
           plan.kind === 'chat'
@@ -273,8 +344,21 @@ export class GenerationService {
             const doneReason = chunk.doneReason || 'stop';
             // Committed before the client hears that the answer is complete.
             const { charged, durationMs } = await finish('COMPLETE', usage, null, doneReason);
-            yield { type: 'DONE', generationId: id, doneReason, usage: { ...usage, totalTokens: usage.promptTokens + usage.completionTokens }, creditsCharged: charged, durationMs };
+            yield {
+              type: 'DONE',
+              generationId: id,
+              doneReason,
+              usage: { ...usage, totalTokens: usage.promptTokens + usage.completionTokens },
+              creditsCharged: charged,
+              durationMs,
+              messageId: plan.messageId ?? null,
+            };
             return;
+          }
+          if (loading) {
+            loading = false;
+            this.deps.residency?.markResident(model.name);
+            yield { type: 'PHASE', generationId: id, phase: 'GENERATING', queuePosition: null };
           }
           if (!chunk.delta) continue;
           firstTokenMs ??= Date.now() - startedAt;
@@ -298,6 +382,7 @@ export class GenerationService {
       } finally {
         // Reached without `finished` when the consumer stopped at a yield (return()): the client left mid-stream.
         if (!finished) await finish('CANCELLED', { promptTokens: 0, completionTokens: tokens }, ErrorCode.CANCELLED, null);
+        ticket.release();
         notBusy();
         settle();
       }

@@ -70,6 +70,19 @@ export class OllamaUpstream {
     );
   }
 
+  /** Loads a model (empty prompt); without keepAlive Ollama's own default (OLLAMA_KEEP_ALIVE) applies. */
+  async load(model: string, opts: { keepAlive?: number | string; numCtx?: number } = {}, signal?: AbortSignal): Promise<GenerateResponse> {
+    return this.once(model, signal, (c) =>
+      c.generate({
+        model,
+        prompt: '',
+        stream: false,
+        ...(opts.keepAlive !== undefined ? { keep_alive: opts.keepAlive } : {}),
+        ...(opts.numCtx ? { options: { num_ctx: opts.numCtx } } : {}),
+      }),
+    );
+  }
+
   /** True when Ollama answers `/api/version` within `timeoutMs`. */
   async reachable(timeoutMs = 2000): Promise<boolean> {
     try {

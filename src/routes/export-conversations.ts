@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { stringify } from 'csv-stringify';
+import { keyFromHeaders } from '../context.js';
+import type { Services } from '../services/container.js';
+import { ErrorCode, isGatewayError } from '../services/errors.js';
+import { type ConversationRow, timeRange } from '../services/usage.js';
+
+export const EXPORT_CONVERSATIONS_PATH = '/export/conversations.csv';
+
+const COLUMNS: Array<{ key: keyof ConversationRow; header: string }> = [
+  { key: 'createdAt', header: 'timestamp' },
+  { key: 'keyName', header: 'key_name' },
+  { key: 'keyPrefix', header: 'key_prefix' },
+  { key: 'model', header: 'model' },
+  { key: 'kind', header: 'kind' },
+  { key: 'sessionId', header: 'session_id' },
+  { key: 'status', header: 'status' },
+  { key: 'errorCode', header: 'error_code' },
+  { key: 'prompt', header: 'prompt' },
+  { key: 'response', header: 'response' },
+  { key: 'promptTokens', header: 'prompt_tokens' },
+  { key: 'completionTokens', header: 'completion_tokens' },
+  { key: 'creditsCharged', header: 'credits_charged' },
+  { key: 'id', header: 'generation_id' },
+];
+
+function refuse(res: ServerResponse, status: number, code: ErrorCode, message: string) {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(JSON.stringify({ errors: [{ message, extensions: { code } }] }));
+}
+
+function dateParam(params: URLSearchParams, name: string): Date | undefined {
+  const raw = params.get(name);
+  if (raw === null || raw === '') return undefined;
+  return new Date(raw);
+}
+
+/**
+ * `GET /export/conversations.csv?from=&to=` (admin key in `x-api-key` or `Authorization: Bearer`):
+ * every generation in [from, to) as CSV, oldest first, streamed from the database in batches with
+ * backpressure. Dates are ISO-8601; both bounds are optional.
+ */
+export async function exportConversations(req: IncomingMessage, res: ServerResponse, services: Services): Promise<void> {
+  const started = Date.now();
+  const requestId = randomUUID();
+  const log = services.log.child({ requestId });
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('allow', 'GET, HEAD');
+    return refuse(res, 405, ErrorCode.BAD_USER_INPUT, 'Use GET.');
+  }
+  const presented = keyFromHeaders({ get: (name) => [req.headers[name]].flat()[0] ?? null });
+  const key = presented ? await services.keys.authenticate(presented) : null;
+  if (!key) return refuse(res, 401, ErrorCode.UNAUTHENTICATED, presented ? 'The API key is invalid or revoked.' : 'A valid API key is required.');
+  if (key.role !== 'ADMIN') {
+    log.info({ key: key.prefix, route: EXPORT_CONVERSATIONS_PATH, outcome: 'forbidden' }, 'export refused');
+    return refuse(res, 403, ErrorCode.FORBIDDEN, 'Only admin keys may export conversations.');
+  }
+
+  let range;
+  try {
+    const params = new URL(req.url ?? '/', 'http://gateway').searchParams;
+    range = timeRange(dateParam(params, 'from'), dateParam(params, 'to'));
+  } catch (e) {
+    return refuse(res, 400, ErrorCode.BAD_USER_INPUT, isGatewayError(e) ? e.message : 'Invalid query.');
+  }
+
+  res.writeHead(200, {
+    'content-type': 'text/csv; charset=utf-8',
+    'content-disposition': 'attachment; filename="conversations.csv"',
+    'cache-control': 'no-store',
+  });
+  if (req.method === 'HEAD') return void res.end();
+
+  let rows = 0;
+  const source = Readable.from(
+    (async function* () {
+      for await (const row of services.usage.conversations(range)) {
+        rows++;
+        yield row;
+      }
+    })(),
+  );
+  const csv = stringify({ header: true, columns: COLUMNS, cast: { date: (d) => d.toISOString() } });
+  try {
+    await pipeline(source, csv, res);
+    log.info({ key: key.prefix, route: EXPORT_CONVERSATIONS_PATH, outcome: 'ok', rows, durationMs: Date.now() - started }, 'conversations exported');
+  } catch (err) {
+    // Most often the client went away; the response is already destroyed by pipeline.
+    log.warn({ err, key: key.prefix, route: EXPORT_CONVERSATIONS_PATH, outcome: 'aborted', rows, durationMs: Date.now() - started }, 'conversation export ended early');
+  }
+}

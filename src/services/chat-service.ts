@@ -1,0 +1,94 @@
+import type { GenerationMessage } from '../entities/generation.js';
+import { badInput } from './errors.js';
+import type { GenerationEvent, GenerationPlan, GenerationResult, GenerationService, RequestMeta } from './generation/generation-service.js';
+import { lazyStream } from './generation/lazy-stream.js';
+import type { GenerationOptions } from './generation/options.js';
+import { imageFromBase64 } from './images/image-bytes.js';
+import { type ImageLimits, type ImageSources, resolveImages } from './images/resolve-images.js';
+import type { Principal } from './keys.js';
+import type { ChatTurn, SessionService } from './sessions/session-service.js';
+
+export interface ChatMessageInput {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+  images?: readonly string[] | null;
+}
+
+/** A chat turn: either in a stored session (`sessionId` + `message`), or stateless (`model` + `messages`). */
+export interface ChatInput {
+  images?: ImageSources['images'];
+  imageUploads?: ImageSources['uploads'];
+  imageUrls?: ImageSources['urls'];
+  sessionId?: string | null;
+  message?: string | null;
+  model?: string | null;
+  messages?: readonly ChatMessageInput[] | null;
+  options?: GenerationOptions | null;
+}
+
+export interface ChatResult extends GenerationResult {
+  /** The stored assistant message (session chats). */
+  message: ChatTurn | null;
+  /** The whole conversation after this turn, system prompt first. */
+  history: ChatTurn[];
+}
+
+const MAX_MESSAGES = 1000;
+
+/** Chat on top of the generation service: session turns and OpenAI-style stateless histories. */
+export class ChatService {
+  constructor(
+    private readonly generation: GenerationService,
+    private readonly sessions: SessionService,
+    private readonly imageLimits: ImageLimits,
+  ) {}
+
+  stream(principal: Principal, input: ChatInput, meta: RequestMeta): AsyncIterableIterator<GenerationEvent> {
+    return lazyStream(async () => this.generation.stream(principal, await this.plan(principal, input), meta));
+  }
+
+  async complete(principal: Principal, input: ChatInput, meta: Omit<RequestMeta, 'streamed'>): Promise<ChatResult> {
+    const plan = await this.plan(principal, input);
+    const result = await this.generation.complete(principal, plan, meta);
+    if (input.sessionId) {
+      const session = await this.sessions.get(principal, input.sessionId);
+      const history = await this.sessions.history(session);
+      return { ...result, message: history.find((t) => t.id === plan.messageId) ?? null, history };
+    }
+    const now = new Date();
+    const turns: ChatTurn[] = [...(plan.messages ?? []), { role: 'assistant' as const, content: result.text }].map((m) => ({
+      id: null,
+      role: m.role,
+      content: m.content,
+      status: 'COMPLETE',
+      imageCount: 'images' in m ? (m.images?.length ?? 0) : 0,
+      promptTokens: null,
+      completionTokens: null,
+      errorCode: null,
+      createdAt: now,
+    }));
+    return { ...result, message: null, history: turns };
+  }
+
+  private async plan(principal: Principal, input: ChatInput): Promise<GenerationPlan> {
+    const images = await resolveImages({ images: input.images, uploads: input.imageUploads, urls: input.imageUrls }, this.imageLimits);
+    if (input.sessionId) {
+      if (input.messages?.length || input.model) throw badInput('Give either sessionId and message, or model and messages, not both.', { field: 'sessionId' });
+      return this.sessions.planTurn(principal, input.sessionId, input.message ?? '', images, input.options);
+    }
+    if (!input.model) throw badInput('A stateless chat needs model and messages (or give a sessionId).', { field: 'model' });
+    const history: GenerationMessage[] = (input.messages ?? []).map((m, i) => ({
+      role: m.role,
+      content: m.content,
+      ...(m.images?.length ? { images: m.images.map((b, j) => imageFromBase64(b, this.imageLimits.maxBytes, `messages[${i}].images[${j}]`)) } : {}),
+    }));
+    if (input.message) history.push({ role: 'user', content: input.message });
+    if (!history.length) throw badInput('messages must not be empty.', { field: 'messages' });
+    if (history.length > MAX_MESSAGES) throw badInput(`At most ${MAX_MESSAGES} messages.`, { field: 'messages' });
+    const lastUser = [...history].reverse().find((m) => m.role === 'user');
+    if (!lastUser) throw badInput('messages must contain a user message.', { field: 'messages' });
+    // Images belong to the last user message, as vision models expect.
+    if (images.length) lastUser.images = [...(lastUser.images ?? []), ...images];
+    return { kind: 'chat', model: input.model, prompt: lastUser.content, messages: history, options: input.options };
+  }
+}

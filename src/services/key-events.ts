@@ -1,0 +1,30 @@
+/** Something that happened to an API key that every gateway instance must act on. */
+export type KeyEvent = { type: 'revoked'; keyId: string; prefix: string };
+
+export type KeyEventListener = (event: KeyEvent) => void | Promise<void>;
+
+/**
+ * Broadcasts key events. This in-process bus reaches the instance it runs in; a Redis-backed
+ * implementation of the same interface (publish to a channel, subscribers on every instance)
+ * reaches all of them. Each instance also re-checks a key on every operation, so an instance that
+ * misses an event still refuses new work from a revoked key.
+ */
+export interface KeyEventBus {
+  /** Resolves once this instance's listeners have handled the event. */
+  publish(event: KeyEvent): Promise<void>;
+  /** Returns the function that unsubscribes. */
+  subscribe(listener: KeyEventListener): () => void;
+}
+
+export class InProcessKeyEventBus implements KeyEventBus {
+  private readonly listeners = new Set<KeyEventListener>();
+
+  async publish(event: KeyEvent): Promise<void> {
+    await Promise.allSettled([...this.listeners].map(async (listener) => listener(event)));
+  }
+
+  subscribe(listener: KeyEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

@@ -1,0 +1,179 @@
+import type { Logger } from '../logger.js';
+import type { SettingsService } from '../settings.js';
+import type { ModelCatalog } from './catalog.js';
+import type { ModelEvent } from './events.js';
+import type { OllamaInventory } from './inventory.js';
+import { canonicalModelName } from './names.js';
+
+/** Setting row holding `{ [model]: ISO time of last activity }`, so idle clocks survive restarts. */
+export const LAST_ACTIVITY_SETTING = 'idle_reaper_last_activity';
+/** Activity is written at most this often (and on stop). */
+const FLUSH_DELAY_MS = 1000;
+/** A model that vanished from /api/ps this close to its threshold is counted as an idle unload by Ollama. */
+const EXPIRY_SLACK_MS = 1000;
+
+export interface IdleReaperDeps {
+  settings: SettingsService;
+  catalog: ModelCatalog;
+  inventory: OllamaInventory;
+  /** Unloads a model found idle (re-checking that it is still idle); true when it was unloaded. */
+  unloadIdle(name: string, key: string): Promise<boolean>;
+  publish(event: ModelEvent): void;
+  log: Logger;
+  intervalMs: number;
+}
+
+const keyOf = (name: string) => canonicalModelName(name) ?? name.trim().toLowerCase();
+
+/**
+ * Enforces inactivity thresholds: every `intervalMs` it lists the loaded models (`/api/ps`) and
+ * unloads those idle for longer than their threshold (the model's own, else the global one).
+ * A model with a request in flight (`markBusy`) is never unloaded. Last-activity times are kept
+ * in a Setting row, and the first check runs at start, so a model left loaded past its threshold
+ * while the gateway was down is unloaded right after a restart. Nothing is polled while no
+ * threshold is configured at all.
+ */
+export class IdleReaper {
+  private readonly busy = new Map<string, number>();
+  private readonly lastActive = new Map<string, number>();
+  /** Models loaded at the previous check, to notice ones Ollama's own keep_alive unloaded. */
+  private seenLoaded = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: IdleReaperDeps) {}
+
+  async start(): Promise<void> {
+    const { value } = await this.deps.settings.read(LAST_ACTIVITY_SETTING);
+    if (value && typeof value === 'object') {
+      for (const [key, iso] of Object.entries(value as Record<string, unknown>)) {
+        const at = typeof iso === 'string' ? Date.parse(iso) : Number.NaN;
+        if (!Number.isNaN(at) && !this.lastActive.has(key)) this.lastActive.set(key, at);
+      }
+    }
+    this.timer = setInterval(() => void this.check(), this.deps.intervalMs);
+    this.timer.unref();
+    void this.check();
+  }
+
+  /** Stops checking, waits for a check in progress and writes the activity times. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+    await this.flush();
+  }
+
+  /** Marks a model busy until the returned function is called; both ends count as activity. */
+  markBusy(name: string): () => void {
+    const key = keyOf(name);
+    this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
+    this.touch(key);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.busy.get(key) ?? 1) - 1;
+      if (left > 0) this.busy.set(key, left);
+      else this.busy.delete(key);
+      this.touch(key);
+    };
+  }
+
+  isBusy(name: string): boolean {
+    return this.busy.has(keyOf(name));
+  }
+
+  /** Records activity on a model now (a load, a request). */
+  touch(name: string): void {
+    this.lastActive.set(keyOf(name), Date.now());
+    this.scheduleFlush();
+  }
+
+  lastActiveAt(name: string): Date | null {
+    const at = this.lastActive.get(keyOf(name));
+    return at === undefined ? null : new Date(at);
+  }
+
+  /** Forgets a model's activity (it was unloaded or deleted). */
+  forget(name: string): void {
+    const key = keyOf(name);
+    this.seenLoaded.delete(key);
+    if (this.lastActive.delete(key)) this.scheduleFlush();
+  }
+
+  /** One check now (also run on a timer); concurrent calls share the check in progress. */
+  check(): Promise<void> {
+    this.running ??= this.reap()
+      .catch((err: unknown) => this.deps.log.warn({ err }, 'idle check failed'))
+      .finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async reap(): Promise<void> {
+    if (this.stopped) return;
+    const [globalSeconds, entries] = await Promise.all([this.deps.settings.getInactivityThresholdSeconds(), this.deps.catalog.list()]);
+    const own = new Map(entries.filter((e) => e.inactivityThresholdSeconds !== null).map((e) => [e.name, e.inactivityThresholdSeconds as number]));
+    if (globalSeconds === null && own.size === 0) {
+      this.seenLoaded.clear();
+      return;
+    }
+    const thresholdMs = (key: string) => {
+      const seconds = own.get(key) ?? globalSeconds;
+      return seconds === null ? null : seconds * 1000;
+    };
+
+    const startedAt = Date.now();
+    const loaded = await this.deps.inventory.loaded(AbortSignal.timeout(5000));
+    const unloaded = new Set<string>();
+    for (const model of loaded.values()) {
+      const limit = thresholdMs(model.key);
+      if (limit === null || this.busy.has(model.key)) continue;
+      const last = this.lastActive.get(model.key);
+      if (last === undefined) {
+        // Loaded by someone else (or before activity was recorded): its idle clock starts now.
+        this.lastActive.set(model.key, startedAt);
+        this.scheduleFlush();
+        continue;
+      }
+      if (Date.now() - last < limit || this.stopped) continue;
+      if (await this.deps.unloadIdle(model.name, model.key)) unloaded.add(model.key);
+    }
+
+    const now = Date.now();
+    for (const key of this.seenLoaded) {
+      if (loaded.has(key) || this.busy.has(key)) continue;
+      const limit = thresholdMs(key);
+      const last = this.lastActive.get(key);
+      // Ollama's keep_alive (set to the same threshold) got there first: still an idle unload.
+      if (limit !== null && last !== undefined && now - last >= limit - EXPIRY_SLACK_MS) {
+        this.deps.publish({ type: 'UNLOADED', reason: 'IDLE', model: key, at: new Date(now).toISOString(), sizeBytes: null });
+      }
+    }
+    let forgotten = false;
+    for (const [key, last] of this.lastActive) {
+      if (!loaded.has(key) && !this.busy.has(key) && last < startedAt) forgotten = this.lastActive.delete(key);
+    }
+    this.seenLoaded = new Set([...loaded.keys()].filter((k) => !unloaded.has(k)));
+    if (forgotten) this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.stopped) return;
+    this.flushTimer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
+    this.flushTimer.unref();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const snapshot = Object.fromEntries([...this.lastActive].map(([k, at]) => [k, new Date(at).toISOString()]));
+    try {
+      await this.deps.settings.write(LAST_ACTIVITY_SETTING, snapshot);
+    } catch (err) {
+      this.deps.log.warn({ err }, 'could not store model activity');
+    }
+  }
+}

@@ -1,0 +1,168 @@
+import type { ProgressResponse } from 'ollama';
+import { ErrorCode, GatewayError, isGatewayError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { OllamaUpstream } from '../ollama/upstream.js';
+import type { GatewayPubSub } from '../pubsub.js';
+import type { ModelCatalog } from './catalog.js';
+import type { ModelEvent, PullProgress } from './events.js';
+import type { OllamaInventory } from './inventory.js';
+import { requireModelName } from './names.js';
+
+export interface PullManagerDeps {
+  upstream: OllamaUpstream;
+  inventory: OllamaInventory;
+  catalog: ModelCatalog;
+  pubsub: GatewayPubSub;
+  publish(event: ModelEvent): void;
+  log: Logger;
+}
+
+/** A pull in progress: one upstream `/api/pull` shared by everyone who asked for the model. */
+export interface ActivePull {
+  model: string;
+  latest: PullProgress | null;
+  /** Settles once Ollama got past "pulling manifest" (the model exists), or with the pull's error. */
+  readonly manifest: Promise<void>;
+  /** Settles with the last message (success) or the pull's error. */
+  readonly finished: Promise<PullProgress>;
+}
+
+interface PullState extends ActivePull {
+  controller: AbortController;
+}
+
+/** Rebuilds the typed error carried (JSON-safe) by a failed pull's last message. */
+export const pullError = (p: PullProgress): GatewayError =>
+  new GatewayError((p.error?.code ?? ErrorCode.UPSTREAM_ERROR) as ErrorCode, p.error?.message ?? 'The pull failed.', p.error?.details ?? {});
+
+const percentOf = (completed: number | null, total: number | null): number | null =>
+  total ? Math.min(100, Math.round((completed ?? 0) * 10_000 / total) / 100) : null;
+
+/**
+ * Runs model pulls in the background and relays their progress on the `models:pull` topic. A pull
+ * asked for while the same model is already being pulled joins it: one upstream request, every
+ * subscriber sees the same messages. Pulls outlive the request that started them.
+ */
+export class PullManager {
+  private readonly pulls = new Map<string, PullState>();
+  private seq = 0;
+
+  constructor(private readonly deps: PullManagerDeps) {}
+
+  /** The canonical name for a pull: a catalogue alias resolves to its model. */
+  async resolve(requested: string): Promise<string> {
+    const match = await this.deps.catalog.find(requested);
+    return match ? match.entry.name : requireModelName(requested);
+  }
+
+  /** Starts pulling a model (canonical name), or joins the pull already running. */
+  start(model: string): { pull: ActivePull; joined: boolean } {
+    const running = this.pulls.get(model);
+    if (running) return { pull: running, joined: true };
+    let manifestDone!: () => void;
+    let manifestFailed!: (e: unknown) => void;
+    const manifest = new Promise<void>((resolve, reject) => {
+      manifestDone = resolve;
+      manifestFailed = reject;
+    });
+    const state: PullState = { model, latest: null, manifest, finished: Promise.resolve(null as never), controller: new AbortController() };
+    manifest.catch(() => {});
+    state.finished = this.run(state, manifestDone, manifestFailed);
+    state.finished.catch(() => {});
+    this.pulls.set(model, state);
+    return { pull: state, joined: false };
+  }
+
+  /**
+   * Progress of a model's pull for one subscriber: the latest message first (when joining), then
+   * every new one, ending after success; a failed pull ends with its typed error. Starts the pull
+   * when none is running.
+   */
+  async *watch(model: string): AsyncGenerator<PullProgress> {
+    const source = this.deps.pubsub.subscribe('models:pull', model);
+    // The first next() registers the listener synchronously, before the pull is joined or started.
+    let pending = source.next();
+    try {
+      const { pull } = this.start(model);
+      let seen = 0;
+      const deliver = function* (p: PullProgress): Generator<PullProgress, boolean> {
+        if (p.seq <= seen) return false;
+        seen = p.seq;
+        if (p.error) throw pullError(p);
+        yield p;
+        return p.done;
+      };
+      if (pull.latest && (yield* deliver(pull.latest))) return;
+      for (;;) {
+        const next = await pending;
+        if (next.done) return;
+        if (yield* deliver(next.value as PullProgress)) return;
+        pending = source.next();
+      }
+    } finally {
+      await source.return();
+    }
+  }
+
+  /** Aborts every running pull (gateway shutdown). */
+  stop(): void {
+    for (const p of this.pulls.values()) p.controller.abort();
+  }
+
+  private emit(state: PullState, p: Omit<PullProgress, 'seq' | 'model'>): PullProgress {
+    const progress = { ...p, model: state.model, seq: ++this.seq };
+    state.latest = progress;
+    this.deps.pubsub.publish('models:pull', state.model, progress);
+    return progress;
+  }
+
+  private async run(state: PullState, manifestDone: () => void, manifestFailed: (e: unknown) => void): Promise<PullProgress> {
+    const { upstream, inventory, log } = this.deps;
+    // Let start() return (and its caller subscribe) before the first message goes out.
+    await Promise.resolve();
+    try {
+      let last: ProgressResponse | undefined;
+      for await (const part of upstream.pullStream(state.model, state.controller.signal)) {
+        last = part;
+        if (part.status !== 'pulling manifest') manifestDone();
+        if (part.status === 'success') break;
+        const completed = typeof part.completed === 'number' ? part.completed : null;
+        const total = typeof part.total === 'number' ? part.total : null;
+        this.emit(state, { status: part.status, digest: part.digest || null, completed, total, percent: percentOf(completed, total), done: false, error: null });
+      }
+      if (last?.status !== 'success') throw new GatewayError(ErrorCode.UPSTREAM_ERROR, 'Ollama ended the pull before it was complete.');
+      manifestDone();
+      inventory.forget(state.model);
+      const done = this.emit(state, { status: 'success', digest: null, completed: null, total: null, percent: 100, done: true, error: null });
+      const size = (await inventory.installed().catch(() => undefined))?.get(state.model)?.sizeBytes ?? null;
+      log.info({ model: state.model }, 'model pulled');
+      this.deps.publish({ type: 'PULLED', reason: 'REQUEST', model: state.model, at: new Date().toISOString(), sizeBytes: size });
+      return done;
+    } catch (e) {
+      const error = classify(e, state.model);
+      log.warn({ model: state.model, code: error.code, err: e }, 'model pull failed');
+      manifestFailed(error);
+      this.emit(state, {
+        status: 'error',
+        digest: null,
+        completed: null,
+        total: null,
+        percent: null,
+        done: true,
+        error: { code: error.code, message: error.message, details: error.details },
+      });
+      throw error;
+    } finally {
+      this.pulls.delete(state.model);
+    }
+  }
+}
+
+/** Ollama reports an unknown model mid-stream ("pull model manifest: file does not exist"). */
+function classify(e: unknown, model: string): GatewayError {
+  const error = isGatewayError(e) ? e : new GatewayError(ErrorCode.UPSTREAM_ERROR, `The pull failed: ${(e as Error)?.message ?? String(e)}`);
+  if (error.code === ErrorCode.UPSTREAM_ERROR && /file does not exist|not found|manifest unknown/i.test(error.message)) {
+    return new GatewayError(ErrorCode.MODEL_NOT_FOUND, `Model "${model}" was not found in the registry.`, { model });
+  }
+  return error;
+}

@@ -1,0 +1,255 @@
+import { randomUUID } from 'node:crypto';
+import { type DataSource, type EntityManager, In, QueryFailedError } from 'typeorm';
+import type { GenerationMessage } from '../../entities/generation.js';
+import { Message } from '../../entities/message.js';
+import { Session } from '../../entities/session.js';
+import { inTransaction } from '../database.js';
+import { ErrorCode, GatewayError, badInput } from '../errors.js';
+import type { GenerationOutcome, GenerationPlan } from '../generation/generation-service.js';
+import { type GenerationOptions, toOllamaOptions } from '../generation/options.js';
+import type { Principal } from '../keys.js';
+
+export interface CreateSessionInput {
+  model: string;
+  systemPrompt?: string | null;
+  options?: GenerationOptions | null;
+  title?: string | null;
+}
+
+export interface SessionPage {
+  sessions: Session[];
+  endCursor: string | null;
+  hasNextPage: boolean;
+}
+
+/** A turn of a conversation as shown to clients; the system prompt has no stored message, so no id. */
+export interface ChatTurn {
+  id: string | null;
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+  status: Message['status'];
+  imageCount: number;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  errorCode: string | null;
+  createdAt: Date;
+}
+
+const MAX_TITLE = 200;
+const MAX_SYSTEM_PROMPT = 100_000;
+const MAX_PAGE = 100;
+
+export const sessionBusy = () =>
+  new GatewayError(ErrorCode.SESSION_BUSY, 'This session is already answering a message; wait for it to finish (or cancel it) before sending another.');
+
+/**
+ * Chat sessions persisted server-side: the system prompt is snapshotted at creation, every turn is
+ * stored, and a chat turn is prepared as a GenerationPlan whose hooks write the user and
+ * assistant messages in the same transactions as the usage log.
+ */
+export class SessionService {
+  constructor(
+    private readonly db: DataSource,
+    /** The gateway's current default system prompt (applies to sessions created afterwards). */
+    private readonly defaultSystemPrompt: () => Promise<string | null>,
+  ) {}
+
+  async create(owner: Principal, input: CreateSessionInput): Promise<Session> {
+    const model = input.model.trim();
+    if (!model || model.length > 200) throw badInput('model must be 1 to 200 characters.', { field: 'model' });
+    if ((input.title?.length ?? 0) > MAX_TITLE) throw badInput(`title must be at most ${MAX_TITLE} characters.`, { field: 'title' });
+    if ((input.systemPrompt?.length ?? 0) > MAX_SYSTEM_PROMPT) throw badInput(`systemPrompt must be at most ${MAX_SYSTEM_PROMPT} characters.`, { field: 'systemPrompt' });
+    toOllamaOptions(input.options); // validate now, not at the first message
+    const systemPrompt = input.systemPrompt ?? (await this.defaultSystemPrompt());
+    const session = this.db.getRepository(Session).create({
+      id: randomUUID(),
+      apiKeyId: owner.id,
+      model,
+      systemPrompt: systemPrompt ?? null,
+      options: (stripNulls(input.options) as Record<string, unknown> | null) ?? null,
+      title: input.title ?? null,
+    });
+    await inTransaction(this.db, (tx) => tx.save(session));
+    return session;
+  }
+
+  /** The caller's session, or NOT_FOUND (also for sessions of other keys: their existence is not revealed). */
+  async get(owner: Principal, id: string): Promise<Session> {
+    const session = isUuid(id) ? await this.db.getRepository(Session).findOneBy({ id, apiKeyId: owner.id }) : null;
+    if (!session) throw new GatewayError(ErrorCode.NOT_FOUND, `No session ${JSON.stringify(id)} for this key.`, { id });
+    return session;
+  }
+
+  /** The caller's sessions, newest first, `first` at a time after the opaque `after` cursor. */
+  async list(owner: Principal, first = 20, after?: string | null): Promise<SessionPage> {
+    if (first < 1 || first > MAX_PAGE) throw badInput(`first must be 1 to ${MAX_PAGE}.`, { field: 'first' });
+    const cursor = after ? decodeCursor(after) : undefined;
+    const qb = this.db
+      .getRepository(Session)
+      .createQueryBuilder('s')
+      .where('s.apiKeyId = :owner', { owner: owner.id })
+      .orderBy('s.createdAt', 'DESC')
+      .addOrderBy('s.id', 'DESC')
+      .take(first + 1);
+    if (cursor) qb.andWhere('(s.createdAt < :at OR (s.createdAt = :at AND s.id < :id))', { at: cursor.at, id: cursor.id });
+    const rows = await qb.getMany();
+    const sessions = rows.slice(0, first);
+    const last = sessions.at(-1);
+    return { sessions, hasNextPage: rows.length > first, endCursor: last ? encodeCursor(last) : null };
+  }
+
+  async messages(sessionId: string): Promise<Message[]> {
+    return this.db.getRepository(Message).find({ where: { sessionId }, order: { seq: 'ASC' } });
+  }
+
+  /** The conversation as clients see it: the system prompt first, then the stored turns. */
+  async history(session: Session): Promise<ChatTurn[]> {
+    const turns = (await this.messages(session.id)).map(toTurn);
+    return session.systemPrompt ? [systemTurn(session), ...turns] : turns;
+  }
+
+  async setSystemPrompt(owner: Principal, id: string, systemPrompt: string | null): Promise<Session> {
+    if ((systemPrompt?.length ?? 0) > MAX_SYSTEM_PROMPT) throw badInput(`systemPrompt must be at most ${MAX_SYSTEM_PROMPT} characters.`, { field: 'systemPrompt' });
+    const session = await this.get(owner, id);
+    session.systemPrompt = systemPrompt;
+    await inTransaction(this.db, (tx) => tx.save(session));
+    return session;
+  }
+
+  /** Drops the session's messages and keeps the session (refused while it is answering). */
+  async clear(owner: Principal, id: string): Promise<Session> {
+    const session = await this.get(owner, id);
+    await inTransaction(this.db, async (tx) => {
+      if (await tx.exists(Message, { where: { sessionId: id, status: 'STREAMING' } })) throw sessionBusy();
+      await tx.delete(Message, { sessionId: id });
+    });
+    return session;
+  }
+
+  async delete(owner: Principal, id: string): Promise<boolean> {
+    const session = await this.get(owner, id);
+    await inTransaction(this.db, async (tx) => {
+      if (await tx.exists(Message, { where: { sessionId: id, status: 'STREAMING' } })) throw sessionBusy();
+      await tx.delete(Session, { id: session.id });
+    });
+    return true;
+  }
+
+  /**
+   * Prepares one chat turn: the whole history (system prompt first) plus the new user message.
+   * Refuses while another turn of the session is streaming, and re-checks inside the transaction
+   * that nobody added a turn meanwhile, so history order stays correct across instances too.
+   */
+  async planTurn(
+    owner: Principal,
+    sessionId: string,
+    message: string,
+    images: string[],
+    options: GenerationOptions | null | undefined,
+  ): Promise<GenerationPlan & { messageId: string; userMessageId: string }> {
+    if (!message.trim() && images.length === 0) throw badInput('message must not be empty.', { field: 'message' });
+    const session = await this.get(owner, sessionId);
+    const stored = await this.messages(session.id);
+    if (stored.some((m) => m.status === 'STREAMING')) throw sessionBusy();
+    const lastSeq = stored.at(-1)?.seq ?? 0;
+    const history: GenerationMessage[] = [];
+    if (session.systemPrompt) history.push({ role: 'system', content: session.systemPrompt });
+    for (const m of stored) {
+      // Failed answers are kept for people to read but not sent back to the model.
+      if (m.role === 'assistant' && m.status === 'ERROR' && !m.content) continue;
+      history.push({ role: m.role, content: m.content, ...(m.images?.length ? { images: m.images } : {}) });
+    }
+    history.push({ role: 'user', content: message, ...(images.length ? { images } : {}) });
+
+    const userMessageId = randomUUID();
+    const messageId = randomUUID();
+    const now = Date.now();
+    return {
+      kind: 'chat',
+      model: session.model,
+      prompt: message,
+      messages: history,
+      options: { ...(session.options as GenerationOptions | null), ...stripNulls(options) },
+      sessionId: session.id,
+      messageId,
+      userMessageId,
+      onStart: async (tx: EntityManager, generationId: string) => {
+        const latest = await tx.findOne(Message, { where: { sessionId: session.id }, order: { seq: 'DESC' }, select: { seq: true, status: true } });
+        if ((latest?.seq ?? 0) !== lastSeq || latest?.status === 'STREAMING') throw sessionBusy();
+        try {
+          await tx.insert(Message, [
+            { id: userMessageId, sessionId: session.id, seq: lastSeq + 1, role: 'user', content: message, images: images.length ? images : null, status: 'COMPLETE', createdAt: new Date(now), updatedAt: new Date(now) },
+            { id: messageId, sessionId: session.id, seq: lastSeq + 2, role: 'assistant', content: '', status: 'STREAMING', generationId, createdAt: new Date(now + 1), updatedAt: new Date(now + 1) },
+          ]);
+        } catch (e) {
+          // Another instance took the same seq first (unique (session_id, seq)).
+          if (e instanceof QueryFailedError) throw sessionBusy();
+          throw e;
+        }
+        await tx.update(Session, { id: session.id }, { updatedAt: new Date(now) });
+      },
+      onFinish: async (tx: EntityManager, outcome: GenerationOutcome) => {
+        await tx.update(
+          Message,
+          { id: messageId },
+          { content: outcome.text, status: outcome.status, completionTokens: outcome.usage.completionTokens, errorCode: outcome.errorCode, updatedAt: new Date() },
+        );
+        if (outcome.usage.promptTokens) await tx.update(Message, { id: userMessageId }, { promptTokens: outcome.usage.promptTokens });
+      },
+    };
+  }
+
+  /** Turns by id, in order (for the non-streaming chat result). */
+  async turns(ids: string[]): Promise<ChatTurn[]> {
+    const rows = await this.db.getRepository(Message).find({ where: { id: In(ids) }, order: { seq: 'ASC' } });
+    return rows.map(toTurn);
+  }
+}
+
+export const toTurn = (m: Message): ChatTurn => ({
+  id: m.id,
+  role: m.role,
+  content: m.content,
+  status: m.status,
+  imageCount: m.images?.length ?? 0,
+  promptTokens: m.promptTokens,
+  completionTokens: m.completionTokens,
+  errorCode: m.errorCode,
+  createdAt: m.createdAt,
+});
+
+const systemTurn = (s: Session): ChatTurn => ({
+  id: null,
+  role: 'system',
+  content: s.systemPrompt ?? '',
+  status: 'COMPLETE',
+  imageCount: 0,
+  promptTokens: null,
+  completionTokens: null,
+  errorCode: null,
+  createdAt: s.createdAt,
+});
+
+function stripNulls<T extends object>(o: T | null | undefined): Partial<T> | null {
+  if (!o) return null;
+  const kept = Object.entries(o).filter(([, v]) => v !== null && v !== undefined);
+  return kept.length ? (Object.fromEntries(kept) as Partial<T>) : null;
+}
+
+const isUuid = (s: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
+
+function encodeCursor(s: Session): string {
+  return Buffer.from(JSON.stringify([s.createdAt.toISOString(), s.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { at: Date; id: string } {
+  try {
+    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string];
+    const date = new Date(at);
+    if (typeof id !== 'string' || Number.isNaN(date.getTime())) throw new Error('bad cursor');
+    return { at: date, id };
+  } catch {
+    throw badInput('after is not a cursor returned by sessions.', { field: 'after' });
+  }
+}
+
