@@ -15,6 +15,10 @@ export interface Config {
   inactivityThresholdSeconds?: number;
   defaultModel?: string;
   gpuVramBytes?: number;
+  /** nvidia-smi to run for the VRAM probe; null when disabled (NVIDIA_SMI_PATH=off). */
+  nvidiaSmiPath: string | null;
+  /** How often the idle reaper looks for models idle past their inactivity threshold. */
+  idleCheckIntervalMs: number;
   redisUrl?: string;
   corsOrigins: string[];
   maxBodyBytes: number;
@@ -30,6 +34,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** Concurrent generations per model; more wait in the gateway's queue (0 = no cap). */
   maxConcurrentPerModel: number;
+  /** How often partial answers of running streams are saved (crash safety); 0 = never. */
+  partialFlushMs: number;
   /** Largest image accepted (decoded bytes), whether base64, upload or URL. */
   maxImageBytes: number;
   maxImagesPerMessage: number;
@@ -68,6 +74,8 @@ const envSchema = z.object({
   INACTIVITY_THRESHOLD_SECONDS: optional(int(0)),
   DEFAULT_MODEL: optional(z.string()),
   GPU_VRAM_BYTES: optional(int(1)),
+  NVIDIA_SMI_PATH: z.preprocess(emptyToUndefined, z.string().default('nvidia-smi')),
+  IDLE_CHECK_INTERVAL_MS: z.preprocess(emptyToUndefined, int(100, 3_600_000).default(5000)),
   REDIS_URL: optional(z.url({ protocol: /^rediss?$/ })),
   CORS_ORIGINS: z.preprocess(emptyToUndefined, list.default([])),
   MAX_BODY_BYTES: z.preprocess(emptyToUndefined, int(1024).default(16 * 1024 * 1024)),
@@ -81,6 +89,7 @@ const envSchema = z.object({
   UPSTREAM_STALL_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1).default(60_000)),
   SHUTDOWN_GRACE_MS: z.preprocess(emptyToUndefined, int(0).default(10_000)),
   MAX_CONCURRENT_PER_MODEL: z.preprocess(emptyToUndefined, int(0, 100_000).default(4)),
+  PARTIAL_FLUSH_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(1000)),
   RATE_LIMIT_REQUESTS_PER_MINUTE: z.preprocess(emptyToUndefined, int(0, 1_000_000_000).default(120)),
   RATE_LIMIT_TOKENS_PER_MINUTE: z.preprocess(emptyToUndefined, int(0, 1_000_000_000).default(200_000)),
   MAX_CONCURRENT_STREAMS_PER_KEY: z.preprocess(emptyToUndefined, int(0, 1_000_000_000).default(8)),
@@ -121,6 +130,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     inactivityThresholdSeconds: e.INACTIVITY_THRESHOLD_SECONDS,
     defaultModel: e.DEFAULT_MODEL,
     gpuVramBytes: e.GPU_VRAM_BYTES,
+    nvidiaSmiPath: /^(off|none|false|0)$/i.test(e.NVIDIA_SMI_PATH) ? null : e.NVIDIA_SMI_PATH,
+    idleCheckIntervalMs: e.IDLE_CHECK_INTERVAL_MS,
     redisUrl: e.REDIS_URL,
     corsOrigins: e.CORS_ORIGINS,
     maxBodyBytes: e.MAX_BODY_BYTES,
@@ -131,6 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     upstreamStallTimeoutMs: e.UPSTREAM_STALL_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     maxConcurrentPerModel: e.MAX_CONCURRENT_PER_MODEL,
+    partialFlushMs: e.PARTIAL_FLUSH_MS,
     rateLimitRequestsPerMinute: e.RATE_LIMIT_REQUESTS_PER_MINUTE,
     rateLimitTokensPerMinute: e.RATE_LIMIT_TOKENS_PER_MINUTE,
     maxConcurrentStreamsPerKey: e.MAX_CONCURRENT_STREAMS_PER_KEY,

@@ -15,6 +15,7 @@ import { schema } from './schema/index.js';
 import { createServices, type Services } from './services/container.js';
 import { openDatabase } from './services/database.js';
 import { ErrorCode } from './services/errors.js';
+import { recoverInterrupted } from './services/generation/recovery.js';
 import { checkHealth } from './services/health.js';
 import { type Principal, toPrincipal } from './services/keys.js';
 import { createLogger, type Logger } from './services/logger.js';
@@ -51,6 +52,12 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
   const database = db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dbPath: config.dbPath }));
   const services = createServices(config, database, log);
   const bootstrapSecret = await services.keys.bootstrapAdmin(config.adminApiKey);
+  // Before serving: settle what a crash left STREAMING, then keep partial answers saved.
+  const recovered = await recoverInterrupted(database, services.credits);
+  if (recovered.generations) log.warn(recovered, 'marked generations interrupted by a previous crash as INTERRUPTED');
+  services.partials.start();
+  // Idle reaper (timers unref'd): its first check unloads models left idle past their threshold while we were down.
+  await services.models.start();
 
   const yoga = createYoga<Record<string, unknown>, GatewayContext>({
     schema,
@@ -155,9 +162,14 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
     (stopping ??= (async () => {
       log.info('shutting down');
       server.close(); // stop accepting new connections
+      const cut = services.activeStreams.size;
       await services.activeStreams.drain(config.shutdownGraceMs);
+      // Let the "shutting down" errors of cut streams reach their clients before sockets close.
+      if (cut) await new Promise((r) => setTimeout(r, 100));
+      await services.partials.stop();
       await wsServer.dispose(); // closes every socket with 1001, which returns() their subscriptions
       server.closeAllConnections();
+      await services.models.stop(); // stops the idle reaper (storing activity) and aborts pulls
       if (database.isInitialized) await database.destroy();
       log.info('stopped');
     })());

@@ -7,7 +7,12 @@ builder.queryField('me', (t) =>
     type: Viewer,
     description: 'The API key making this request, with its credits and rate limits.',
     authScopes: { authenticated: true },
-    resolve: async (_root, _args, ctx) => (await ctx.services.keys.findActive(ctx.principal!.id)) ?? Promise.reject(unauthenticated('The API key is invalid or revoked.')),
+    resolve: async (_root, _args, ctx) => {
+      // Read fresh: credits and limits change while a socket stays open.
+      const key = await ctx.services.keys.findActive(ctx.principal!.id);
+      if (!key) throw unauthenticated('The API key is invalid or revoked.');
+      return key;
+    },
   }),
 );
 

@@ -4,12 +4,16 @@ import './api-key.js';
 import './generation.js';
 import './usage.js';
 import './session.js';
+import './settings.js';
+import './model.js';
 import '../resolvers/health.js';
 import '../resolvers/keys.js';
 import '../resolvers/generation.js';
 import '../resolvers/usage.js';
 import '../resolvers/sessions.js';
 import '../resolvers/chat.js';
+import '../resolvers/models.js';
+import '../resolvers/settings.js';
 import { lexicographicSortSchema, printSchema } from 'graphql';
 import { builder } from './builder.js';
 

@@ -3,12 +3,16 @@ import type { Config } from '../config.js';
 import { CreditLedger } from './credits.js';
 import { ActiveStreams } from './generation/active-streams.js';
 import { GenerationService } from './generation/generation-service.js';
+import { PartialFlusher } from './generation/partial-flusher.js';
 import { ModelSlots } from './generation/model-slots.js';
 import { ResidencyProbe } from './generation/residency.js';
 import { ChatService } from './chat-service.js';
 import { ConnectionRegistry } from './connections.js';
-import { InProcessKeyEventBus } from './key-events.js';
+import { PubSubKeyEventBus } from './key-events.js';
 import { KeyService } from './keys.js';
+import type { GpuProbe } from './gpu.js';
+import { type ModelServices, createModelServices } from './models/model-services.js';
+import { type GatewayPubSub, createGatewayPubSub } from './pubsub.js';
 import { SessionService } from './sessions/session-service.js';
 import { SettingsService } from './settings.js';
 import type { Logger } from './logger.js';
@@ -25,6 +29,8 @@ export interface Services {
   keys: KeyService;
   upstream: OllamaUpstream;
   activeStreams: ActiveStreams;
+  credits: CreditLedger;
+  partials: PartialFlusher;
   generation: GenerationService;
   sessions: SessionService;
   chat: ChatService;
@@ -33,6 +39,14 @@ export interface Services {
   usage: UsageService;
   /** Open websockets and SSE responses per key, closed when the key is revoked. */
   connections: ConnectionRegistry;
+  /** Typed pub/sub (model events, pull progress); in-process unless given a distributed event target. */
+  pubsub: GatewayPubSub;
+  /** Runtime settings: default system prompt, global inactivity threshold. */
+  settings: SettingsService;
+  /** Model catalogue and lifecycle: pulls, loads, unloads, idle reaper. */
+  models: ModelServices;
+  /** Free VRAM probe (GPU_VRAM_BYTES, nvidia-smi). */
+  gpu: GpuProbe;
 }
 
 export function createServices(config: Config, db: DataSource, log: Logger): Services {
@@ -47,10 +61,17 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     maxConcurrentStreams: config.maxConcurrentStreamsPerKey,
     windowSeconds: config.rateLimitWindowSeconds,
   });
+  const pubsub = createGatewayPubSub();
+  const settings = new SettingsService(db, { inactivityThresholdSeconds: config.inactivityThresholdSeconds });
+  const models = createModelServices({ config, db, upstream, pubsub, settings, log });
+  const credits = new CreditLedger();
+  const partials = new PartialFlusher(db, log, config.partialFlushMs);
   const generation = new GenerationService({
+    models: models.directory,
     db,
     upstream,
-    credits: new CreditLedger(),
+    credits,
+    partials,
     active: activeStreams,
     log,
     requestCost: config.requestCost,
@@ -66,10 +87,10 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     timeoutMs: config.imageFetchTimeoutMs,
     allowPrivate: config.imageUrlAllowPrivate,
   });
-  // Revocations go through an event bus (in-process now, Redis later) so every instance acts on them.
-  const keyEvents = new InProcessKeyEventBus();
+  // Revocations go through the pub/sub (in-process now, Redis later) so every instance acts on them.
+  const keyEvents = new PubSubKeyEventBus(pubsub, (err) => log.error({ err }, 'key event handler failed'));
   const connections = new ConnectionRegistry();
   enforceRevocations({ events: keyEvents, activeStreams, connections, log });
   const keys = new KeyService(db, config.defaultCredits, keyEvents);
-  return { config, db, log, keys, upstream, activeStreams, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections };
+  return { config, db, log, keys, upstream, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, gpu: models.gpu };
 }

@@ -1,3 +1,5 @@
+import type { GatewayPubSub } from './pubsub.js';
+
 /** Something that happened to an API key that every gateway instance must act on. */
 export type KeyEvent = { type: 'revoked'; keyId: string; prefix: string };
 
@@ -26,5 +28,34 @@ export class InProcessKeyEventBus implements KeyEventBus {
   subscribe(listener: KeyEventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+}
+
+/**
+ * The bus on the gateway's pub/sub (topic `keys:event`): in-process by default, across instances
+ * when the pub/sub is given a distributed event target (Redis). `publish` returns once the event is
+ * handed to the pub/sub; this instance's listeners run right after.
+ */
+export class PubSubKeyEventBus implements KeyEventBus {
+  constructor(
+    private readonly pubsub: GatewayPubSub,
+    private readonly onListenerError: (error: unknown) => void = () => {},
+  ) {}
+
+  async publish(event: KeyEvent): Promise<void> {
+    this.pubsub.publish('keys:event', event);
+  }
+
+  subscribe(listener: KeyEventListener): () => void {
+    const events = this.pubsub.subscribe('keys:event');
+    void (async () => {
+      for await (const event of events) {
+        // Not awaited: one slow revocation must not hold up the next.
+        Promise.resolve()
+          .then(() => listener(event))
+          .catch(this.onListenerError);
+      }
+    })();
+    return () => void events.return?.();
   }
 }

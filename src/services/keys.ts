@@ -80,7 +80,6 @@ function validName(name: string): string {
   const trimmed = name.trim();
   if (!trimmed) throw badInput('name must not be empty.', { field: 'name' });
   if (trimmed.length > MAX_KEY_NAME_LENGTH) throw badInput(`name must be at most ${MAX_KEY_NAME_LENGTH} characters.`, { field: 'name' });
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(trimmed)) throw badInput('name must not contain control characters.', { field: 'name' });
   return trimmed;
 }

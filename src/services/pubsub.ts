@@ -1,4 +1,5 @@
 import { createPubSub, type PubSub, type PubSubEventTarget } from 'graphql-yoga';
+import type { KeyEvent } from './key-events.js';
 import type { ModelEvent, PullProgress } from './models/events.js';
 
 /**
@@ -11,6 +12,8 @@ export type GatewayTopics = {
   'models:event': [event: ModelEvent];
   /** Progress of the pull of one model, keyed by its canonical name. */
   'models:pull': [model: string, progress: PullProgress];
+  /** API key events (revocation), acted on by every instance: end the key's streams, close its sockets. */
+  'keys:event': [event: KeyEvent];
 };
 
 /** The gateway's pub/sub: yoga's typed `createPubSub` over an in-process or distributed EventTarget. */

@@ -105,11 +105,10 @@ export class KeyRateLimiter implements RequestAdmission {
         throw limited(`This key has used its ${limits.tokensPerMinute} tokens for this minute.`, 'tokensPerMinute', retryAfter(used.msBeforeReset));
       }
     }
-    if (limits.requestsPerMinute > 0) {
-      const counted = await this.requests.add(key, 1);
-      if (counted.consumed > limits.requestsPerMinute) {
-        throw limited(`This key may start ${limits.requestsPerMinute} requests per minute.`, 'requestsPerMinute', retryAfter(counted.msBeforeReset));
-      }
+    // Counted even without a limit, so a limit set mid-window applies to the whole window.
+    const counted = await this.requests.add(key, 1);
+    if (limits.requestsPerMinute > 0 && counted.consumed > limits.requestsPerMinute) {
+      throw limited(`This key may start ${limits.requestsPerMinute} requests per minute.`, 'requestsPerMinute', retryAfter(counted.msBeforeReset));
     }
     const running = await this.running.add(key, 1);
     if (limits.maxConcurrentStreams > 0 && running.consumed > limits.maxConcurrentStreams) {

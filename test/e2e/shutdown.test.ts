@@ -19,6 +19,7 @@ afterEach(async () => {
 async function startStream(g: TestGateway) {
   const client = wsClient(g, g.userSecret);
   const events: Event[] = [];
+  const errors: Array<{ message: string; extensions?: { code?: string } }> = [];
   let closeCode = 0;
   const finished = new Promise<string>((resolve) => {
     client.on('closed', (e) => {
@@ -27,13 +28,18 @@ async function startStream(g: TestGateway) {
     });
     client.subscribe<Event>(
       { query: SUBSCRIPTION, variables: { input: { model: 'llama3.2', prompt: 'Keep talking.' } } },
-      { next: (r) => events.push(r.data!), error: () => resolve('error'), complete: () => resolve('complete') },
+      {
+        next: (r) => (r.errors ? errors.push(...(r.errors as typeof errors)) : events.push(r.data!)),
+        error: () => resolve('error'),
+        complete: () => resolve('complete'),
+      },
     );
   });
+  // The first TOKEN (not a PHASE event) proves the request to Ollama is running.
   await new Promise<void>((resolve) => {
-    const t = setInterval(() => events.length && (clearInterval(t), resolve()), 5);
+    const t = setInterval(() => events.some((e) => e.generate.type === 'TOKEN') && (clearInterval(t), resolve()), 5);
   });
-  return { client, events, finished, closeCode: () => closeCode };
+  return { client, events, errors, finished, closeCode: () => closeCode };
 }
 
 describe('graceful shutdown', () => {
@@ -48,8 +54,10 @@ describe('graceful shutdown', () => {
     await gw.app.stop();
     expect(db.isInitialized).toBe(false);
     await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 1000);
-    expect(await stream.finished).toBe('closed');
-    expect(stream.closeCode()).toBe(1001);
+    // The client is told why its stream ended, then the socket closes with 1001 (going away).
+    expect(await stream.finished).toBe('complete');
+    expect(stream.errors.at(-1)?.extensions?.code).toBe('CANCELLED');
+    expect(stream.errors.at(-1)?.message).toMatch(/shutting down/);
 
     const { dataSource, cleanup } = await reopen(gw);
     const row = await dataSource.getRepository(Generation).findOneByOrFail({ id: generationId });

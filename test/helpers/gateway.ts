@@ -2,11 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Client, createClient } from 'graphql-ws';
+import type { DataSource } from 'typeorm';
 import WebSocket from 'ws';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/emulator/server.js';
 import { type App, buildApp } from '../../src/server.js';
-import { createLogger } from '../../src/services/logger.js';
+import { type Logger, createLogger } from '../../src/services/logger.js';
 
 export interface TestGateway {
   url: string;
@@ -20,9 +21,12 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
-/** Boots the emulator and the real gateway on port 0 with a fresh SQLite file. */
+/**
+ * Boots the emulator and the real gateway on port 0 with a fresh SQLite file, or on `db` (an open,
+ * migrated and empty DataSource, e.g. from createTestDatabase; the gateway destroys it on stop).
+ */
 export async function startGateway(
-  options: { env?: Record<string, string>; config?: Partial<Config>; emulator?: EmulatorOptions } = {},
+  options: { env?: Record<string, string>; config?: Partial<Config>; emulator?: EmulatorOptions; db?: DataSource; log?: Logger } = {},
 ): Promise<TestGateway> {
   const emulator = await startEmulator({ tokenDelayMs: 0, ...options.emulator });
   const dir = mkdtempSync(join(tmpdir(), 'gateway-test-'));
@@ -38,7 +42,7 @@ export async function startGateway(
     }),
     ...options.config,
   };
-  const app = await buildApp({ config, log: createLogger('silent') });
+  const app = await buildApp({ config, log: options.log ?? createLogger('silent'), db: options.db });
   const url = await app.start();
   if (!app.bootstrapSecret) throw new Error('expected an admin key to be created on an empty database');
   const { secret: userSecret } = await app.services.keys.create({ name: 'test user', role: 'USER' });

@@ -1,4 +1,4 @@
-import type { GatewayError } from '../errors.js';
+import { ErrorCode, GatewayError } from '../errors.js';
 
 interface RunningStream {
   controller: AbortController;
@@ -40,7 +40,7 @@ export class ActiveStreams {
    * Aborts one stream; returns false when it is not running. With a `reason` the client receives
    * that error (e.g. UNAUTHENTICATED after revocation); without one the stream ends as CANCELLED.
    */
-  cancel(id: string, reason?: GatewayError): boolean {
+  cancel(id: string, reason: GatewayError = new GatewayError(ErrorCode.CANCELLED, 'The generation was cancelled by cancelGeneration.')): boolean {
     const s = this.streams.get(id);
     if (!s) return false;
     s.controller.abort(reason);
@@ -56,7 +56,7 @@ export class ActiveStreams {
   }
 
   /** Waits up to `graceMs` for streams to finish on their own, then aborts the rest and waits for their bookkeeping. */
-  async drain(graceMs: number, reason?: GatewayError): Promise<void> {
+  async drain(graceMs: number, reason: GatewayError = new GatewayError(ErrorCode.CANCELLED, 'The gateway is shutting down; the answer was cut.')): Promise<void> {
     const pending = () => [...this.streams.values()].map((s) => s.done);
     if (this.streams.size && graceMs > 0) {
       let timer: NodeJS.Timeout | undefined;

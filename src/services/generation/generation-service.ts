@@ -12,6 +12,7 @@ import type { ActiveStreams } from './active-streams.js';
 import { type ModelDirectory, type RequestAdmission, admitEverything, passThroughModels } from './hooks.js';
 import { ModelSlots } from './model-slots.js';
 import { type GenerationOptions, toOllamaOptions } from './options.js';
+import type { PartialFlusher } from './partial-flusher.js';
 import type { ResidencyProbe } from './residency.js';
 
 export interface GenerateInput {
@@ -100,6 +101,8 @@ export interface GenerationServiceDeps {
   /** Per-model cap on concurrent generations (requests over it wait in a queue). */
   slots?: ModelSlots;
   residency?: ResidencyProbe;
+  /** Saves partial answers periodically so a crash loses at most one interval of text. */
+  partials?: PartialFlusher;
 }
 
 export interface RequestMeta {
@@ -287,6 +290,7 @@ export class GenerationService {
 
       const finish = async (status: GenerationOutcome['status'], usage: GenerationOutcome['usage'], errorCode: string | null, doneReason: string | null) => {
         finished = true;
+        this.deps.partials?.forget(id);
         // Nothing produced means nothing charged: a request that never got a token costs no credits.
         const charged = status === 'COMPLETE' || tokens > 0 ? Math.min(reserved, costOf(usage, pricing, requestCost)) : 0;
         const durationMs = Date.now() - startedAt;
@@ -364,6 +368,12 @@ export class GenerationService {
           firstTokenMs ??= Date.now() - startedAt;
           text += chunk.delta;
           tokens++;
+          this.deps.partials?.update(id, {
+            text,
+            completionTokens: tokens,
+            creditsSoFar: Math.min(reserved, costOf({ promptTokens: 0, completionTokens: tokens }, pricing, requestCost)),
+            messageId: plan.messageId,
+          });
           yield { type: 'TOKEN', generationId: id, delta: chunk.delta, tokenCount: 1 };
         }
         throw new GatewayError(ErrorCode.UPSTREAM_ERROR, 'Ollama ended the stream before it was complete.');
@@ -378,7 +388,10 @@ export class GenerationService {
             : new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Generation failed unexpectedly.', {}, { cause: e });
         if (error.code === ErrorCode.INTERNAL_SERVER_ERROR) log.error({ err: e, requestId: meta.requestId, generationId: id }, 'generation crashed');
         await finish(controller.signal.aborted ? 'CANCELLED' : 'ERROR', { promptTokens: 0, completionTokens: tokens }, error.code, null);
-        if (error.code !== ErrorCode.CANCELLED) throw error;
+        // A client that stopped the stream itself needs no error; one stopped by the gateway
+        // (revocation, shutdown, cancelGeneration elsewhere) is told why.
+        const stoppedByGateway = controller.signal.aborted && controller.signal.reason instanceof GatewayError;
+        if (stoppedByGateway || error.code !== ErrorCode.CANCELLED) throw error;
       } finally {
         // Reached without `finished` when the consumer stopped at a yield (return()): the client left mid-stream.
         if (!finished) await finish('CANCELLED', { promptTokens: 0, completionTokens: tokens }, ErrorCode.CANCELLED, null);

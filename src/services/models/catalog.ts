@@ -66,7 +66,7 @@ export class ModelCatalog {
   }
 
   /** Adds an entry; BAD_USER_INPUT when the name is already catalogued or the alias is taken. */
-  register(input: RegisterModelInput): Promise<ModelEntry> {
+  async register(input: RegisterModelInput): Promise<ModelEntry> {
     const name = requireModelName(input.name);
     const fields = validateFields(input);
     return inTransaction(this.db, async (tx) => {
@@ -80,7 +80,7 @@ export class ModelCatalog {
   }
 
   /** Changes an entry found by name or alias; MODEL_NOT_FOUND when there is none. */
-  update(requested: string, patch: CatalogFields): Promise<ModelEntry> {
+  async update(requested: string, patch: CatalogFields): Promise<ModelEntry> {
     const fields = validateFields(patch);
     return inTransaction(this.db, async (tx) => {
       const entry = await this.get(requested, tx);
@@ -101,7 +101,7 @@ export class ModelCatalog {
   }
 
   /** Makes a model (catalogued on the fly when needed) the one default. */
-  setDefault(requested: string): Promise<ModelEntry> {
+  async setDefault(requested: string): Promise<ModelEntry> {
     return inTransaction(this.db, async (tx) => {
       const entry = await this.ensure(tx, requested);
       await clearDefault(tx, entry.id);
@@ -111,7 +111,7 @@ export class ModelCatalog {
   }
 
   /** Sets (or clears, with null) a model's own inactivity threshold, cataloguing it when needed. */
-  setThreshold(requested: string, seconds: number | null): Promise<ModelEntry> {
+  async setThreshold(requested: string, seconds: number | null): Promise<ModelEntry> {
     const value = checkThreshold(seconds);
     return inTransaction(this.db, async (tx) => {
       const entry = await this.ensure(tx, requested);

@@ -1,3 +1,4 @@
+import { isGatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { SettingsService } from '../settings.js';
 import type { ModelCatalog } from './catalog.js';
@@ -40,6 +41,7 @@ export class IdleReaper {
   private seenLoaded = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
+  private dirty = false;
   private running: Promise<void> | undefined;
   private stopped = false;
 
@@ -107,7 +109,8 @@ export class IdleReaper {
   /** One check now (also run on a timer); concurrent calls share the check in progress. */
   check(): Promise<void> {
     this.running ??= this.reap()
-      .catch((err: unknown) => this.deps.log.warn({ err }, 'idle check failed'))
+      // Ollama being down is expected now and then: no warning every few seconds for that.
+      .catch((err: unknown) => (isUpstreamError(err) ? this.deps.log.debug({ err }, 'idle check skipped') : this.deps.log.warn({ err }, 'idle check failed')))
       .finally(() => (this.running = undefined));
     return this.running;
   }
@@ -161,6 +164,7 @@ export class IdleReaper {
   }
 
   private scheduleFlush(): void {
+    this.dirty = true;
     if (this.flushTimer || this.stopped) return;
     this.flushTimer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
     this.flushTimer.unref();
@@ -169,11 +173,16 @@ export class IdleReaper {
   private async flush(): Promise<void> {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    if (!this.dirty) return;
+    this.dirty = false;
     const snapshot = Object.fromEntries([...this.lastActive].map(([k, at]) => [k, new Date(at).toISOString()]));
     try {
       await this.deps.settings.write(LAST_ACTIVITY_SETTING, snapshot);
     } catch (err) {
+      this.dirty = true;
       this.deps.log.warn({ err }, 'could not store model activity');
     }
   }
 }
+
+const isUpstreamError = (e: unknown) => isGatewayError(e) && e.code.startsWith('UPSTREAM_');

@@ -68,7 +68,7 @@ export class ModelLifecycle {
   constructor(private readonly deps: LifecycleDeps) {}
 
   /** Loads a model after checking free VRAM against its size (skipped with `force`, warned when unknown). */
-  load(requested: string, opts: { numCtx?: number | null; force?: boolean | null } = {}): Promise<LoadResult> {
+  async load(requested: string, opts: { numCtx?: number | null; force?: boolean | null } = {}): Promise<LoadResult> {
     const numCtx = checkNumCtx(opts.numCtx);
     return this.exclusive(async () => {
       const target = await this.target(requested);
@@ -133,7 +133,7 @@ export class ModelLifecycle {
    * Makes another model the default: checks VRAM (counting what the current default frees),
    * unloads the current default, loads the new one and records it as the default.
    */
-  change(to: string, opts: { numCtx?: number | null; force?: boolean | null } = {}): Promise<ChangeResult> {
+  async change(to: string, opts: { numCtx?: number | null; force?: boolean | null } = {}): Promise<ChangeResult> {
     const numCtx = checkNumCtx(opts.numCtx);
     return this.exclusive(async () => {
       const target = await this.target(to);

@@ -22,9 +22,9 @@ export interface ActivePull {
   model: string;
   latest: PullProgress | null;
   /** Settles once Ollama got past "pulling manifest" (the model exists), or with the pull's error. */
-  readonly manifest: Promise<void>;
+  manifest: Promise<void>;
   /** Settles with the last message (success) or the pull's error. */
-  readonly finished: Promise<PullProgress>;
+  finished: Promise<PullProgress>;
 }
 
 interface PullState extends ActivePull {
@@ -53,6 +53,23 @@ export class PullManager {
   async resolve(requested: string): Promise<string> {
     const match = await this.deps.catalog.find(requested);
     return match ? match.entry.name : requireModelName(requested);
+  }
+
+  /**
+   * Starts (or joins) the pull of a name or alias and waits until Ollama has found the model's
+   * manifest, so an unknown model fails here with MODEL_NOT_FOUND; the download goes on in the
+   * background.
+   */
+  async begin(requested: string): Promise<{ model: string; joined: boolean; progress: PullProgress | null }> {
+    const model = await this.resolve(requested);
+    const { pull, joined } = this.start(model);
+    await pull.manifest;
+    return { model, joined, progress: pull.latest };
+  }
+
+  /** `watch` for a name or alias. */
+  async *follow(requested: string): AsyncGenerator<PullProgress> {
+    yield* this.watch(await this.resolve(requested));
   }
 
   /** Starts pulling a model (canonical name), or joins the pull already running. */

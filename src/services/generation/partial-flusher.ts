@@ -1,0 +1,76 @@
+import type { DataSource } from 'typeorm';
+import { Generation } from '../../entities/generation.js';
+import { Message } from '../../entities/message.js';
+import { inTransaction } from '../database.js';
+import type { Logger } from '../logger.js';
+
+/** What a running stream has produced so far. */
+export interface PartialAnswer {
+  text: string;
+  completionTokens: number;
+  /** Credits the tokens so far would cost; what a crash settles the reservation to. */
+  creditsSoFar: number;
+  /** Session chats: the assistant message that shows the answer. */
+  messageId?: string | null;
+}
+
+/**
+ * Saves the partial text of running streams every `intervalMs`, all streams in one transaction,
+ * so that after a crash the interrupted answers (and what they cost) are still on disk, without
+ * a database write per token.
+ */
+export class PartialFlusher {
+  private readonly dirty = new Map<string, PartialAnswer>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly db: DataSource,
+    private readonly log: Logger,
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    if (this.intervalMs <= 0 || this.timer) return;
+    this.timer = setInterval(() => void this.flush(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and writes what is pending. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+
+  update(generationId: string, partial: PartialAnswer): void {
+    if (this.intervalMs > 0) this.dirty.set(generationId, partial);
+  }
+
+  /** The stream finished and wrote its final state itself. */
+  forget(generationId: string): void {
+    this.dirty.delete(generationId);
+  }
+
+  flush(): Promise<void> {
+    this.flushing = this.flushing.then(() => this.writeBatch());
+    return this.flushing;
+  }
+
+  private async writeBatch(): Promise<void> {
+    if (!this.dirty.size || !this.db.isInitialized) return;
+    const batch = [...this.dirty.entries()];
+    this.dirty.clear();
+    try {
+      await inTransaction(this.db, async (tx) => {
+        for (const [id, p] of batch) {
+          // Only while still STREAMING: a stream that finished meanwhile wrote its final text.
+          await tx.update(Generation, { id, status: 'STREAMING' }, { response: p.text, completionTokens: p.completionTokens, creditsCharged: p.creditsSoFar });
+          if (p.messageId) await tx.update(Message, { id: p.messageId, status: 'STREAMING' }, { content: p.text, completionTokens: p.completionTokens });
+        }
+      });
+    } catch (err) {
+      this.log.warn({ err, streams: batch.length }, 'could not save partial answers');
+    }
+  }
+}

@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type Emulator, startEmulator } from '../../src/emulator/server.js';
+import { ApiKey } from '../../src/entities/api-key.js';
+import { Generation } from '../../src/entities/generation.js';
+import { CreditLedger, costOf } from '../../src/services/credits.js';
+import { GatewayError } from '../../src/services/errors.js';
+import { ActiveStreams } from '../../src/services/generation/active-streams.js';
+import { type GenerationEvent, GenerationService } from '../../src/services/generation/generation-service.js';
+import type { ModelDirectory } from '../../src/services/generation/hooks.js';
+import { KeyService, type Principal, toPrincipal } from '../../src/services/keys.js';
+import { createLogger } from '../../src/services/logger.js';
+import { OllamaUpstream } from '../../src/services/ollama/upstream.js';
+import { type TestDatabase, createTestDatabase, describeEachDatabase } from '../helpers/database.js';
+
+// 0.1 credit per prompt token, 1 credit per completion token, plus REQUEST_COST 1.
+const pricing = { promptPricePer1k: 100, completionPricePer1k: 1000 };
+const priced: ModelDirectory = { resolve: async (name) => ({ name, pricing }), markBusy: () => () => {} };
+
+describeEachDatabase('credit reservation and settlement with per-model prices', (kind) => {
+  let db: TestDatabase;
+  let emulator: Emulator;
+  let service: GenerationService;
+  let keys: KeyService;
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    emulator = await startEmulator({ tokenDelayMs: 0 });
+    keys = new KeyService(db.dataSource, 0);
+    service = new GenerationService({
+      db: db.dataSource,
+      upstream: new OllamaUpstream(emulator.url, { connectMs: 5000, stallMs: 5000 }),
+      credits: new CreditLedger(),
+      active: new ActiveStreams(),
+      log: createLogger('silent'),
+      requestCost: 1,
+      defaultMaxTokens: 50,
+      models: priced,
+    });
+  });
+  afterAll(async () => {
+    await emulator?.close();
+    await db?.cleanup();
+  });
+
+  const newPrincipal = async (credits: number): Promise<Principal> => toPrincipal((await keys.create({ name: `priced ${credits}`, role: 'USER', credits })).key);
+  const balance = async (p: Principal) => (await db.dataSource.getRepository(ApiKey).findOneByOrFail({ id: p.id })).credits;
+  const row = (id: string) => db.dataSource.getRepository(Generation).findOneByOrFail({ id });
+  const meta = { requestId: 'test', streamed: true };
+
+  it('holds the worst case while streaming, then charges the real cost and refunds the rest', async () => {
+    const p = await newPrincipal(1000);
+    const stream = service.generate(p, { model: 'llama3.2', prompt: 'Price this, please.', options: { maxTokens: 5 } }, meta);
+    let first: GenerationEvent | undefined;
+    let held = -1;
+    let done: Extract<GenerationEvent, { type: 'DONE' }> | undefined;
+    for await (const e of stream) {
+      if (e.type === 'TOKEN' && !first) {
+        first = e;
+        held = 1000 - (await balance(p));
+      }
+      if (e.type === 'DONE') done = e;
+    }
+    const r = await row(done!.generationId);
+    expect(r.creditsReserved).toBe(held); // the reservation was in force during the stream
+    expect(r.creditsReserved).toBe(costOf({ promptTokens: Math.ceil('Price this, please.'.length / 2) + 16, completionTokens: 5 }, pricing, 1));
+    const real = costOf({ promptTokens: r.promptTokens, completionTokens: r.completionTokens }, pricing, 1);
+    expect(r.completionTokens).toBe(5);
+    expect(done!.creditsCharged).toBe(real);
+    expect(r.creditsCharged).toBe(real);
+    expect(real).toBeLessThan(r.creditsReserved); // so something was refunded
+    expect(await balance(p)).toBe(1000 - real);
+  });
+
+  it('charges a stream cut by the client for the tokens it produced only', async () => {
+    emulator.setTokenDelay(20);
+    try {
+      const p = await newPrincipal(1000);
+      const stream = service.generate(p, { model: 'llama3.2', prompt: 'Stop me.' }, meta);
+      let id = '';
+      let tokens = 0;
+      for await (const e of stream) {
+        if (e.type === 'TOKEN') {
+          id = e.generationId;
+          if (++tokens === 2) break; // return(): the client left
+        }
+      }
+      const r = await row(id);
+      expect(r.status).toBe('CANCELLED');
+      expect(r.creditsReserved).toBeGreaterThan(50); // worst case: defaultMaxTokens completion tokens
+      expect(r.creditsCharged).toBe(costOf({ promptTokens: 0, completionTokens: r.completionTokens }, pricing, 1));
+      expect(await balance(p)).toBe(1000 - r.creditsCharged);
+    } finally {
+      emulator.setTokenDelay(0);
+    }
+  });
+
+  it('under concurrency never overspends: the balance is the start minus the charges, refused requests never reach the model', async () => {
+    const p = await newPrincipal(100);
+    const upstreamBefore = emulator.requests.filter((r) => r.path === '/api/generate').length;
+    const outcomes = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        try {
+          let charged = 0;
+          for await (const e of service.generate(p, { model: 'llama3.2', prompt: `q${i}`, options: { maxTokens: 5 } }, meta)) if (e.type === 'DONE') charged = e.creditsCharged;
+          return { ok: true, charged };
+        } catch (e) {
+          return { ok: false, code: (e as GatewayError).code };
+        }
+      }),
+    );
+    const ok = outcomes.filter((o) => o.ok);
+    expect(outcomes.filter((o) => !o.ok).every((o) => o.code === 'INSUFFICIENT_CREDITS')).toBe(true);
+    const rows = await db.dataSource.getRepository(Generation).find({ where: { apiKeyId: p.id } });
+    expect(rows).toHaveLength(40);
+    const reservation = Math.max(...rows.map((r) => r.creditsReserved));
+    // At worst every success held a full reservation at once.
+    expect(ok.length).toBeGreaterThanOrEqual(Math.floor(100 / reservation));
+    expect(ok.length).toBeLessThan(40);
+    const charged = rows.reduce((n, r) => n + r.creditsCharged, 0);
+    expect(charged).toBe(ok.reduce((n, o) => n + (o.charged ?? 0), 0));
+    const left = await balance(p);
+    expect(left).toBe(100 - charged);
+    expect(left).toBeGreaterThanOrEqual(0);
+    expect(emulator.requests.filter((r) => r.path === '/api/generate').length - upstreamBefore).toBe(ok.length);
+  });
+});
