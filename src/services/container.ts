@@ -80,7 +80,7 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     residency: new ResidencyProbe(upstream),
     admission: rateLimits,
   });
-  const sessions = new SessionService(db, () => new SettingsService(db, {}).getDefaultSystemPrompt());
+  const sessions = new SessionService(db, () => settings.getDefaultSystemPrompt());
   const chat = new ChatService(generation, sessions, {
     maxImages: config.maxImagesPerMessage,
     maxBytes: config.maxImageBytes,

@@ -4,6 +4,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { Generation, type GenerationKind, type GenerationMessage, type GenerationStatus } from '../../entities/generation.js';
 import { costOf, type CreditLedger } from '../credits.js';
 import { inTransaction } from '../database.js';
+import { canonicalModelName } from '../models/names.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
 import type { Logger } from '../logger.js';
@@ -113,6 +114,7 @@ export interface RequestMeta {
 }
 
 const MAX_PROMPT_CHARS = 1_000_000;
+const CAPABILITY_TTL_MS = 60_000;
 
 /**
  * Runs generations against Ollama: admits the request, reserves credits, streams tokens, records
@@ -122,7 +124,8 @@ export class GenerationService {
   private readonly models: ModelDirectory;
   private readonly admission: RequestAdmission;
   private readonly slots: ModelSlots;
-  private readonly capabilityCache = new Map<string, Promise<string[] | null>>();
+  /** /api/show capabilities per model, kept for a minute (a model may be re-pulled or deleted). */
+  private readonly capabilityCache = new Map<string, { at: number; capabilities: Promise<string[] | null> }>();
 
   constructor(private readonly deps: GenerationServiceDeps) {
     this.models = deps.models ?? passThroughModels;
@@ -135,17 +138,21 @@ export class GenerationService {
     let capabilities = known;
     if (capabilities === undefined) {
       let cached = this.capabilityCache.get(name);
-      if (!cached) {
-        cached = this.deps.upstream.show(name).then(
-          (r) => r.capabilities ?? null,
-          (e: unknown) => {
-            this.capabilityCache.delete(name);
-            throw e;
-          },
-        );
-        this.capabilityCache.set(name, cached);
+      if (!cached || Date.now() - cached.at > CAPABILITY_TTL_MS) {
+        const entry = {
+          at: Date.now(),
+          capabilities: this.deps.upstream.show(name).then(
+            (r) => r.capabilities ?? null,
+            (e: unknown) => {
+              this.capabilityCache.delete(name);
+              throw e;
+            },
+          ),
+        };
+        this.capabilityCache.set(name, entry);
+        cached = entry;
       }
-      capabilities = await cached;
+      capabilities = await cached.capabilities;
     }
     if (capabilities && !capabilities.includes('vision'))
       throw new GatewayError(ErrorCode.CAPABILITY_MISSING, `Model "${name}" cannot read images (it has no vision capability).`, { model: name, capability: 'vision' });
@@ -322,7 +329,8 @@ export class GenerationService {
         return { charged, durationMs };
       };
 
-      const ticket = this.slots.enter(model.name, controller.signal);
+      // Queue by canonical name, so `llama3.2` and `Llama3.2:latest` share one model's slots.
+      const ticket = this.slots.enter(canonicalModelName(model.name) ?? model.name, controller.signal);
       try {
         // Tell the client where the request is before the first token: queued, loading, generating.
         while (ticket.position > 0) {

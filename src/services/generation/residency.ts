@@ -1,5 +1,7 @@
-import { normalizeModelName } from '../ollama/names.js';
+import { canonicalModelName } from '../models/names.js';
 import type { OllamaUpstream } from '../ollama/upstream.js';
+
+const canonical = (name: string) => canonicalModelName(name) ?? name.toLowerCase();
 
 /**
  * Whether a model is loaded on the GPU, from Ollama's `/api/ps`, cached briefly so a burst of
@@ -17,12 +19,12 @@ export class ResidencyProbe {
   /** true/false, or undefined when Ollama could not be asked. */
   async isResident(model: string): Promise<boolean | undefined> {
     const names = await this.loaded();
-    return names?.has(normalizeModelName(model));
+    return names?.has(canonical(model));
   }
 
   /** Records that a model just answered, so it counts as loaded without asking again. */
   markResident(model: string): void {
-    this.snapshot?.names.add(normalizeModelName(model));
+    this.snapshot?.names.add(canonical(model));
   }
 
   /** Forgets the cache (after load/unload through the gateway). */
@@ -35,7 +37,7 @@ export class ResidencyProbe {
     this.pending ??= this.upstream
       .ps(AbortSignal.timeout(2000))
       .then((r) => {
-        const names = new Set(r.models.map((m) => normalizeModelName(m.name)));
+        const names = new Set(r.models.map((m) => canonical(m.name)));
         this.snapshot = { at: Date.now(), names };
         return names;
       })
