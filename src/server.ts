@@ -170,6 +170,7 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
       await wsServer.dispose(); // closes every socket with 1001, which returns() their subscriptions
       server.closeAllConnections();
       await services.models.stop(); // stops the idle reaper (storing activity) and aborts pulls
+      await services.redis?.close();
       if (database.isInitialized) await database.destroy();
       log.info('stopped');
     })());

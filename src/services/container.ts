@@ -18,6 +18,7 @@ import { SettingsService } from './settings.js';
 import type { Logger } from './logger.js';
 import { OllamaUpstream } from './ollama/upstream.js';
 import { KeyRateLimiter } from './rate-limit.js';
+import { RedisBackplane } from './redis.js';
 import { enforceRevocations } from './revocation.js';
 import { UsageService } from './usage.js';
 
@@ -41,6 +42,8 @@ export interface Services {
   connections: ConnectionRegistry;
   /** Typed pub/sub (model events, pull progress); in-process unless given a distributed event target. */
   pubsub: GatewayPubSub;
+  /** Redis connections when REDIS_URL is set (closed on shutdown). */
+  redis?: RedisBackplane;
   /** Runtime settings: default system prompt, global inactivity threshold. */
   settings: SettingsService;
   /** Model catalogue and lifecycle: pulls, loads, unloads, idle reaper. */
@@ -55,13 +58,18 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     stallMs: config.upstreamStallTimeoutMs,
   });
   const activeStreams = new ActiveStreams();
-  const rateLimits = new KeyRateLimiter({
-    requestsPerMinute: config.rateLimitRequestsPerMinute,
-    tokensPerMinute: config.rateLimitTokensPerMinute,
-    maxConcurrentStreams: config.maxConcurrentStreamsPerKey,
-    windowSeconds: config.rateLimitWindowSeconds,
-  });
-  const pubsub = createGatewayPubSub();
+  // With REDIS_URL, events and rate-limit windows are shared between gateway instances.
+  const redis = config.redisUrl ? new RedisBackplane(config.redisUrl, log) : undefined;
+  const rateLimits = new KeyRateLimiter(
+    {
+      requestsPerMinute: config.rateLimitRequestsPerMinute,
+      tokensPerMinute: config.rateLimitTokensPerMinute,
+      maxConcurrentStreams: config.maxConcurrentStreamsPerKey,
+      windowSeconds: config.rateLimitWindowSeconds,
+    },
+    redis?.rateLimitStore(),
+  );
+  const pubsub = createGatewayPubSub({ eventTarget: redis?.eventTarget() });
   const settings = new SettingsService(db, { inactivityThresholdSeconds: config.inactivityThresholdSeconds });
   const models = createModelServices({ config, db, upstream, pubsub, settings, log });
   const credits = new CreditLedger();
@@ -92,5 +100,5 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const connections = new ConnectionRegistry();
   enforceRevocations({ events: keyEvents, activeStreams, connections, log });
   const keys = new KeyService(db, config.defaultCredits, keyEvents);
-  return { config, db, log, keys, upstream, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, gpu: models.gpu };
+  return { config, db, log, redis, keys, upstream, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, gpu: models.gpu };
 }

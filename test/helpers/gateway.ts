@@ -44,7 +44,9 @@ export async function startGateway(
   };
   const app = await buildApp({ config, log: options.log ?? createLogger('silent'), db: options.db });
   const url = await app.start();
-  if (!app.bootstrapSecret) throw new Error('expected an admin key to be created on an empty database');
+  // ADMIN_API_KEY registers a known admin key (e.g. for several instances on one database).
+  const adminSecret = options.env?.ADMIN_API_KEY ?? app.bootstrapSecret;
+  if (!adminSecret) throw new Error('expected an admin key to be created on an empty database');
   const { secret: userSecret } = await app.services.keys.create({ name: 'test user', role: 'USER' });
   return {
     url,
@@ -52,7 +54,7 @@ export async function startGateway(
     wsUrl: `${url.replace(/^http/, 'ws')}/graphql`,
     app,
     emulator,
-    adminSecret: app.bootstrapSecret,
+    adminSecret,
     userSecret,
     dir,
     stop: async () => {
