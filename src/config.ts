@@ -42,12 +42,47 @@ export interface Config {
   imageFetchTimeoutMs: number;
   /** Let image URLs reach private, loopback and link-local addresses (SSRF guard off). */
   imageUrlAllowPrivate: boolean;
+  /** Bearer token required to read /metrics; unset = /metrics is open. */
+  metricsToken?: string;
   /** Default per-key limits on generation requests (a key's own limits override them); 0 = unlimited. */
   rateLimitRequestsPerMinute: number;
   rateLimitTokensPerMinute: number;
   maxConcurrentStreamsPerKey: number;
   /** Length of the rate-limit window in seconds; the "per minute" limits apply per window. */
   rateLimitWindowSeconds: number;
+  /** Hardening limits (see src/services/limits/); 0 turns a limit off. */
+  limits: HardeningLimits;
+}
+
+/** Limits against hostile or broken clients and a flaky upstream; 0 turns a limit off. */
+export interface HardeningLimits {
+  /** graphql-armor: query depth, cost, aliases, directives and lexer tokens per document. */
+  graphqlMaxDepth: number;
+  graphqlMaxCost: number;
+  graphqlMaxAliases: number;
+  graphqlMaxDirectives: number;
+  graphqlMaxTokens: number;
+  /** Characters of prompt, system prompt and chat messages in one generation request. */
+  maxPromptChars: number;
+  /** Time a websocket has to send connection_init after opening. */
+  wsConnectionInitTimeoutMs: number;
+  /** Interval of websocket pings; a peer that has not answered by the next ping is dropped. */
+  wsKeepAliveMs: number;
+  maxSocketsPerIp: number;
+  maxSocketsPerKey: number;
+  maxConcurrentStreamsPerIp: number;
+  /** Failed authentications per IP and window before the IP is refused (RATE_LIMITED) until the window ends. */
+  authFailureLimit: number;
+  authFailureWindowSeconds: number;
+  /** Output queued for one client (websocket or HTTP response) beyond which it counts as not reading. */
+  maxClientBufferedBytes: number;
+  /** Time queued output may wait without draining before the client counts as not reading. */
+  slowClientTimeoutMs: number;
+  /** Retries of a generation whose connection to Ollama failed before any chunk arrived. */
+  upstreamRetries: number;
+  upstreamRetryDelayMs: number;
+  /** Take the client address from the last X-Forwarded-For entry (behind one reverse proxy). */
+  trustProxy: boolean;
 }
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
@@ -98,6 +133,25 @@ const envSchema = z.object({
   MAX_IMAGES_PER_MESSAGE: z.preprocess(emptyToUndefined, int(0, 100).default(8)),
   IMAGE_FETCH_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1).default(10_000)),
   IMAGE_URL_ALLOW_PRIVATE: z.preprocess(emptyToUndefined, bool.default(false)),
+  METRICS_TOKEN: optional(z.string().min(16, 'must be at least 16 characters')),
+  GRAPHQL_MAX_DEPTH: z.preprocess(emptyToUndefined, int(0, 1000).default(10)),
+  GRAPHQL_MAX_COST: z.preprocess(emptyToUndefined, int(0, 100_000_000).default(10_000)),
+  GRAPHQL_MAX_ALIASES: z.preprocess(emptyToUndefined, int(0, 100_000).default(15)),
+  GRAPHQL_MAX_DIRECTIVES: z.preprocess(emptyToUndefined, int(0, 100_000).default(50)),
+  GRAPHQL_MAX_TOKENS: z.preprocess(emptyToUndefined, int(0, 10_000_000).default(1000)),
+  MAX_PROMPT_CHARS: z.preprocess(emptyToUndefined, int(1, 100_000_000).default(1_000_000)),
+  WS_CONNECTION_INIT_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 600_000).default(5000)),
+  WS_KEEPALIVE_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(12_000)),
+  MAX_SOCKETS_PER_IP: z.preprocess(emptyToUndefined, int(0, 1_000_000).default(256)),
+  MAX_SOCKETS_PER_KEY: z.preprocess(emptyToUndefined, int(0, 1_000_000).default(64)),
+  MAX_CONCURRENT_STREAMS_PER_IP: z.preprocess(emptyToUndefined, int(0, 1_000_000).default(32)),
+  AUTH_FAILURE_LIMIT: z.preprocess(emptyToUndefined, int(0, 1_000_000).default(20)),
+  AUTH_FAILURE_WINDOW_SECONDS: z.preprocess(emptyToUndefined, int(1, 86_400).default(60)),
+  MAX_CLIENT_BUFFERED_BYTES: z.preprocess(emptyToUndefined, int(1024).default(4 * 1024 * 1024)),
+  SLOW_CLIENT_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 3_600_000).default(15_000)),
+  UPSTREAM_RETRIES: z.preprocess(emptyToUndefined, int(0, 5).default(1)),
+  UPSTREAM_RETRY_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 60_000).default(250)),
+  TRUST_PROXY: z.preprocess(emptyToUndefined, bool.default(false)),
 });
 
 /** Thrown when the environment holds a bad value; the message names every offending variable. */
@@ -112,7 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = parsed.error.issues.map((issue) => {
       const variable = String(issue.path[0] ?? 'environment');
       const value = env[variable];
-      const shown = variable.includes('KEY') || variable.includes('URL') ? '' : ` (got ${JSON.stringify(value)})`;
+      const shown = variable.includes('KEY') || variable.includes('URL') || variable.includes('TOKEN') ? '' : ` (got ${JSON.stringify(value)})`;
       return `${variable}: ${issue.message}${shown}`;
     });
     throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
@@ -151,5 +205,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxImagesPerMessage: e.MAX_IMAGES_PER_MESSAGE,
     imageFetchTimeoutMs: e.IMAGE_FETCH_TIMEOUT_MS,
     imageUrlAllowPrivate: e.IMAGE_URL_ALLOW_PRIVATE,
+    metricsToken: e.METRICS_TOKEN,
+    limits: {
+      graphqlMaxDepth: e.GRAPHQL_MAX_DEPTH,
+      graphqlMaxCost: e.GRAPHQL_MAX_COST,
+      graphqlMaxAliases: e.GRAPHQL_MAX_ALIASES,
+      graphqlMaxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+      graphqlMaxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxPromptChars: e.MAX_PROMPT_CHARS,
+      wsConnectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT_MS,
+      wsKeepAliveMs: e.WS_KEEPALIVE_MS,
+      maxSocketsPerIp: e.MAX_SOCKETS_PER_IP,
+      maxSocketsPerKey: e.MAX_SOCKETS_PER_KEY,
+      maxConcurrentStreamsPerIp: e.MAX_CONCURRENT_STREAMS_PER_IP,
+      authFailureLimit: e.AUTH_FAILURE_LIMIT,
+      authFailureWindowSeconds: e.AUTH_FAILURE_WINDOW_SECONDS,
+      maxClientBufferedBytes: e.MAX_CLIENT_BUFFERED_BYTES,
+      slowClientTimeoutMs: e.SLOW_CLIENT_TIMEOUT_MS,
+      upstreamRetries: e.UPSTREAM_RETRIES,
+      upstreamRetryDelayMs: e.UPSTREAM_RETRY_DELAY_MS,
+      trustProxy: e.TRUST_PROXY,
+    },
   };
 }

@@ -14,6 +14,8 @@ export interface GatewayContext {
   log: Logger;
   /** Aborted when the HTTP request goes away; absent on websockets (iterator return() covers those). */
   signal?: AbortSignal;
+  /** The client's address (per-address limits); see src/services/limits/client-ip.ts. */
+  clientIp: string;
 }
 
 /** Extracts a presented API key from `x-api-key` or `Authorization: Bearer`. */
@@ -38,7 +40,13 @@ export function keyFromConnectionParams(params: Readonly<Record<string, unknown>
   return nested && typeof nested === 'object' ? keyFromConnectionParams(nested as Record<string, unknown>) : undefined;
 }
 
-export function newContext(services: Services, principal: Principal | null, badCredentials: boolean, signal?: AbortSignal): GatewayContext {
+export function newContext(
+  services: Services,
+  principal: Principal | null,
+  badCredentials: boolean,
+  signal?: AbortSignal,
+  clientIp = 'unknown',
+): GatewayContext {
   const requestId = randomUUID();
-  return { principal, badCredentials, services, requestId, log: services.log.child({ requestId }), signal };
+  return { principal, badCredentials, services, requestId, log: services.log.child({ requestId }), signal, clientIp };
 }

@@ -1,15 +1,18 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { DataSource } from 'typeorm';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config.js';
 import { type GatewayContext, keyFromConnectionParams, keyFromHeaders, newContext } from './context.js';
+import { useErrorMetrics } from './plugins/use-error-metrics.js';
+import { useGraphQLMetrics } from './plugins/use-graphql-metrics.js';
 import { useOperationLog } from './plugins/use-operation-log.js';
 import { EXPORT_CONVERSATIONS_PATH, exportConversations } from './routes/export-conversations.js';
+import { METRICS_PATH, serveMetrics } from './routes/metrics.js';
+import { isOpenAIPath, serveOpenAI } from './routes/openai/router.js';
 import { createMaskError } from './schema/errors.js';
 import { schema } from './schema/index.js';
 import { createServices, type Services } from './services/container.js';
@@ -19,6 +22,9 @@ import { recoverInterrupted } from './services/generation/recovery.js';
 import { checkHealth } from './services/health.js';
 import { type Principal, toPrincipal } from './services/keys.js';
 import { createLogger, type Logger } from './services/logger.js';
+import { serveGraphQLWs } from './transport/graphql-ws.js';
+import { createHardening } from './transport/hardening.js';
+import { OperationKeys } from './transport/operation-keys.js';
 import { VERSION } from './version.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -58,6 +64,10 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
   services.partials.start();
   // Idle reaper (timers unref'd): its first check unloads models left idle past their threshold while we were down.
   await services.models.start();
+  // Limits against hostile or broken clients (src/transport/hardening.ts).
+  const hardening = createHardening(config, services);
+  // Sockets whose key comes with each operation, as GraphiQL sends it (src/transport/operation-keys.ts).
+  const operationKeys = new OperationKeys(services.keys, services.connections);
 
   const yoga = createYoga<Record<string, unknown>, GatewayContext>({
     schema,
@@ -74,29 +84,45 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
       defaultQuery: 'subscription {\n  generate(input: { model: "llama3.2", prompt: "Why is the sky blue?" }) {\n    type\n    delta\n    usage { promptTokens completionTokens }\n  }\n}\n',
     },
     maskedErrors: { maskError: createMaskError(log) },
-    plugins: [useOperationLog()],
+    plugins: [useOperationLog(), useErrorMetrics(services.metrics), useGraphQLMetrics(services.metrics.registry), ...hardening.plugins],
     context: async (initial): Promise<GatewayContext> => {
       const wsPrincipal = (initial as { wsPrincipal?: Principal }).wsPrincipal;
-      if (wsPrincipal) return newContext(services, wsPrincipal, false);
+      const req = (initial as { req?: IncomingMessage }).req;
+      if (wsPrincipal) return newContext(services, wsPrincipal, false, undefined, hardening.ipOf(req));
       const request = (initial as { request: Request }).request;
       const presented = keyFromHeaders(request.headers);
       const key = presented ? await services.keys.authenticate(presented) : null;
+      if (presented && !key) await hardening.authFailed(req);
       const res = (initial as { res?: ServerResponse }).res;
       if (key && res && request.headers.get('accept')?.includes('text/event-stream')) {
         // An SSE response is long-lived: close it if the key is revoked.
         res.once('close', services.connections.add(key.id, { close: () => res.destroy() }));
       }
-      return newContext(services, key ? toPrincipal(key) : null, Boolean(presented && !key), request.signal);
+      return newContext(services, key ? toPrincipal(key) : null, Boolean(presented && !key), request.signal, hardening.ipOf(req));
     },
   });
 
   const server = createServer((req, res) => {
     if (req.url === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(res);
+    // Addresses throttled for failed authentications are refused before any key lookup.
+    hardening.screen(req, res).then(
+      (pass) => pass && route(req, res),
+      (err: unknown) => {
+        log.error({ err }, 'request screening failed');
+        if (!res.headersSent) res.writeHead(503).end();
+      },
+    );
+  });
+  const route = (req: IncomingMessage, res: ServerResponse) => {
     if (req.url?.split('?')[0] === EXPORT_CONVERSATIONS_PATH) return void exportConversations(req, res, services);
+    if (req.url?.split('?')[0] === METRICS_PATH) return void serveMetrics(req, res, services);
+    if (isOpenAIPath(req.url)) return void serveOpenAI(req, res, services, { authFailed: (r) => hardening.authFailed(r) });
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > config.maxBodyBytes) return void refuseLargeBody(res, config.maxBodyBytes);
-    void yoga.handle(req, res);
-  });
+    void hardening.prepareGraphQL(req, res).then((pass) => {
+      if (pass) void yoga.handle(req, res);
+    });
+  };
 
   const serveHealth = async (res: ServerResponse) => {
     const report = await checkHealth(services.db, services.upstream, VERSION);
@@ -104,34 +130,48 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
     res.end(JSON.stringify(report));
   };
 
-  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: config.maxWsPayloadBytes });
-  const wsServer = useServer<Record<string, unknown>, SocketState>(
+  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: config.maxWsPayloadBytes, verifyClient: hardening.verifyUpgrade });
+  services.metrics.watch({ openWebsockets: () => wss.clients.size });
+  const wsServer = serveGraphQLWs<Record<string, unknown>, SocketState>(
+    wss,
     {
+      connectionInitWaitTimeout: hardening.connectionInitWaitTimeout,
       // Run each operation through yoga's envelop pipeline (masking, plugins) prepared in onSubscribe.
       execute: (args) => (args as unknown as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
       subscribe: (args) => (args as unknown as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
       onConnect: async (ctx) => {
-        const key = await services.keys.authenticate(keyFromConnectionParams(ctx.connectionParams));
-        if (!key) return false; // graphql-ws closes with 4403 Forbidden
+        if (!(await hardening.admitInit(ctx.extra))) return false; // throttled address: closed with 1013
+        const presented = keyFromConnectionParams(ctx.connectionParams);
+        if (!presented) return operationKeys.acceptKeyless(ctx.extra.socket); // GraphiQL: the key comes with each operation
+        const key = await services.keys.authenticate(presented);
+        if (!key) {
+          await hardening.initFailed(ctx.extra);
+          return false; // graphql-ws closes with 4403 Forbidden
+        }
+        if (!hardening.admitSocketForKey(ctx.extra, key.id)) return false; // closed with 1013
         ctx.extra.principal = toPrincipal(key);
         const socket = ctx.extra.socket;
         socket.once('close', services.connections.add(key.id, { close: () => socket.close(4403, 'API key revoked') }));
         return true;
       },
-      onSubscribe: async (ctx, _id, params) => {
+      onSubscribe: hardening.typedFailures(async (ctx, _id, params) => {
         // The key may have been revoked since the socket opened (on another instance too): check it per operation.
-        const current = ctx.extra.principal ? await services.keys.findActive(ctx.extra.principal.id) : null;
+        const current = ctx.extra.principal
+          ? await services.keys.findActive(ctx.extra.principal.id)
+          : await operationKeys.authenticate(ctx.extra.socket, params.extensions);
         if (!current) {
+          if (!ctx.extra.principal && operationKeys.presented(params.extensions)) await hardening.initFailed(ctx.extra);
           setImmediate(() => ctx.extra.socket.close(4403, 'API key revoked'));
           return [new GraphQLError('The API key is invalid or revoked.', { extensions: { code: ErrorCode.UNAUTHENTICATED } })];
         }
-        ctx.extra.principal = toPrincipal(current);
+        const principal = toPrincipal(current);
+        if (ctx.extra.principal) ctx.extra.principal = principal;
         const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params,
-          wsPrincipal: ctx.extra.principal,
+          wsPrincipal: principal,
         });
         let document;
         try {
@@ -152,9 +192,9 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
           execute,
           subscribe,
         } as ExecutionArgs;
-      },
+      }),
     },
-    wss,
+    hardening.wsTransport,
   );
 
   let stopping: Promise<void> | undefined;

@@ -2,30 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { stringify } from 'csv-stringify';
 import { keyFromHeaders } from '../context.js';
 import type { Services } from '../services/container.js';
 import { ErrorCode, isGatewayError } from '../services/errors.js';
-import { type ConversationRow, timeRange } from '../services/usage.js';
+import { timeRange } from '../services/usage.js';
+import { CONVERSATION_COLUMNS, csvOf } from '../services/usage-csv.js';
 
 export const EXPORT_CONVERSATIONS_PATH = '/export/conversations.csv';
-
-const COLUMNS: Array<{ key: keyof ConversationRow; header: string }> = [
-  { key: 'createdAt', header: 'timestamp' },
-  { key: 'keyName', header: 'key_name' },
-  { key: 'keyPrefix', header: 'key_prefix' },
-  { key: 'model', header: 'model' },
-  { key: 'kind', header: 'kind' },
-  { key: 'sessionId', header: 'session_id' },
-  { key: 'status', header: 'status' },
-  { key: 'errorCode', header: 'error_code' },
-  { key: 'prompt', header: 'prompt' },
-  { key: 'response', header: 'response' },
-  { key: 'promptTokens', header: 'prompt_tokens' },
-  { key: 'completionTokens', header: 'completion_tokens' },
-  { key: 'creditsCharged', header: 'credits_charged' },
-  { key: 'id', header: 'generation_id' },
-];
 
 function refuse(res: ServerResponse, status: number, code: ErrorCode, message: string) {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
@@ -83,7 +66,7 @@ export async function exportConversations(req: IncomingMessage, res: ServerRespo
       }
     })(),
   );
-  const csv = stringify({ header: true, columns: COLUMNS, cast: { date: (d) => d.toISOString() } });
+  const csv = csvOf(CONVERSATION_COLUMNS);
   try {
     await pipeline(source, csv, res);
     log.info({ key: key.prefix, route: EXPORT_CONVERSATIONS_PATH, outcome: 'ok', rows, durationMs: Date.now() - started }, 'conversations exported');

@@ -21,7 +21,7 @@ const findGatewayError = (error: unknown): GatewayError | undefined => {
  * pass through; anything else is logged with an error id and masked.
  */
 export function createMaskError(log: Logger) {
-  return (error: unknown, message: string): Error => {
+  return (error: unknown, _message: string): Error => {
     const gatewayError = findGatewayError(error);
     const located = isGraphQLErrorLike(error) ? error : undefined;
     if (gatewayError) {
@@ -47,7 +47,8 @@ export function createMaskError(log: Logger) {
     }
     const errorId = crypto.randomUUID();
     log.error({ err: located?.originalError ?? error, errorId }, 'unexpected error');
-    return new GraphQLError(message, {
+    // Never the original message (SQL, paths), nor yoga's bare "Unexpected error." (`_message`).
+    return new GraphQLError(`Internal server error (errorId ${errorId}); the details are in the gateway's log.`, {
       nodes: located?.nodes,
       path: located?.path,
       extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, errorId },

@@ -10,6 +10,7 @@ import { ChatService } from './chat-service.js';
 import { ConnectionRegistry } from './connections.js';
 import { PubSubKeyEventBus } from './key-events.js';
 import { KeyService } from './keys.js';
+import { GatewayMetrics } from './metrics.js';
 import type { GpuProbe } from './gpu.js';
 import { type ModelServices, createModelServices } from './models/model-services.js';
 import { type GatewayPubSub, createGatewayPubSub } from './pubsub.js';
@@ -50,6 +51,8 @@ export interface Services {
   models: ModelServices;
   /** Free VRAM probe (GPU_VRAM_BYTES, nvidia-smi). */
   gpu: GpuProbe;
+  /** Prometheus metrics (served at /metrics). */
+  metrics: GatewayMetrics;
 }
 
 export function createServices(config: Config, db: DataSource, log: Logger): Services {
@@ -73,6 +76,8 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const settings = new SettingsService(db, { inactivityThresholdSeconds: config.inactivityThresholdSeconds });
   const models = createModelServices({ config, db, upstream, pubsub, settings, log });
   const credits = new CreditLedger();
+  const metrics = new GatewayMetrics();
+  metrics.watch({ activeStreams: () => activeStreams.size, loadedModels: (signal) => models.inventory.loaded(signal) });
   const partials = new PartialFlusher(db, log, config.partialFlushMs);
   const generation = new GenerationService({
     models: models.directory,
@@ -84,9 +89,13 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     log,
     requestCost: config.requestCost,
     defaultMaxTokens: config.defaultMaxTokens,
+    maxPromptChars: config.limits.maxPromptChars,
+    upstreamRetries: config.limits.upstreamRetries,
+    upstreamRetryDelayMs: config.limits.upstreamRetryDelayMs,
     slots: new ModelSlots(config.maxConcurrentPerModel),
     residency: new ResidencyProbe(upstream),
     admission: rateLimits,
+    observer: metrics,
   });
   const sessions = new SessionService(db, () => settings.getDefaultSystemPrompt());
   const chat = new ChatService(generation, sessions, {
@@ -100,5 +109,5 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const connections = new ConnectionRegistry();
   enforceRevocations({ events: keyEvents, activeStreams, connections, log });
   const keys = new KeyService(db, config.defaultCredits, keyEvents);
-  return { config, db, log, redis, keys, upstream, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, gpu: models.gpu };
+  return { config, db, log, redis, keys, upstream, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, gpu: models.gpu, metrics };
 }

@@ -10,10 +10,11 @@ import type { Principal } from '../keys.js';
 import type { Logger } from '../logger.js';
 import type { OllamaUpstream } from '../ollama/upstream.js';
 import type { ActiveStreams } from './active-streams.js';
-import { type ModelDirectory, type RequestAdmission, admitEverything, passThroughModels } from './hooks.js';
+import { type GenerationObserver, type ModelDirectory, type RequestAdmission, admitEverything, passThroughModels } from './hooks.js';
 import { ModelSlots } from './model-slots.js';
 import { type GenerationOptions, toOllamaOptions } from './options.js';
 import type { PartialFlusher } from './partial-flusher.js';
+import { retryBeforeFirstChunk } from './upstream-retry.js';
 import type { ResidencyProbe } from './residency.js';
 
 export interface GenerateInput {
@@ -104,6 +105,11 @@ export interface GenerationServiceDeps {
   residency?: ResidencyProbe;
   /** Saves partial answers periodically so a crash loses at most one interval of text. */
   partials?: PartialFlusher;
+  /** Follows each generation (Prometheus metrics). */
+  observer?: GenerationObserver;
+  /** Retries when Ollama cannot be reached before it sent anything (never after: no double answer or charge). */
+  upstreamRetries?: number;
+  upstreamRetryDelayMs?: number;
 }
 
 export interface RequestMeta {
@@ -114,6 +120,8 @@ export interface RequestMeta {
 }
 
 const MAX_PROMPT_CHARS = 1_000_000;
+/** After an abort, how long a consumer that stopped pulling (a client not reading) gets before the run is closed for it. */
+const PARKED_AFTER_ABORT_MS = 1000;
 const CAPABILITY_TTL_MS = 60_000;
 
 /**
@@ -198,12 +206,42 @@ export class GenerationService {
     else meta.signal?.addEventListener('abort', onOuterAbort, { once: true });
 
     const inner = this.run(principal, plan, meta, controller);
-    const cleanup = () => meta.signal?.removeEventListener('abort', onOuterAbort);
+    // A consumer that stops pulling (a client that stopped reading) leaves the generator parked
+    // at a yield, where an abort alone never reaches its bookkeeping: once aborted, close it for
+    // that consumer after a grace, so its row is written, credits settled and slots freed.
+    let pulling = 0;
+    let ended = false;
+    let parkedCheck: NodeJS.Timeout | undefined;
+    const closeIfParked = () => {
+      if (ended) return;
+      if (pulling === 0) return void inner.return(undefined).catch(() => {});
+      parkedCheck = setTimeout(closeIfParked, PARKED_AFTER_ABORT_MS);
+      parkedCheck.unref();
+    };
+    const onAbort = () => {
+      parkedCheck = setTimeout(closeIfParked, PARKED_AFTER_ABORT_MS);
+      parkedCheck.unref();
+    };
+    controller.signal.addEventListener('abort', onAbort, { once: true });
+    const cleanup = () => {
+      ended = true;
+      clearTimeout(parkedCheck);
+      controller.signal.removeEventListener('abort', onAbort);
+      meta.signal?.removeEventListener('abort', onOuterAbort);
+    };
     return {
       next: async () => {
-        const r = await inner.next();
-        if (r.done) cleanup();
-        return r;
+        pulling++;
+        try {
+          const r = await inner.next();
+          if (r.done) cleanup();
+          return r;
+        } catch (e) {
+          cleanup();
+          throw e;
+        } finally {
+          pulling--;
+        }
       },
       return: async (value?: unknown) => {
         // Abort first: the generator may be parked on a network read that only an abort ends.
@@ -289,6 +327,7 @@ export class GenerationService {
 
       let settle!: () => void;
       active.add(id, principal.id, controller, new Promise<void>((r) => (settle = r)));
+      const probe = this.deps.observer?.begin(model.name);
       const notBusy = this.models.markBusy(model.name);
       let text = '';
       let tokens = 0;
@@ -302,6 +341,7 @@ export class GenerationService {
         const charged = status === 'COMPLETE' || tokens > 0 ? Math.min(reserved, costOf(usage, pricing, requestCost)) : 0;
         const durationMs = Date.now() - startedAt;
         totalTokens = usage.promptTokens + usage.completionTokens;
+        probe?.end({ status, errorCode, creditsCharged: charged, completionTokens: usage.completionTokens });
         await inTransaction(db, async (tx) => {
           await tx.update(
             Generation,
@@ -340,17 +380,37 @@ export class GenerationService {
         let loading = (await this.deps.residency?.isResident(model.name)) === false;
         yield { type: 'PHASE', generationId: id, phase: loading ? 'LOADING_MODEL' : 'GENERATING', queuePosition: null };
         const request = { model: model.name, options: options as Partial<OllamaOptions>, ...(model.keepAlive !== undefined ? { keep_alive: model.keepAlive } : {}) };
+        const retry = {
+          retries: this.deps.upstreamRetries ?? 0,
+          delayMs: this.deps.upstreamRetryDelayMs ?? 250,
+          onRetry: (attempt: number, e: GatewayError) =>
+            log.warn({ requestId: meta.requestId, generationId: id, model: model.name, attempt, errorCode: e.code }, 'Ollama failed before answering; retrying'),
+        };
         const chunks =
           plan.kind === 'chat'
-            ? mapChunks(upstream.chatStream({ ...request, messages: (plan.messages ?? []) as OllamaMessage[] }, controller.signal), (c) => c.message?.content ?? '')
+            ? mapChunks(
+                retryBeforeFirstChunk(() => upstream.chatStream({ ...request, messages: (plan.messages ?? []) as OllamaMessage[] }, controller.signal), retry, controller.signal),
+                (c) => c.message?.content ?? '',
+              )
             : mapChunks(
-                upstream.generateStream(
-                  { ...request, prompt: plan.prompt, ...(plan.system ? { system: plan.system } : {}), ...(plan.images?.length ? { images: plan.images } : {}) },
+                retryBeforeFirstChunk(
+                  () =>
+                    upstream.generateStream(
+                      { ...request, prompt: plan.prompt, ...(plan.system ? { system: plan.system } : {}), ...(plan.images?.length ? { images: plan.images } : {}) },
+                      controller.signal,
+                    ),
+                  retry,
                   controller.signal,
                 ),
                 (c) => c.response ?? '',
               );
+        const sentAt = Date.now();
+        let answered = false;
         for await (const chunk of chunks) {
+          if (!answered) {
+            answered = true;
+            probe?.upstreamAnswered(Date.now() - sentAt);
+          }
           if (chunk.done) {
             const usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens ?? tokens };
             const doneReason = chunk.doneReason || 'stop';
@@ -373,9 +433,13 @@ export class GenerationService {
             yield { type: 'PHASE', generationId: id, phase: 'GENERATING', queuePosition: null };
           }
           if (!chunk.delta) continue;
-          firstTokenMs ??= Date.now() - startedAt;
+          if (firstTokenMs === null) {
+            firstTokenMs = Date.now() - startedAt;
+            probe?.firstToken(firstTokenMs);
+          }
           text += chunk.delta;
           tokens++;
+          probe?.token();
           this.deps.partials?.update(id, {
             text,
             completionTokens: tokens,

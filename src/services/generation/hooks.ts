@@ -41,3 +41,26 @@ export interface RequestAdmission {
 export const admitEverything: RequestAdmission = {
   admit: async () => () => {},
 };
+
+/** How a generation ended, as reported to an observer. */
+export interface GenerationEnd {
+  status: 'COMPLETE' | 'CANCELLED' | 'ERROR';
+  errorCode: string | null;
+  creditsCharged: number;
+  completionTokens: number;
+}
+
+/** Follows one generation (metrics); every call must be cheap, `token()` runs once per token. */
+export interface GenerationProbe {
+  /** Ollama's first chunk arrived, `ms` after the request was sent to it. */
+  upstreamAnswered(ms: number): void;
+  /** The first token, `ms` after the gateway accepted the request (queue and model load included). */
+  firstToken(ms: number): void;
+  token(): void;
+  end(outcome: GenerationEnd): void;
+}
+
+/** Watches generations from the moment credits are reserved (e.g. Prometheus metrics). */
+export interface GenerationObserver {
+  begin(model: string): GenerationProbe;
+}

@@ -1,0 +1,18 @@
+import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
+import type { Plugin } from 'graphql-yoga';
+import type { Registry } from 'prom-client';
+
+/**
+ * Yoga's Prometheus plugin (request counts, phase durations, error results, HTTP durations) on the
+ * gateway's registry. /metrics is served by the gateway's own route (token check), not the plugin.
+ * Labels that clients control without bound are off: operation names, request URLs (query
+ * strings) and error paths (list indices); operation type, phase and status code stay.
+ */
+export function useGraphQLMetrics(registry: Registry): Plugin {
+  return usePrometheus({
+    registry,
+    endpoint: false,
+    skipIntrospection: true,
+    labels: { operationName: false, url: false, path: false },
+  });
+}

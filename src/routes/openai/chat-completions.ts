@@ -1,0 +1,132 @@
+import type { ServerResponse } from 'node:http';
+import type { Services } from '../../services/container.js';
+import type { DoneEvent, GenerationEvent } from '../../services/generation/generation-service.js';
+import type { Principal } from '../../services/keys.js';
+import { parseChatCompletionRequest } from './chat-request.js';
+
+export interface OpenAIRequestContext {
+  services: Services;
+  principal: Principal;
+  requestId: string;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+  res: ServerResponse;
+  /** Writes an error response (before headers) in OpenAI's shape. */
+  fail(e: unknown): void;
+  /** Facts for the request's log line. */
+  facts: Record<string, unknown>;
+}
+
+const finishReason = (doneReason: string) => (doneReason === 'length' ? 'length' : 'stop');
+
+const usageOf = (done: DoneEvent) => ({
+  prompt_tokens: done.usage.promptTokens,
+  completion_tokens: done.usage.completionTokens,
+  total_tokens: done.usage.totalTokens,
+});
+
+/** `POST /v1/chat/completions`, streamed (SSE chunks, then `data: [DONE]`) or whole. */
+export async function chatCompletions(ctx: OpenAIRequestContext, body: unknown): Promise<void> {
+  const { services, principal, requestId, signal, res } = ctx;
+  const { config } = services;
+  const req = await parseChatCompletionRequest(body, {
+    maxImages: config.maxImagesPerMessage,
+    maxBytes: config.maxImageBytes,
+    timeoutMs: config.imageFetchTimeoutMs,
+    allowPrivate: config.imageUrlAllowPrivate,
+  });
+  ctx.facts.model = req.model;
+  ctx.facts.stream = req.stream;
+  const created = Math.floor(Date.now() / 1000);
+
+  if (!req.stream) {
+    const result = await services.chat.complete(principal, req.input, { requestId, signal });
+    ctx.facts.generationId = result.generationId;
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-generation-id': result.generationId });
+    res.end(
+      JSON.stringify({
+        id: `chatcmpl-${result.generationId}`,
+        object: 'chat.completion',
+        created,
+        model: req.model,
+        system_fingerprint: null,
+        choices: [{ index: 0, message: { role: 'assistant', content: result.text, refusal: null }, logprobs: null, finish_reason: finishReason(result.doneReason) }],
+        usage: usageOf(result),
+      }),
+    );
+    return;
+  }
+
+  const events = services.chat.stream(principal, req.input, { requestId, signal, streamed: true });
+  try {
+    // Hold the response until the first token (or the end): errors before it, such as an unknown
+    // model, credits or rate limits, still get their HTTP status instead of a 200 stream.
+    let first: GenerationEvent | undefined;
+    for (;;) {
+      const r = await events.next();
+      if (r.done) return; // the client left before the first token
+      if (r.value.type !== 'PHASE') {
+        first = r.value;
+        break;
+      }
+    }
+    const id = `chatcmpl-${first.generationId}`;
+    ctx.facts.generationId = first.generationId;
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: req.model, system_fingerprint: null, choices, ...extra })}\n\n`;
+    const delta = (d: Record<string, unknown>, finish: string | null = null) => chunk([{ index: 0, delta: d, logprobs: null, finish_reason: finish }]);
+
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-generation-id': first.generationId,
+    });
+    res.flushHeaders();
+    const slowMs = config.limits.slowClientTimeoutMs;
+    const send = (text: string) => write(res, text, slowMs);
+    await send(delta({ role: 'assistant', content: '' }));
+    let event: GenerationEvent | undefined = first;
+    try {
+      while (event) {
+        if (event.type === 'TOKEN') await send(delta({ content: event.delta }));
+        else if (event.type === 'DONE') {
+          await send(delta({}, finishReason(event.doneReason)));
+          if (req.includeUsage) await send(chunk([], { usage: usageOf(event) }));
+          await send('data: [DONE]\n\n');
+          ctx.facts.outcome = 'ok';
+          break;
+        }
+        const r = await events.next();
+        event = r.done ? undefined : r.value;
+      }
+    } catch (e) {
+      // Headers are out: report the error the way OpenAI does mid-stream, then end.
+      ctx.fail(e);
+    }
+    res.end();
+  } finally {
+    await events.return?.();
+  }
+}
+
+/**
+ * Writes with backpressure: waits for `drain`. A client that does not read for `slowMs` is cut
+ * off (SLOW_CLIENT_TIMEOUT_MS), which aborts its generation instead of holding a model slot.
+ */
+function write(res: ServerResponse, text: string, slowMs: number): Promise<void> {
+  if (res.destroyed) return Promise.resolve();
+  if (res.write(text)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => res.destroy(), slowMs);
+    const done = () => {
+      clearTimeout(timer);
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}

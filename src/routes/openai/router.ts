@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { keyFromHeaders } from '../../context.js';
+import type { Services } from '../../services/container.js';
+import { unauthenticated } from '../../services/errors.js';
+import { toPrincipal } from '../../services/keys.js';
+import { chatCompletions, type OpenAIRequestContext } from './chat-completions.js';
+import { OpenAIRequestError, toOpenAIError } from './errors.js';
+import { listModels, retrieveModel } from './models.js';
+
+export const OPENAI_PREFIX = '/v1/';
+const CHAT_COMPLETIONS = '/v1/chat/completions';
+const MODELS = '/v1/models';
+
+/** Whether a request URL belongs to the OpenAI-compatible API. */
+export function isOpenAIPath(url: string | undefined): boolean {
+  return url?.startsWith(OPENAI_PREFIX) ?? false;
+}
+
+/** Reads a JSON body of at most `limit` bytes. */
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  if (Number(req.headers['content-length'] ?? 0) > limit) throw new OpenAIRequestError(`Request body is larger than ${limit} bytes.`, null, 413);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new OpenAIRequestError(`Request body is larger than ${limit} bytes.`, null, 413);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new OpenAIRequestError('The request body is not valid JSON.');
+  }
+}
+
+function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new OpenAIRequestError('The model in the path is not validly encoded.', 'model');
+  }
+}
+
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
+  res.end(JSON.stringify(body));
+};
+
+/**
+ * The OpenAI-compatible REST API on the gateway's keys, credits, rate limits and usage log:
+ * `GET /v1/models`, `GET /v1/models/{model}` and `POST /v1/chat/completions`. The key comes as
+ * `Authorization: Bearer <key>` (or `x-api-key`); errors use OpenAI's `{ error: { ... } }` body.
+ */
+export async function serveOpenAI(
+  req: IncomingMessage,
+  res: ServerResponse,
+  services: Services,
+  hooks: { /** Counts a wrong key against the client's address (failed-authentication throttle). */ authFailed?(req: IncomingMessage): Promise<void> } = {},
+): Promise<void> {
+  const started = Date.now();
+  const requestId = randomUUID();
+  const log = services.log.child({ requestId });
+  const path = (req.url ?? '/').split('?')[0].replace(/\/+$/, '');
+  const facts: Record<string, unknown> = { route: path.startsWith(`${MODELS}/`) ? `${MODELS}/{model}` : path, method: req.method };
+  const controller = new AbortController();
+  // Client gone before the response ended: abort the generation (and the request to Ollama).
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+
+  const fail = (e: unknown) => {
+    const errorId = randomUUID();
+    const out = toOpenAIError(e, errorId);
+    services.metrics.recordError(out.gatewayCode, 'openai');
+    facts.outcome = 'error';
+    facts.errorCode = out.gatewayCode;
+    facts.status = res.headersSent ? facts.status : out.status;
+    if (out.gatewayCode === 'INTERNAL_SERVER_ERROR') log.error({ err: e, errorId }, 'openai request failed');
+    if (res.destroyed || res.writableEnded) return;
+    if (res.headersSent) res.write(`data: ${JSON.stringify(out.body)}\n\n`);
+    else json(res, out.status, out.body, out.headers);
+  };
+
+  try {
+    const presented = keyFromHeaders({ get: (name) => [req.headers[name]].flat()[0] ?? null });
+    const key = presented ? await services.keys.authenticate(presented) : null;
+    if (presented && !key) await hooks.authFailed?.(req);
+    if (!key) throw unauthenticated(presented ? 'The API key is invalid or revoked.' : 'A valid API key is required (Authorization: Bearer <key>).');
+    facts.key = key.prefix;
+    const ctx: OpenAIRequestContext = { services, principal: toPrincipal(key), requestId, signal: controller.signal, res, fail, facts };
+
+    if (path === CHAT_COMPLETIONS) {
+      if (req.method !== 'POST') throw new OpenAIRequestError('Use POST.', null, 405);
+      await chatCompletions(ctx, await readJson(req, services.config.maxBodyBytes));
+    } else if (path === MODELS) {
+      if (req.method !== 'GET') throw new OpenAIRequestError('Use GET.', null, 405);
+      json(res, 200, await listModels(services));
+    } else if (path.startsWith(`${MODELS}/`)) {
+      if (req.method !== 'GET') throw new OpenAIRequestError('Use GET.', null, 405);
+      json(res, 200, await retrieveModel(services, decodePathPart(path.slice(MODELS.length + 1))));
+    } else {
+      throw new OpenAIRequestError(`Unknown endpoint ${req.method} ${path}; this gateway serves ${MODELS} and ${CHAT_COMPLETIONS}.`, null, 404);
+    }
+    facts.outcome ??= controller.signal.aborted ? 'client-closed' : 'ok';
+    facts.status ??= res.statusCode;
+  } catch (e) {
+    if (controller.signal.aborted) facts.outcome = 'client-closed';
+    else fail(e);
+  } finally {
+    if (!res.writableEnded && !res.destroyed) res.end();
+    log.info({ ...facts, durationMs: Date.now() - started }, 'openai request');
+  }
+}

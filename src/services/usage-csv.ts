@@ -1,0 +1,43 @@
+import { type Stringifier, stringify } from 'csv-stringify';
+import type { ConversationRow, UsageBucket } from './usage.js';
+
+/** Columns of the conversation export (`/export/conversations.csv` and `llm-gateway export conversations`). */
+export const CONVERSATION_COLUMNS: Array<{ key: keyof ConversationRow; header: string }> = [
+  { key: 'createdAt', header: 'timestamp' },
+  { key: 'keyName', header: 'key_name' },
+  { key: 'keyPrefix', header: 'key_prefix' },
+  { key: 'model', header: 'model' },
+  { key: 'kind', header: 'kind' },
+  { key: 'sessionId', header: 'session_id' },
+  { key: 'status', header: 'status' },
+  { key: 'errorCode', header: 'error_code' },
+  { key: 'prompt', header: 'prompt' },
+  { key: 'response', header: 'response' },
+  { key: 'promptTokens', header: 'prompt_tokens' },
+  { key: 'completionTokens', header: 'completion_tokens' },
+  { key: 'creditsCharged', header: 'credits_charged' },
+  { key: 'id', header: 'generation_id' },
+];
+
+/** Columns of the usage export (`llm-gateway export usage`): one row per key, model or UTC day. */
+export const USAGE_COLUMNS: Array<{ key: keyof UsageBucket; header: string }> = [
+  { key: 'group', header: 'group' },
+  { key: 'apiKeyId', header: 'key_id' },
+  { key: 'apiKeyName', header: 'key_name' },
+  { key: 'apiKeyPrefix', header: 'key_prefix' },
+  { key: 'model', header: 'model' },
+  { key: 'day', header: 'day' },
+  { key: 'requests', header: 'requests' },
+  { key: 'completed', header: 'completed' },
+  { key: 'cancelled', header: 'cancelled' },
+  { key: 'failed', header: 'failed' },
+  { key: 'inProgress', header: 'in_progress' },
+  { key: 'promptTokens', header: 'prompt_tokens' },
+  { key: 'completionTokens', header: 'completion_tokens' },
+  { key: 'creditsCharged', header: 'credits_charged' },
+];
+
+/** A CSV stringifier (RFC 4180 quoting, header row, ISO-8601 dates) for rows with these columns. */
+export function csvOf<T>(columns: Array<{ key: keyof T; header: string }>): Stringifier {
+  return stringify({ header: true, columns: columns as Array<{ key: string; header: string }>, cast: { date: (d) => d.toISOString() } });
+}

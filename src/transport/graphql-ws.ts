@@ -1,0 +1,165 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { type ServerOptions, handleProtocols, makeServer } from 'graphql-ws';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
+import type { Logger } from '../services/logger.js';
+
+/** What every graphql-ws hook gets in `ctx.extra`. */
+export interface WsExtra {
+  readonly socket: WebSocket;
+  readonly request: IncomingMessage;
+  /** The client's address (see src/services/limits/client-ip.ts). */
+  readonly ip: string;
+}
+
+/**
+ * Close codes the gateway uses besides graphql-ws' own (4400 bad message, 4401 subscribe before
+ * connection_ack, 4403 forbidden, 4406 subprotocol, 4408 init timeout, 4409 duplicate id,
+ * 4429 duplicate init, 4500 internal error) and ws' 1009 (message over MAX_WS_PAYLOAD_BYTES).
+ */
+export const WsClose = {
+  /** The client does not read what it asked for; its streams are cancelled. */
+  SLOW_CONSUMER: 1008,
+  /** Over a connection limit (sockets per key) or failed-authentication throttle; retry later. */
+  TRY_AGAIN_LATER: 1013,
+  GOING_AWAY: 1001,
+  BAD_REQUEST: 4400,
+  INTERNAL_ERROR: 4500,
+} as const;
+
+export interface WsTransportOptions {
+  /** Ping interval; a peer that has not answered one ping by the next is dropped. 0 = off. */
+  keepAliveMs: number;
+  /** Bytes queued for a socket beyond which it counts as not reading. */
+  maxBufferedBytes: number;
+  /** Time a queued message may wait to be flushed before the socket counts as not reading. */
+  slowClientTimeoutMs: number;
+  clientIp(request: IncomingMessage): string;
+  log: Logger;
+}
+
+class SlowConsumerError extends Error {
+  override name = 'SlowConsumerError';
+}
+
+const textOf = (data: RawData): string =>
+  Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+
+/**
+ * graphql-ws on a `ws` server: graphql-ws' own `useServer` adapter, plus what a server on the
+ * network needs. Sends that a client does not drain are bounded (bytes queued and time
+ * waiting); a client over either bound has its streams cancelled and its socket closed (1008).
+ * Hook failures are logged with an errorId and close with 4500 and a fixed reason (no message
+ * text reaches the client). Messages of a type only a server may send close with 4400.
+ */
+export function serveGraphQLWs<P extends Record<string, unknown>, E extends Record<string, unknown>>(
+  wss: WebSocketServer,
+  options: ServerOptions<P, WsExtra & E>,
+  transport: WsTransportOptions,
+): { dispose(): Promise<void> } {
+  const server = makeServer(options);
+  const { log } = transport;
+  (wss.options as { handleProtocols?: unknown }).handleProtocols = handleProtocols;
+
+  wss.on('error', (err) => log.error({ err }, 'websocket server error'));
+  wss.on('connection', (socket, request) => {
+    const ip = transport.clientIp(request);
+    // ws has already answered protocol errors (bad frames, 1009 too big) with a close; just note them.
+    socket.on('error', (err) => log.info({ ip, err: err.message }, 'websocket protocol error'));
+
+    let alive = true;
+    socket.on('pong', () => (alive = true));
+    const pinger =
+      transport.keepAliveMs > 0
+        ? setInterval(() => {
+            if (!alive) return void socket.terminate();
+            alive = false;
+            socket.ping();
+          }, transport.keepAliveMs)
+        : undefined;
+    pinger?.unref();
+
+    // Sends waiting to be flushed; rejected at once when the socket is found not to read.
+    const waiting = new Set<(e: Error) => void>();
+    let stalled: NodeJS.Timeout | undefined;
+    let slow = false;
+    const armStall = () => {
+      clearTimeout(stalled);
+      stalled = waiting.size ? setTimeout(() => cutSlow('timeout'), transport.slowClientTimeoutMs) : undefined;
+      stalled?.unref();
+    };
+    const cutSlow = (reason: 'buffer' | 'timeout') => {
+      if (slow) return;
+      slow = true;
+      clearTimeout(stalled);
+      log.warn({ ip, reason, bufferedBytes: socket.bufferedAmount }, 'websocket client is not reading: streams cancelled, socket closed');
+      const error = new SlowConsumerError('The client is not reading fast enough.');
+      for (const reject of waiting) reject(error);
+      waiting.clear();
+      socket.close(WsClose.SLOW_CONSUMER, 'Client is not reading fast enough');
+      // The close frame waits behind the unread data: do not wait for the handshake.
+      setTimeout(() => socket.terminate(), 500).unref();
+    };
+
+    const closed = server.opened(
+      {
+        protocol: socket.protocol,
+        send: (data) =>
+          new Promise<void>((resolve, reject) => {
+            if (socket.readyState !== socket.OPEN) return resolve();
+            if (slow) return reject(new SlowConsumerError('The client is not reading fast enough.'));
+            if (socket.bufferedAmount > transport.maxBufferedBytes) {
+              cutSlow('buffer');
+              return reject(new SlowConsumerError('The client is not reading fast enough.'));
+            }
+            const startedStall = waiting.size === 0;
+            waiting.add(reject);
+            if (startedStall) armStall();
+            socket.send(data, (err) => {
+              if (!waiting.delete(reject)) return; // already rejected as slow
+              armStall(); // progress: restart the clock for what is still queued
+              if (err) reject(err);
+              else resolve();
+            });
+          }),
+        close: (code, reason) => socket.close(code, reason),
+        onMessage: (cb) =>
+          socket.on('message', async (data) => {
+            try {
+              await cb(textOf(data));
+            } catch (err) {
+              if (socket.readyState !== socket.OPEN) return;
+              if (err instanceof SlowConsumerError) return;
+              if (err instanceof Error && err.message.startsWith('Unexpected message of type')) {
+                return void socket.close(WsClose.BAD_REQUEST, 'Invalid message received');
+              }
+              const errorId = randomUUID();
+              log.error({ err, errorId, ip }, 'websocket message handling failed');
+              socket.close(WsClose.INTERNAL_ERROR, `Internal server error (errorId ${errorId})`);
+            }
+          }),
+      },
+      { socket, request, ip } as WsExtra & E,
+    );
+
+    socket.once('close', (code, reason) => {
+      clearInterval(pinger);
+      clearTimeout(stalled);
+      closed(code, reason.toString('utf8')).catch((err: unknown) => log.error({ err, ip }, 'websocket close handling failed'));
+    });
+  });
+
+  return {
+    async dispose() {
+      for (const client of wss.clients) client.close(WsClose.GOING_AWAY, 'Going away');
+      // A client that does not read never completes the close handshake (ws would wait 30 s).
+      const cut = setTimeout(() => {
+        for (const client of wss.clients) client.terminate();
+      }, 1000);
+      cut.unref();
+      wss.removeAllListeners();
+      await new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));
+      clearTimeout(cut);
+    },
+  };
+}

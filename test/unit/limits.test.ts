@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, GatewayError } from '../../src/services/errors.js';
+import { retryBeforeFirstChunk } from '../../src/services/generation/upstream-retry.js';
+import { AuthFailureThrottle } from '../../src/services/limits/auth-throttle.js';
+import { clientIp } from '../../src/services/limits/client-ip.js';
+import { ConcurrencyLimit } from '../../src/services/limits/concurrency.js';
+
+const unavailable = () => new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, 'gone');
+
+async function drain<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+describe('retryBeforeFirstChunk', () => {
+  const policy = { retries: 1, delayMs: 0 };
+
+  it('opens again after UPSTREAM_UNAVAILABLE before any chunk, up to the retry count', async () => {
+    let opened = 0;
+    const source = async function* () {
+      opened++;
+      if (opened === 1) throw unavailable();
+      yield 'a';
+      yield 'b';
+    };
+    expect(await drain(retryBeforeFirstChunk(source, policy, new AbortController().signal))).toEqual(['a', 'b']);
+    expect(opened).toBe(2);
+  });
+
+  it('gives up after the retries', async () => {
+    let opened = 0;
+    const source = async function* (): AsyncGenerator<string> {
+      opened++;
+      throw unavailable();
+    };
+    await expect(drain(retryBeforeFirstChunk(source, policy, new AbortController().signal))).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    expect(opened).toBe(2);
+  });
+
+  it('never retries once a chunk arrived, nor other errors, nor after an abort', async () => {
+    let opened = 0;
+    const late = async function* () {
+      opened++;
+      yield 'a';
+      throw unavailable();
+    };
+    await expect(drain(retryBeforeFirstChunk(late, policy, new AbortController().signal))).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    expect(opened).toBe(1);
+
+    opened = 0;
+    const busy = async function* (): AsyncGenerator<string> {
+      opened++;
+      throw new GatewayError(ErrorCode.UPSTREAM_BUSY, 'busy');
+    };
+    await expect(drain(retryBeforeFirstChunk(busy, policy, new AbortController().signal))).rejects.toMatchObject({ code: 'UPSTREAM_BUSY' });
+    expect(opened).toBe(1);
+
+    opened = 0;
+    const aborted = new AbortController();
+    aborted.abort();
+    const refused = async function* (): AsyncGenerator<string> {
+      opened++;
+      throw unavailable();
+    };
+    await expect(drain(retryBeforeFirstChunk(refused, policy, aborted.signal))).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    expect(opened).toBe(1);
+  });
+});
+
+describe('ConcurrencyLimit', () => {
+  it('counts per id up to max, releases once, and 0 means no limit', () => {
+    const limit = new ConcurrencyLimit(2);
+    const a = limit.acquire('x')!;
+    const b = limit.acquire('x')!;
+    expect(limit.acquire('x')).toBeUndefined();
+    expect(limit.acquire('y')).toBeDefined();
+    a();
+    a();
+    expect(limit.count('x')).toBe(1);
+    expect(limit.acquire('x')).toBeDefined();
+    b();
+    const free = new ConcurrencyLimit(0);
+    for (let i = 0; i < 100; i++) expect(free.acquire('x')).toBeDefined();
+  });
+});
+
+describe('AuthFailureThrottle', () => {
+  it('blocks an address once it reaches the limit, with the wait in seconds; 0 = off', async () => {
+    const t = new AuthFailureThrottle(2, 60);
+    expect(await t.recordFailure('1.2.3.4')).toBe(0);
+    expect(await t.blockedFor('1.2.3.4')).toBe(0);
+    expect(await t.recordFailure('1.2.3.4')).toBeGreaterThan(0);
+    const wait = await t.blockedFor('1.2.3.4');
+    expect(wait).toBeGreaterThan(0);
+    expect(wait).toBeLessThanOrEqual(60);
+    expect(await t.blockedFor('5.6.7.8')).toBe(0);
+    const off = new AuthFailureThrottle(0, 60);
+    for (let i = 0; i < 10; i++) await off.recordFailure('1.2.3.4');
+    expect(await off.blockedFor('1.2.3.4')).toBe(0);
+    expect(AuthFailureThrottle.error(7).details).toEqual({ retryAfterSeconds: 7, limit: 'authFailures' });
+  });
+});
+
+describe('clientIp', () => {
+  const req = (remoteAddress: string, xff?: string) => ({ socket: { remoteAddress }, headers: xff ? { 'x-forwarded-for': xff } : {} }) as never;
+  it('uses the peer address, unwrapping IPv4-mapped IPv6', () => {
+    expect(clientIp(req('::ffff:127.0.0.1'), false)).toBe('127.0.0.1');
+    expect(clientIp(req('::1', '9.9.9.9'), false)).toBe('::1');
+  });
+  it('with trustProxy, takes the last X-Forwarded-For entry (the one the proxy added)', () => {
+    expect(clientIp(req('10.0.0.1', '6.6.6.6, 203.0.113.7'), true)).toBe('203.0.113.7');
+    expect(clientIp(req('10.0.0.1'), true)).toBe('10.0.0.1');
+  });
+});
