@@ -6,6 +6,7 @@ import { defaultModels } from '../../src/emulator/server.js';
 import { type TestGateway, startGateway } from '../helpers/gateway.js';
 import { captureLog } from '../helpers/log-capture.js';
 import { initSocket } from '../helpers/raw-ws.js';
+import { until } from '../helpers/wait.js';
 
 // A model whose answer is far larger than any socket buffer: 4,000 tokens of 8 KiB (32 MiB).
 const TOKENS = 4000;
@@ -24,15 +25,6 @@ async function start(env: Record<string, string>) {
   return { gw, capture };
 }
 
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const settledRow = (g: TestGateway) => async () => {
   const [row] = await g.app.services.db.getRepository(Generation).find({ order: { createdAt: 'DESC' }, take: 1 });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
 import { type TestGateway, sse, startGateway, wsClient } from '../helpers/gateway.js';
+import { until as waitFor } from '../helpers/wait.js';
 
 const SUBSCRIPTION = `subscription Gen($input: GenerateInput!) { generate(input: $input) { type generationId delta } }`;
 type Event = { generate: { type: string; generationId: string; delta: string | null } };
@@ -16,15 +17,6 @@ afterAll(async () => {
 
 const generationRow = (id: string) => gw.app.services.db.getRepository(Generation).findOneByOrFail({ id });
 
-async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 3000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('client disconnect aborts the upstream request', () => {
   it('over graphql-ws: closing the socket closes the HTTP request to Ollama and stores the partial answer as CANCELLED', async () => {

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Message } from '../../src/entities/message.js';
 import { type GraphQLResponse, type TestGateway, collect, post, sse, startGateway, wsClient } from '../helpers/gateway.js';
+import { until } from '../helpers/wait.js';
 
 const CHAT = `subscription Chat($input: ChatInput!) {
   chat(input: $input) { type generationId phase queuePosition delta messageId }
@@ -32,15 +33,6 @@ async function createSession(): Promise<string> {
 
 const messagesOf = (sessionId: string) => gw.app.services.db.getRepository(Message).find({ where: { sessionId }, order: { seq: 'ASC' } });
 
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 3000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Subscribes and returns live results plus a way to stop. */
 function open(input: Record<string, unknown>, secret = gw.userSecret) {

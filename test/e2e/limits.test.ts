@@ -3,17 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
 import { type GraphQLResponse, type TestGateway, collect, post, sse, startGateway, wsClient } from '../helpers/gateway.js';
 import { type RawSocket, initSocket, rawSocket } from '../helpers/raw-ws.js';
+import { until } from '../helpers/wait.js';
 
 const GEN = 'subscription($input: GenerateInput!) { generate(input: $input) { type generationId delta } }';
 type GenEvent = { generate: { type: string; generationId: string; delta: string | null } };
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition') {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('query limits (graphql-armor) over HTTP, SSE and websockets', () => {
   let gw: TestGateway;

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
 import { type GraphQLResponse, type TestGateway, post, sse, startGateway, wsClient } from '../helpers/gateway.js';
+import { until as waitFor } from '../helpers/wait.js';
 
 const CREATE_KEY = `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret key { id } } }`;
 const REVOKE = `mutation($id: ID!) { revokeApiKey(id: $id) { id active revokedAt } }`;
@@ -25,15 +26,6 @@ async function newKey(name: string): Promise<{ id: string; secret: string }> {
 
 const code = (r: GraphQLResponse | undefined) => r?.errors?.[0]?.extensions?.code;
 
-async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 3000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A websocket whose close code is recorded, with one long generation running on it. */
 function runningWsStream(secret: string) {
