@@ -7,14 +7,21 @@ export interface Config {
   /** PostgreSQL connection string; when unset the embedded SQLite file at `dbPath` is used. */
   databaseUrl?: string;
   dbPath: string;
-  /** One or more Ollama base URLs (the first is used until host pools exist). */
+  /** One or more Ollama base URLs: the host pool (routing, health checks, failover). */
   ollamaHosts: string[];
+  /** Health checks of the Ollama hosts this often (with more than one host); 0 = off. */
+  ollamaHealthCheckIntervalMs: number;
+  /** This gateway process among several on one database (crash recovery, leases); random per start when unset. */
+  instanceId?: string;
+  /** How long an instance counts as alive after its last heartbeat (renewed every third of it). */
+  instanceTtlMs: number;
   adminApiKey?: string;
   defaultCredits: number;
   requestCost: number;
   inactivityThresholdSeconds?: number;
   defaultModel?: string;
-  gpuVramBytes?: number;
+  /** GPU_VRAM_BYTES: total VRAM per Ollama host (one value for all, or one per host in OLLAMA_HOST order). */
+  gpuVramBytes?: number[];
   /** nvidia-smi to run for the VRAM probe; null when disabled (NVIDIA_SMI_PATH=off). */
   nvidiaSmiPath: string | null;
   /** How often the idle reaper looks for models idle past their inactivity threshold. */
@@ -108,7 +115,10 @@ const envSchema = z.object({
   REQUEST_COST: z.preprocess(emptyToUndefined, int(0).default(1)),
   INACTIVITY_THRESHOLD_SECONDS: optional(int(0)),
   DEFAULT_MODEL: optional(z.string()),
-  GPU_VRAM_BYTES: optional(int(1)),
+  GPU_VRAM_BYTES: optional(list.pipe(z.array(z.string().regex(/^\d+$/, 'must be whole numbers of bytes').transform(Number).pipe(z.number().int().min(1))).min(1))),
+  OLLAMA_HEALTH_CHECK_INTERVAL_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(5000)),
+  INSTANCE_ID: optional(z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'up to 64 letters, digits, dots, colons, underscores or dashes')),
+  INSTANCE_TTL_MS: z.preprocess(emptyToUndefined, int(1000, 3_600_000).default(15_000)),
   NVIDIA_SMI_PATH: z.preprocess(emptyToUndefined, z.string().default('nvidia-smi')),
   IDLE_CHECK_INTERVAL_MS: z.preprocess(emptyToUndefined, int(100, 3_600_000).default(5000)),
   REDIS_URL: optional(z.url({ protocol: /^rediss?$/ })),
@@ -172,12 +182,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;
+  const hostKeys = e.OLLAMA_HOST.map((h) => h.replace(/\/+$/, '').toLowerCase());
+  if (new Set(hostKeys).size !== hostKeys.length) throw new ConfigError('Invalid configuration:\n  OLLAMA_HOST: lists the same host twice');
+  if (e.GPU_VRAM_BYTES && e.GPU_VRAM_BYTES.length > 1 && e.GPU_VRAM_BYTES.length !== e.OLLAMA_HOST.length) {
+    throw new ConfigError(`Invalid configuration:\n  GPU_VRAM_BYTES: give one value, or one per OLLAMA_HOST entry (${e.OLLAMA_HOST.length})`);
+  }
   return {
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     dbPath: e.DB_PATH,
     ollamaHosts: e.OLLAMA_HOST,
+    ollamaHealthCheckIntervalMs: e.OLLAMA_HEALTH_CHECK_INTERVAL_MS,
+    instanceId: e.INSTANCE_ID,
+    instanceTtlMs: e.INSTANCE_TTL_MS,
     adminApiKey: e.ADMIN_API_KEY,
     defaultCredits: e.DEFAULT_CREDITS,
     requestCost: e.REQUEST_COST,

@@ -18,7 +18,7 @@ import { schema } from './schema/index.js';
 import { createServices, type Services } from './services/container.js';
 import { openDatabase } from './services/database.js';
 import { ErrorCode } from './services/errors.js';
-import { recoverInterrupted } from './services/generation/recovery.js';
+import { OrphanSweeper } from './services/generation/recovery.js';
 import { checkHealth } from './services/health.js';
 import { type Principal, toPrincipal } from './services/keys.js';
 import { createLogger, type Logger } from './services/logger.js';
@@ -58,9 +58,21 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
   const database = db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dbPath: config.dbPath }));
   const services = createServices(config, database, log);
   const bootstrapSecret = await services.keys.bootstrapAdmin(config.adminApiKey);
-  // Before serving: settle what a crash left STREAMING, then keep partial answers saved.
-  const recovered = await recoverInterrupted(database, services.credits);
+  // Before serving: announce this instance, settle what a crash left STREAMING (this instance's
+  // previous life, or instances whose heartbeat stopped), then keep partial answers saved.
+  await services.instance.start();
+  const orphans = new OrphanSweeper({
+    db: database,
+    credits: services.credits,
+    instanceId: services.instance.id,
+    liveInstances: () => services.instance.liveInstances(),
+    intervalMs: config.instanceTtlMs,
+    onRecovered: (report) => log.warn(report, 'marked generations of a gateway instance that stopped as INTERRUPTED'),
+    onError: (err) => log.warn({ err }, 'orphan sweep failed'),
+  });
+  const recovered = await orphans.start();
   if (recovered.generations) log.warn(recovered, 'marked generations interrupted by a previous crash as INTERRUPTED');
+  services.pool.start();
   services.partials.start();
   // Idle reaper (timers unref'd): its first check unloads models left idle past their threshold while we were down.
   await services.models.start();
@@ -125,7 +137,7 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
   };
 
   const serveHealth = async (res: ServerResponse) => {
-    const report = await checkHealth(services.db, services.upstream, VERSION);
+    const report = await checkHealth(services.db, services.pool, VERSION);
     res.writeHead(report.database ? 200 : 503, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
     res.end(JSON.stringify(report));
   };
@@ -209,7 +221,10 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
       await services.partials.stop();
       await wsServer.dispose(); // closes every socket with 1001, which returns() their subscriptions
       server.closeAllConnections();
-      await services.models.stop(); // stops the idle reaper (storing activity) and aborts pulls
+      await services.models.stop(); // stops the idle reapers (storing activity) and aborts pulls
+      services.pool.stop();
+      await orphans.stop();
+      await services.instance.stop();
       await services.redis?.close();
       if (database.isInitialized) await database.destroy();
       log.info('stopped');

@@ -28,6 +28,7 @@ export interface GenerationMessage {
 @Index('IDX_generations_created_at', ['createdAt'])
 @Index('IDX_generations_status', ['status'])
 @Index('IDX_generations_session_id', ['sessionId'])
+@Index('IDX_generations_status_host', ['status', 'host'])
 export class Generation {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
@@ -94,6 +95,14 @@ export class Generation {
 
   @Column({ type: 'integer', name: 'total_duration_ms', nullable: true })
   totalDurationMs!: number | null;
+
+  /** URL of the Ollama host that answered (or was about to). */
+  @Column({ type: 'varchar', length: 300, nullable: true })
+  host!: string | null;
+
+  /** Gateway process that ran it: while STREAMING, only that instance (or a sweep after it died) may settle it. */
+  @Column({ type: 'varchar', length: 64, name: 'instance_id', nullable: true })
+  instanceId!: string | null;
 
   @CreateDateColumn({ type: Date, name: 'created_at' })
   createdAt!: Date;

@@ -2,7 +2,7 @@ import { Table } from 'typeorm';
 import type { MigrationInterface, QueryRunner, TableColumnOptions } from 'typeorm';
 
 /** Column helpers for the few spots where SQLite and PostgreSQL need different SQL. */
-function dialect(queryRunner: QueryRunner) {
+export function dialect(queryRunner: QueryRunner) {
   const postgres = queryRunner.connection.driver.options.type === 'postgres';
   const id = (name: string, nullable = false): TableColumnOptions => ({ name, type: 'varchar', length: '36', isNullable: nullable });
   const varchar = (name: string, length: number, nullable = false): TableColumnOptions => ({

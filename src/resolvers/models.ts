@@ -13,7 +13,10 @@ import {
   UnloadModelPayload,
   UpdateModelInput,
 } from '../schema/model.js';
+import { OllamaHostStatusType } from '../schema/ollama-host.js';
 import { failuresAsItems, rethrowFailure } from './stream.js';
+
+const HOST_HELP = 'URL of one Ollama host, as in OLLAMA_HOST (see Query.ollamaHosts); BAD_USER_INPUT for another.';
 
 builder.queryField('models', (t) =>
   t.field({
@@ -37,18 +40,23 @@ builder.queryField('model', (t) =>
 builder.queryField('runningModels', (t) =>
   t.field({
     type: [Model],
-    description: 'Models loaded in memory now (Ollama /api/ps), longest time left first.',
+    description: 'Models loaded in memory now (Ollama /api/ps of each host), longest time left first, host by host.',
     authScopes: { authenticated: true },
-    resolve: (_root, _args, ctx) => ctx.services.models.overview.running(),
+    args: { host: t.arg.string({ required: false, description: `Only this host. ${HOST_HELP}` }) },
+    resolve: (_root, { host }, ctx) => ctx.services.models.overview.running(host),
   }),
 );
 
 builder.queryField('gpu', (t) =>
   t.field({
     type: GpuStatus,
-    description: 'GPU memory: GPU_VRAM_BYTES minus what loaded models use, else nvidia-smi, else unknown.',
+    description: 'GPU memory of one Ollama host (default: the first): GPU_VRAM_BYTES minus what loaded models use, else nvidia-smi, else unknown.',
     authScopes: { authenticated: true },
-    resolve: (_root, _args, ctx) => ctx.services.gpu.probe(),
+    args: { host: t.arg.string({ required: false, description: HOST_HELP }) },
+    resolve: async (_root, { host }, ctx) => {
+      const target = ctx.services.models.fleet.of(host)[0];
+      return { ...(await target.gpu.probe()), host: target.host.url };
+    },
   }),
 );
 
@@ -79,11 +87,11 @@ builder.mutationField('pullModel', (t) =>
   t.field({
     type: PullModelPayload,
     description:
-      'Starts downloading a model onto the Ollama host, or joins the pull of it already running. Returns once the registry ' +
+      'Starts downloading a model onto one Ollama host, or onto every healthy host, or joins the pull of it already running. Returns once the registry ' +
       'has the model (MODEL_NOT_FOUND otherwise); follow the download with Subscription.pullModel. Admin only.',
     authScopes: { admin: true },
-    args: { name: t.arg.string({ required: true, description: MODEL_NAME_HELP }) },
-    resolve: (_root, { name }, ctx) => ctx.services.models.pulls.begin(name),
+    args: { name: t.arg.string({ required: true, description: MODEL_NAME_HELP }), host: t.arg.string({ required: false, description: `Pull onto this host only. ${HOST_HELP}` }) },
+    resolve: (_root, { name, host }, ctx) => ctx.services.models.fleet.beginPull(name, host),
   }),
 );
 
@@ -92,24 +100,27 @@ builder.mutationField('loadModel', (t) =>
     type: LoadModelPayload,
     description:
       'Loads a model into memory, with the inactivity threshold as keep_alive. Checks free VRAM against the model\'s size first: ' +
-      'INSUFFICIENT_VRAM (with neededBytes and freeBytes) unless force; unknown VRAM loads with a warning. Admin only.',
+      'INSUFFICIENT_VRAM (with neededBytes and freeBytes) unless force; unknown VRAM loads with a warning. Without a host, the model is loaded ' +
+      'where it is already loaded, else on a healthy host that has it installed. Admin only.',
     authScopes: { admin: true },
     args: {
       name: t.arg.string({ required: true, description: MODEL_NAME_HELP }),
+      host: t.arg.string({ required: false, description: HOST_HELP }),
+
       numCtx: t.arg.int({ required: false, description: `Context window in tokens, ${NUM_CTX_RANGE} (Ollama: num_ctx).` }),
       force: t.arg.boolean({ required: false, defaultValue: false, description: 'Load even when the VRAM check fails.' }),
     },
-    resolve: (_root, { name, numCtx, force }, ctx) => ctx.services.models.lifecycle.load(name, { numCtx, force }),
+    resolve: (_root, { name, host, numCtx, force }, ctx) => ctx.services.models.fleet.load(name, { host, numCtx, force }),
   }),
 );
 
 builder.mutationField('unloadModel', (t) =>
   t.field({
     type: UnloadModelPayload,
-    description: 'Unloads a model from memory (keep_alive 0). Requests already running on it finish first. Admin only.',
+    description: 'Unloads a model from memory (keep_alive 0) on one host, or on every host that has it loaded. Requests already running on it finish first. Admin only.',
     authScopes: { admin: true },
-    args: { name: t.arg.string({ required: true, description: MODEL_NAME_HELP }) },
-    resolve: (_root, { name }, ctx) => ctx.services.models.lifecycle.unload(name),
+    args: { name: t.arg.string({ required: true, description: MODEL_NAME_HELP }), host: t.arg.string({ required: false, description: HOST_HELP }) },
+    resolve: (_root, { name, host }, ctx) => ctx.services.models.fleet.unload(name, { host }),
   }),
 );
 
@@ -117,14 +128,16 @@ builder.mutationField('deleteModel', (t) =>
   t.field({
     type: UnloadModelPayload,
     description:
-      'Deletes a model from the Ollama host. A loaded or busy model is refused (BAD_USER_INPUT, extensions.reason MODEL_LOADED) ' +
-      'unless force, which unloads it first. The catalog entry stays. Admin only.',
+      'Deletes a model from one Ollama host, or from every host that has it. A loaded or busy model is refused (BAD_USER_INPUT, extensions.reason MODEL_LOADED) ' +
+      'unless force, which unloads it first; without force nothing is deleted while any of those hosts has it loaded. The catalog entry stays. Admin only.',
     authScopes: { admin: true },
     args: {
       name: t.arg.string({ required: true, description: MODEL_NAME_HELP }),
+      host: t.arg.string({ required: false, description: HOST_HELP }),
+
       force: t.arg.boolean({ required: false, defaultValue: false, description: 'Unload and delete even while loaded.' }),
     },
-    resolve: (_root, { name, force }, ctx) => ctx.services.models.lifecycle.delete(name, { force }),
+    resolve: (_root, { name, host, force }, ctx) => ctx.services.models.fleet.delete(name, { host, force }),
   }),
 );
 
@@ -133,14 +146,16 @@ builder.mutationField('changeModel', (t) =>
     type: ChangeModelPayload,
     description:
       'Switches the default model: checks VRAM (counting what the current default frees), unloads the current default, loads ' +
-      'the new one and makes it the default. Reports its size in GB. Admin only.',
+      'the new one and makes it the default, on one host (without a host: where the new model is loaded or installed). Reports its size in GB. Admin only.',
     authScopes: { admin: true },
     args: {
       to: t.arg.string({ required: true, description: `The new default model. ${MODEL_NAME_HELP}` }),
+      host: t.arg.string({ required: false, description: HOST_HELP }),
+
       numCtx: t.arg.int({ required: false, description: `Context window in tokens, ${NUM_CTX_RANGE}.` }),
       force: t.arg.boolean({ required: false, defaultValue: false, description: 'Go ahead even when the VRAM check fails.' }),
     },
-    resolve: (_root, { to, numCtx, force }, ctx) => ctx.services.models.lifecycle.change(to, { numCtx, force }),
+    resolve: (_root, { to, host, numCtx, force }, ctx) => ctx.services.models.fleet.change(to, { host, numCtx, force }),
   }),
 );
 
@@ -149,10 +164,11 @@ builder.subscriptionField('pullModel', (t) =>
     type: PullProgress,
     description:
       'Progress of a model pull, to every subscriber, until success (a message with done: true) or a typed error. ' +
-      'Starts the pull when none is running; otherwise joins it, beginning with its latest message. Admin only.',
+      'Starts the pull when none is running; otherwise joins it, beginning with its latest message. Without a host, follows the pulls on ' +
+      'every healthy host (each message names its host) until all are done. Admin only.',
     authScopes: { admin: true },
-    args: { name: t.arg.string({ required: true, description: MODEL_NAME_HELP }) },
-    subscribe: (_root, { name }, ctx) => failuresAsItems(ctx.services.models.pulls.follow(name)),
+    args: { name: t.arg.string({ required: true, description: MODEL_NAME_HELP }), host: t.arg.string({ required: false, description: HOST_HELP }) },
+    subscribe: (_root, { name, host }, ctx) => failuresAsItems(ctx.services.models.fleet.followPull(name, host)),
     resolve: rethrowFailure,
   }),
 );
@@ -164,5 +180,14 @@ builder.subscriptionField('modelEvents', (t) =>
     authScopes: { authenticated: true },
     subscribe: (_root, _args, ctx) => ctx.services.pubsub.subscribe('models:event'),
     resolve: (event) => event,
+  }),
+);
+
+builder.queryField('ollamaHosts', (t) =>
+  t.field({
+    type: [OllamaHostStatusType],
+    description: 'The Ollama hosts behind the gateway (OLLAMA_HOST), with their health as this gateway instance sees it. Admin only.',
+    authScopes: { admin: true },
+    resolve: (_root, _args, ctx) => ctx.services.models.fleet.hosts.map((h) => ({ ...h.host.status(), models: h })),
   }),
 );

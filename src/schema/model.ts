@@ -1,6 +1,7 @@
 import type { GpuDevice, VramReport } from '../services/gpu.js';
 import type { ModelEvent as ModelEventShape, PullProgress as PullProgressShape } from '../services/models/events.js';
-import { type ChangeResult, type LoadResult, type UnloadResult, toGb } from '../services/models/lifecycle.js';
+import type { FleetPullStart, FleetUnloadResult, Placement } from '../services/models/fleet.js';
+import { type ChangeResult, type LoadResult, toGb } from '../services/models/lifecycle.js';
 import { MODEL_LIMITS } from '../services/models/limits.js';
 import type { ModelView } from '../services/models/overview.js';
 import { builder } from './builder.js';
@@ -25,8 +26,20 @@ export const ModelRuntime = builder.objectRef<ModelView>('ModelRuntime').impleme
   }),
 });
 
+export const ModelPlacement = builder.objectRef<Placement>('ModelPlacement').implement({
+  description: 'What one Ollama host has of a model.',
+  fields: (t) => ({
+    host: t.exposeString('host', { description: 'URL of the Ollama host (as in OLLAMA_HOST).' }),
+    installed: t.boolean({ description: 'True when the host has the model on disk.', resolve: (p) => p.installed !== null }),
+    digest: t.string({ nullable: true, description: 'Digest of the host\'s copy.', resolve: (p) => p.installed?.digest ?? null }),
+    loaded: t.boolean({ description: 'True while the model is in the host\'s memory.', resolve: (p) => p.loaded !== null }),
+    vramBytes: t.float({ nullable: true, description: 'Bytes of it in the host\'s GPU memory while loaded.', resolve: (p) => p.loaded?.vramBytes ?? null }),
+    expiresAt: t.field({ type: 'DateTime', nullable: true, description: 'When the host will unload it unless it is used again.', resolve: (p) => p.loaded?.expiresAt ?? null }),
+  }),
+});
+
 export const Model = builder.objectRef<ModelView>('Model').implement({
-  description: 'A model: its catalog entry (if any), merged with what the Ollama host has installed (/api/tags) and loaded (/api/ps).',
+  description: 'A model: its catalog entry (if any), merged with what the Ollama hosts have installed (/api/tags) and loaded (/api/ps).',
   fields: (t) => ({
     name: t.string({ description: 'Canonical Ollama name: lower case, with a tag ("llama3.2:latest").', resolve: (v) => v.key }),
     alias: t.string({ nullable: true, description: 'Short name requests may use instead of the Ollama name.', resolve: (v) => v.entry?.alias ?? null }),
@@ -42,7 +55,7 @@ export const Model = builder.objectRef<ModelView>('Model').implement({
       description: 'Threshold that applies (own, else global): sent as keep_alive and enforced by the idle reaper. Null: none.',
       resolve: (v) => v.effectiveThresholdSeconds,
     }),
-    installed: t.boolean({ description: 'True when the Ollama host has the model.', resolve: (v) => v.installed !== null }),
+    installed: t.boolean({ description: 'True when an Ollama host has the model (the fields below describe the first host\'s copy).', resolve: (v) => v.installed !== null }),
     sizeBytes: t.float({ nullable: true, description: 'Size on disk in bytes (null when not installed).', resolve: (v) => v.installed?.sizeBytes ?? null }),
     sizeGb: t.float({ nullable: true, description: 'Size on disk in GB (10^9 bytes), two decimals.', resolve: (v) => (v.installed ? toGb(v.installed.sizeBytes) : null) }),
     digest: t.string({ nullable: true, description: 'Digest of the installed model.', resolve: (v) => v.installed?.digest ?? null }),
@@ -53,10 +66,12 @@ export const Model = builder.objectRef<ModelView>('Model').implement({
     capabilities: t.stringList({
       nullable: true,
       description: 'What the model can do, from /api/show (e.g. "completion", "tools", "vision", "thinking"); cached per digest. Null when not installed or unknown.',
-      resolve: async (v, _a, ctx) => (v.installed ? ctx.services.models.inventory.capabilities(v.installed.name, v.installed.digest).catch(() => null) : null),
+      resolve: async (v, _a, ctx) =>
+        v.installed && v.installedOn ? ctx.services.models.fleet.one(v.installedOn).inventory.capabilities(v.installed.name, v.installed.digest).catch(() => null) : null,
     }),
-    loaded: t.boolean({ description: 'True while the model is in memory.', resolve: (v) => v.loaded !== null }),
-    runtime: t.field({ type: ModelRuntime, nullable: true, description: 'Memory use and expiry while loaded; null otherwise.', resolve: (v) => (v.loaded ? v : null) }),
+    loaded: t.boolean({ description: 'True while the model is in memory on some host.', resolve: (v) => v.loaded !== null }),
+    runtime: t.field({ type: ModelRuntime, nullable: true, description: 'Memory use and expiry on the first host that has it loaded; null when none has.', resolve: (v) => (v.loaded ? v : null) }),
+    hosts: t.field({ type: [ModelPlacement], description: 'Each Ollama host that has the model installed or loaded.', resolve: (v) => v.placements }),
   }),
 });
 
@@ -107,9 +122,13 @@ export const Gpu = builder.objectRef<GpuDevice>('Gpu').implement({
   }),
 });
 
-export const GpuStatus = builder.objectRef<VramReport>('GpuStatus').implement({
-  description: 'GPU memory on the Ollama host, summed over its GPUs.',
+/** A VRAM report and the host it describes. */
+export type HostVramReport = VramReport & { host: string };
+
+export const GpuStatus = builder.objectRef<HostVramReport>('GpuStatus').implement({
+  description: 'GPU memory on one Ollama host, summed over its GPUs.',
   fields: (t) => ({
+    host: t.exposeString('host', { description: 'URL of the Ollama host (as in OLLAMA_HOST).' }),
     source: t.field({ type: VramSource, description: 'Where the figures come from.', resolve: (r) => r.source }),
     totalBytes: t.float({ nullable: true, description: 'Total VRAM in bytes; null when unknown.', resolve: (r) => r.totalBytes }),
     usedBytes: t.float({ nullable: true, description: 'Used VRAM in bytes; null when unknown.', resolve: (r) => r.usedBytes }),
@@ -123,6 +142,7 @@ type Types = typeof builder extends PothosSchemaTypes.SchemaBuilder<infer X> ? X
 
 /** Fields shared by the payloads of loadModel and changeModel. */
 const loadFields = <R extends LoadResult>(t: PothosSchemaTypes.ObjectFieldBuilder<Types, R>) => ({
+  host: t.string({ description: 'URL of the Ollama host the model was loaded on.', resolve: (r) => r.host }),
   model: t.field({ type: Model, description: 'The model, as it is now.', resolve: (r, _a, ctx) => ctx.services.models.overview.get(r.model) }),
   neededBytes: t.float({ description: 'VRAM the model needs (its size).', resolve: (r) => r.neededBytes }),
   freeBytes: t.float({ nullable: true, description: 'Free VRAM it was checked against; null when unknown (no check).', resolve: (r) => r.freeBytes }),
@@ -145,11 +165,12 @@ export const ChangeModelPayload = builder.objectRef<ChangeResult>('ChangeModelPa
   }),
 });
 
-export const UnloadModelPayload = builder.objectRef<UnloadResult>('UnloadModelPayload').implement({
+export const UnloadModelPayload = builder.objectRef<FleetUnloadResult>('UnloadModelPayload').implement({
   description: 'Result of unloadModel or deleteModel.',
   fields: (t) => ({
     model: t.exposeString('model', { description: 'Canonical Ollama name.' }),
-    wasLoaded: t.exposeBoolean('wasLoaded', { description: 'True when the model was in memory (and was unloaded).' }),
+    wasLoaded: t.exposeBoolean('wasLoaded', { description: 'True when the model was in memory on at least one host (and was unloaded).' }),
+    hosts: t.exposeStringList('hosts', { description: 'unloadModel: hosts it was unloaded from; deleteModel: hosts it was deleted from.' }),
   }),
 });
 
@@ -157,6 +178,7 @@ export const PullProgress = builder.objectRef<PullProgressShape>('PullProgress')
   description: 'One progress message of a model pull.',
   fields: (t) => ({
     model: t.exposeString('model', { description: 'Canonical Ollama name being pulled.' }),
+    host: t.exposeString('host', { description: 'URL of the Ollama host pulling it.' }),
     status: t.exposeString('status', { description: 'Ollama\'s status: "pulling manifest", "pulling <digest>", "verifying sha256 digest", "writing manifest", "success".' }),
     digest: t.string({ nullable: true, description: 'Layer being downloaded.', resolve: (p) => p.digest }),
     completed: t.float({ nullable: true, description: 'Bytes of the layer downloaded so far.', resolve: (p) => p.completed }),
@@ -167,13 +189,14 @@ export const PullProgress = builder.objectRef<PullProgressShape>('PullProgress')
 });
 
 export const PullModelPayload = builder
-  .objectRef<{ model: string; joined: boolean; progress: PullProgressShape | null }>('PullModelPayload')
+  .objectRef<FleetPullStart>('PullModelPayload')
   .implement({
     description: 'A pull that started (or was already running): follow it with Subscription.pullModel.',
     fields: (t) => ({
       model: t.exposeString('model', { description: 'Canonical Ollama name being pulled.' }),
       joined: t.exposeBoolean('joined', { description: 'True when a pull of this model was already running and this request joined it.' }),
-      progress: t.field({ type: PullProgress, nullable: true, description: 'Latest progress message.', resolve: (p) => p.progress }),
+      progress: t.field({ type: PullProgress, nullable: true, description: 'Latest progress message (of the first host).', resolve: (p) => p.progress }),
+      hosts: t.exposeStringList('hosts', { description: 'Ollama hosts pulling the model.' }),
     }),
   });
 
@@ -204,6 +227,7 @@ export const ModelEvent = builder.objectRef<ModelEventShape>('ModelEvent').imple
     model: t.exposeString('model', { description: 'Canonical Ollama name.' }),
     at: t.field({ type: 'DateTime', description: 'When.', resolve: (e) => new Date(e.at) }),
     sizeBytes: t.float({ nullable: true, description: 'Size of the model in bytes, when known.', resolve: (e) => e.sizeBytes }),
+    host: t.string({ nullable: true, description: 'URL of the Ollama host it happened on.', resolve: (e) => e.host ?? null }),
   }),
 });
 

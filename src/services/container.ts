@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { DataSource } from 'typeorm';
 import type { Config } from '../config.js';
 import { CreditLedger } from './credits.js';
@@ -5,19 +7,18 @@ import { ActiveStreams } from './generation/active-streams.js';
 import { GenerationService } from './generation/generation-service.js';
 import { PartialFlusher } from './generation/partial-flusher.js';
 import { ModelSlots } from './generation/model-slots.js';
-import { ResidencyProbe } from './generation/residency.js';
 import { ChatService } from './chat-service.js';
 import { ConnectionRegistry } from './connections.js';
 import { PubSubKeyEventBus } from './key-events.js';
 import { KeyService } from './keys.js';
 import { GatewayMetrics } from './metrics.js';
-import type { GpuProbe } from './gpu.js';
 import { type ModelServices, createModelServices } from './models/model-services.js';
 import { type GatewayPubSub, createGatewayPubSub } from './pubsub.js';
 import { SessionService } from './sessions/session-service.js';
 import { SettingsService } from './settings.js';
 import type { Logger } from './logger.js';
-import { OllamaUpstream } from './ollama/upstream.js';
+import { OllamaPool } from './ollama/pool.js';
+import { InstanceHeartbeat, LeaseStore } from './leases.js';
 import { KeyRateLimiter } from './rate-limit.js';
 import { RedisBackplane } from './redis.js';
 import { enforceRevocations } from './revocation.js';
@@ -29,7 +30,10 @@ export interface Services {
   db: DataSource;
   log: Logger;
   keys: KeyService;
-  upstream: OllamaUpstream;
+  /** The Ollama hosts (OLLAMA_HOST), with routing, health and failover. */
+  pool: OllamaPool;
+  /** This gateway process among others on the same database (heartbeat lease). */
+  instance: InstanceHeartbeat;
   activeStreams: ActiveStreams;
   credits: CreditLedger;
   partials: PartialFlusher;
@@ -49,17 +53,28 @@ export interface Services {
   settings: SettingsService;
   /** Model catalogue and lifecycle: pulls, loads, unloads, idle reaper. */
   models: ModelServices;
-  /** Free VRAM probe (GPU_VRAM_BYTES, nvidia-smi). */
-  gpu: GpuProbe;
   /** Prometheus metrics (served at /metrics). */
   metrics: GatewayMetrics;
 }
 
+/**
+ * INSTANCE_ID, else `<hostname>:<port>`: stable across restarts, so a restarted gateway settles
+ * its own interrupted rows at once; two live processes cannot share a host and port. With port 0
+ * (tests) a random id, whose rows other instances settle once its heartbeat expires.
+ */
+export function defaultInstanceId(config: Pick<Config, 'instanceId' | 'port'>): string {
+  if (config.instanceId) return config.instanceId;
+  return config.port ? `${hostname()}:${config.port}`.slice(-64) : randomUUID();
+}
+
 export function createServices(config: Config, db: DataSource, log: Logger): Services {
-  const upstream = new OllamaUpstream(config.ollamaHosts[0], {
-    connectMs: config.upstreamConnectTimeoutMs,
-    stallMs: config.upstreamStallTimeoutMs,
+  const pool = new OllamaPool(config.ollamaHosts, {
+    timeouts: { connectMs: config.upstreamConnectTimeoutMs, stallMs: config.upstreamStallTimeoutMs },
+    healthCheckIntervalMs: config.ollamaHealthCheckIntervalMs,
+    log,
   });
+  const leases = new LeaseStore(db);
+  const instance = new InstanceHeartbeat(defaultInstanceId(config), leases, config.instanceTtlMs, (err) => log.warn({ err }, 'instance heartbeat failed'));
   const activeStreams = new ActiveStreams();
   // With REDIS_URL, events and rate-limit windows are shared between gateway instances.
   const redis = config.redisUrl ? new RedisBackplane(config.redisUrl, log) : undefined;
@@ -74,15 +89,16 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   );
   const pubsub = createGatewayPubSub({ eventTarget: redis?.eventTarget() });
   const settings = new SettingsService(db, { inactivityThresholdSeconds: config.inactivityThresholdSeconds });
-  const models = createModelServices({ config, db, upstream, pubsub, settings, log });
+  const models = createModelServices({ config, db, pool, pubsub, settings, log, leases, instanceId: instance.id });
   const credits = new CreditLedger();
   const metrics = new GatewayMetrics();
-  metrics.watch({ activeStreams: () => activeStreams.size, loadedModels: (signal) => models.inventory.loaded(signal) });
+  metrics.watch({ activeStreams: () => activeStreams.size, loadedModels: (signal) => models.fleet.loaded(signal) });
   const partials = new PartialFlusher(db, log, config.partialFlushMs);
   const generation = new GenerationService({
     models: models.directory,
     db,
-    upstream,
+    pool,
+    instanceId: instance.id,
     credits,
     partials,
     active: activeStreams,
@@ -93,7 +109,6 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     upstreamRetries: config.limits.upstreamRetries,
     upstreamRetryDelayMs: config.limits.upstreamRetryDelayMs,
     slots: new ModelSlots(config.maxConcurrentPerModel),
-    residency: new ResidencyProbe(upstream),
     admission: rateLimits,
     observer: metrics,
   });
@@ -109,5 +124,5 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const connections = new ConnectionRegistry();
   enforceRevocations({ events: keyEvents, activeStreams, connections, log });
   const keys = new KeyService(db, config.defaultCredits, keyEvents);
-  return { config, db, log, redis, keys, upstream, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, gpu: models.gpu, metrics };
+  return { config, db, log, redis, keys, pool, instance, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, metrics };
 }

@@ -63,6 +63,8 @@ export interface GpuProbeOptions {
   configuredVramBytes?: number;
   /** Path of nvidia-smi (NVIDIA_SMI_PATH); null disables the probe. */
   nvidiaSmiPath: string | null;
+  /** Why there is no probe when nvidiaSmiPath is null (default: it was switched off). */
+  noProbeReason?: string;
   /** VRAM Ollama's loaded models use now (sum of /api/ps size_vram); needed with configuredVramBytes. */
   usedByModels: () => Promise<number>;
   timeoutMs?: number;
@@ -78,7 +80,7 @@ export class GpuProbe {
       const used = await this.opts.usedByModels();
       return { source: 'CONFIGURED', totalBytes: total, usedBytes: used, freeBytes: Math.max(0, total - used), gpus: [], warning: null };
     }
-    if (!this.opts.nvidiaSmiPath) return unknown('No GPU probe: NVIDIA_SMI_PATH is off and GPU_VRAM_BYTES is unset.');
+    if (!this.opts.nvidiaSmiPath) return unknown(this.opts.noProbeReason ?? 'No GPU probe: NVIDIA_SMI_PATH is off and GPU_VRAM_BYTES is unset.');
     let output: string;
     try {
       output = await run(this.opts.nvidiaSmiPath, this.opts.timeoutMs ?? 5000);

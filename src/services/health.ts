@@ -1,17 +1,19 @@
 import { databaseHealthy } from './database.js';
 import type { DataSource } from 'typeorm';
-import type { OllamaUpstream } from './ollama/upstream.js';
+import type { OllamaPool } from './ollama/pool.js';
 
 export interface HealthReport {
   /** "ok" when everything answers, "degraded" when the gateway runs but a dependency does not. */
   status: 'ok' | 'degraded';
   version: string;
   database: boolean;
+  /** True when at least one Ollama host answers. */
   upstream: boolean;
 }
 
-/** Asks the database and the Ollama host whether they answer. */
-export async function checkHealth(db: DataSource, upstream: OllamaUpstream, version: string): Promise<HealthReport> {
-  const [database, reachable] = await Promise.all([databaseHealthy(db), upstream.reachable()]);
+/** Asks the database and the Ollama hosts whether they answer (one answering host is enough to serve). */
+export async function checkHealth(db: DataSource, pool: OllamaPool, version: string): Promise<HealthReport> {
+  const [database, hosts] = await Promise.all([databaseHealthy(db), Promise.all(pool.hosts.map((h) => h.check()))]);
+  const reachable = hosts.some(Boolean);
   return { status: database && reachable ? 'ok' : 'degraded', version, database, upstream: reachable };
 }

@@ -12,7 +12,8 @@ export const UNANSWERED_MODEL = 'unanswered';
 export type MetricsApi = 'graphql' | 'openai';
 
 /** What Ollama has loaded, for the models-loaded gauges. */
-export type LoadedModelsSource = (signal: AbortSignal) => Promise<Map<string, { vramBytes: number }>>;
+/** Loaded models keyed by anything unique, each with its canonical name and Ollama host. */
+export type LoadedModelsSource = (signal: AbortSignal) => Promise<Map<string, { key: string; host: string; vramBytes: number }>>;
 
 export interface MetricsSources {
   activeStreams?: () => number;
@@ -30,7 +31,7 @@ export class GatewayMetrics implements GenerationObserver {
   readonly registry = new Registry();
   private readonly sources: MetricsSources = {};
   /** The `/api/ps` call of the scrape in progress, shared by the gauges that read it. */
-  private loaded?: Promise<Map<string, { vramBytes: number }> | null>;
+  private loaded?: Promise<Map<string, { key: string; host: string; vramBytes: number }> | null>;
 
   private readonly tokens = new Counter({
     name: 'llm_gateway_tokens_streamed_total',
@@ -110,12 +111,12 @@ export class GatewayMetrics implements GenerationObserver {
     });
     new Gauge({
       name: 'llm_gateway_model_vram_bytes',
-      help: 'VRAM used by each loaded model (/api/ps size_vram at scrape time).',
-      labelNames: ['model'],
+      help: 'VRAM used by each loaded model on each Ollama host (/api/ps size_vram at scrape time).',
+      labelNames: ['model', 'host'],
       registers: [this.registry],
       async collect() {
         this.reset();
-        for (const [model, m] of (await loadedModels()) ?? []) this.set({ model }, m.vramBytes);
+        for (const m of (await loadedModels())?.values() ?? []) this.set({ model: m.key, host: m.host }, m.vramBytes);
       },
     });
   }
@@ -149,7 +150,7 @@ export class GatewayMetrics implements GenerationObserver {
   }
 
   /** `/api/ps` once per scrape (the gauges collect concurrently and share the call); null when Ollama does not answer. */
-  private loadedModels(): Promise<Map<string, { vramBytes: number }> | null> {
+  private loadedModels(): Promise<Map<string, { key: string; host: string; vramBytes: number }> | null> {
     const source = this.sources.loadedModels;
     if (!source) return Promise.resolve(null);
     this.loaded ??= source(AbortSignal.timeout(LOADED_TIMEOUT_MS))

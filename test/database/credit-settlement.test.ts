@@ -9,7 +9,7 @@ import { type GenerationEvent, GenerationService } from '../../src/services/gene
 import type { ModelDirectory } from '../../src/services/generation/hooks.js';
 import { KeyService, type Principal, toPrincipal } from '../../src/services/keys.js';
 import { createLogger } from '../../src/services/logger.js';
-import { OllamaUpstream } from '../../src/services/ollama/upstream.js';
+import { OllamaPool } from '../../src/services/ollama/pool.js';
 import { type TestDatabase, createTestDatabase, describeEachDatabase } from '../helpers/database.js';
 
 // 0.1 credit per prompt token, 1 credit per completion token, plus REQUEST_COST 1.
@@ -28,7 +28,7 @@ describeEachDatabase('credit reservation and settlement with per-model prices', 
     keys = new KeyService(db.dataSource, 0);
     service = new GenerationService({
       db: db.dataSource,
-      upstream: new OllamaUpstream(emulator.url, { connectMs: 5000, stallMs: 5000 }),
+      pool: new OllamaPool([emulator.url], { timeouts: { connectMs: 5000, stallMs: 5000 }, healthCheckIntervalMs: 0, log: createLogger('silent') }),
       credits: new CreditLedger(),
       active: new ActiveStreams(),
       log: createLogger('silent'),

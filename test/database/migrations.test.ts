@@ -1,10 +1,11 @@
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { migrations } from '../../src/migrations/all.js';
 import { createDataSource, databaseHealthy, openDatabase } from '../../src/services/database.js';
 import { createTestDatabase, createTestDatabaseOptions, describeEachDatabase } from '../helpers/database.js';
 import type { TestDatabase } from '../helpers/database.js';
 
-const TABLES = ['api_keys', 'model_entries', 'sessions', 'messages', 'generations', 'settings'];
+const TABLES = ['api_keys', 'model_entries', 'sessions', 'messages', 'generations', 'settings', 'leases'];
 
 describeEachDatabase('migrations', (kind) => {
   const open: TestDatabase[] = [];
@@ -40,22 +41,42 @@ describeEachDatabase('migrations', (kind) => {
     try {
       expect(await again.showMigrations()).toBe(false);
       const [{ count }] = await again.query('SELECT COUNT(*) AS count FROM migrations');
-      expect(Number(count)).toBe(1);
+      expect(Number(count)).toBe(migrations.length);
     } finally {
       await again.destroy();
     }
   });
 
-  it('undoes the initial migration and applies it again', async () => {
+  it('undoes every migration, newest first, and applies them again', async () => {
     const { dataSource } = await fresh();
-    await dataSource.undoLastMigration({ transaction: 'each' });
+    for (let i = migrations.length; i > 0; i--) await dataSource.undoLastMigration({ transaction: 'each' });
     expect(await dataSource.showMigrations()).toBe(true);
     const queryRunner = dataSource.createQueryRunner();
     try {
       for (const table of TABLES) expect(await queryRunner.hasTable(table), table).toBe(false);
       const applied = await dataSource.runMigrations({ transaction: 'each' });
-      expect(applied.map((m) => m.name)).toEqual(['Initial1763900000000']);
+      expect(applied.map((m) => m.name)).toEqual(['Initial1763900000000', 'HostPool1764000000000']);
       for (const table of TABLES) expect(await queryRunner.hasTable(table), table).toBe(true);
+    } finally {
+      await queryRunner.release();
+    }
+    const diff = await dataSource.driver.createSchemaBuilder().log();
+    expect(diff.upQueries.map((q) => q.query)).toEqual([]);
+  });
+
+  it('the host-pool migration adds the host and instance columns to an existing usage log, keeping its rows', async () => {
+    const { dataSource } = await fresh();
+    await dataSource.undoLastMigration({ transaction: 'each' });
+    await dataSource.query(`INSERT INTO api_keys (id, name, prefix, secret_hash, role, credits) VALUES ('k1', 'k', 'llmgw_x', '${'a'.repeat(64)}', 'USER', 5)`);
+    await dataSource.query(
+      `INSERT INTO generations (id, api_key_id, model, kind, streamed, prompt, status) VALUES ('g1', 'k1', 'llama3.2', 'generate', ${kind === 'postgres' ? 'true' : '1'}, 'hi', 'COMPLETE')`,
+    );
+    await dataSource.runMigrations({ transaction: 'each' });
+    const [row] = await dataSource.query(`SELECT id, host, instance_id FROM generations`);
+    expect(row).toEqual({ id: 'g1', host: null, instance_id: null });
+    const queryRunner = dataSource.createQueryRunner();
+    try {
+      expect(await queryRunner.hasTable('leases')).toBe(true);
     } finally {
       await queryRunner.release();
     }

@@ -45,7 +45,7 @@ function open(input: Record<string, unknown>, secret = gw.userSecret) {
 describe('phases before the first token', () => {
   it('reports LOADING_MODEL for a model that is not in memory, then GENERATING, then tokens', async () => {
     // Nothing is loaded in a fresh emulator; unload to be sure.
-    await gw.app.services.upstream.setResidency('llava:7b', 0);
+    await gw.app.services.pool.primary.upstream.setResidency('llava:7b', 0);
     const client = wsClient(gw, gw.userSecret);
     const results = await collect<ChatEvents>(client, CHAT, { input: { model: 'llava:7b', message: 'Hi' } }).done;
     await client.dispose();

@@ -11,22 +11,24 @@ import { Message } from '../../src/entities/message.js';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
 import { openDatabase } from '../../src/services/database.js';
 import { hashSecret } from '../../src/services/keys.js';
+import { until } from '../helpers/wait.js';
 
 const ADMIN = 'llmgw_crash-test-admin-key-0123456789';
 let emulator: Emulator;
 let dir: string;
 
-function startProcess(): Promise<{ child: ChildProcess; url: string }> {
+function startProcess(dbFile: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     env: {
       ...process.env,
       PORT: '0',
       HOST: '127.0.0.1',
-      DB_PATH: join(dir, 'gw.sqlite'),
+      DB_PATH: join(dir, dbFile),
       OLLAMA_HOST: emulator.url,
       ADMIN_API_KEY: ADMIN,
       PARTIAL_FLUSH_MS: '50',
       LOG_LEVEL: 'info',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -62,8 +64,24 @@ afterAll(async () => {
 });
 
 describe('crash recovery', () => {
-  it('after SIGKILL mid-stream: completed answers are stored, cut ones are INTERRUPTED with their saved text, balances are exact', async () => {
-    const first = await startProcess();
+  it.each([
+    {
+      // A restarted gateway keeps its id (INSTANCE_ID, or host and port): it settles its rows before serving.
+      who: 'the same instance restarting',
+      first: { INSTANCE_ID: 'gw-same' },
+      second: { INSTANCE_ID: 'gw-same' },
+      sweep: false,
+    },
+    {
+      // Another instance on the database settles them once the dead one's heartbeat lease expires.
+      who: 'another instance, once the dead one\'s heartbeat expired',
+      first: { INSTANCE_ID: 'gw-dead', INSTANCE_TTL_MS: '1000' },
+      second: { INSTANCE_ID: 'gw-other', INSTANCE_TTL_MS: '1000' },
+      sweep: true,
+    },
+  ] as Array<{ who: string; first: Record<string, string>; second: Record<string, string>; sweep: boolean }>)('after SIGKILL mid-stream, recovered by $who: completed answers are stored, cut ones are INTERRUPTED with their saved text, balances are exact', async ({ who, first: firstEnv, second: secondEnv, sweep }) => {
+    const dbFile = `${who.split(' ')[0]}-${Date.now()}.sqlite`;
+    const first = await startProcess(dbFile, firstEnv);
     const created = await gql<{ createApiKey: { secret: string } }>(
       first.url,
       'mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }',
@@ -104,10 +122,14 @@ describe('crash recovery', () => {
     await client.dispose();
     expect(streams.slice(3).every((s) => !s.done)).toBe(true);
 
-    const second = await startProcess();
+    const second = await startProcess(dbFile, secondEnv);
     try {
-      const db = await openDatabase({ dbPath: join(dir, 'gw.sqlite') });
+      const db = await openDatabase({ dbPath: join(dir, dbFile) });
       try {
+        if (sweep) {
+          // Recovered by the periodic sweep, within about two heartbeat periods.
+          await until(async () => !(await db.getRepository(Generation).existsBy({ status: 'STREAMING' })), 5000, 'the rows of the dead instance to be recovered', 50);
+        }
         const rows = await db.getRepository(Generation).find();
         const byId = new Map(rows.map((r) => [r.id, r]));
         for (const s of seenByClient) {

@@ -110,7 +110,7 @@ describe('GET /metrics', () => {
     // The model Ollama loaded, from /api/ps at scrape time.
     expect(sampleValue(after, 'llm_gateway_upstream_up')).toBe(1);
     expect(sampleValue(after, 'llm_gateway_models_loaded')).toBe(gw.emulator.running().length);
-    expect(sampleValue(after, 'llm_gateway_model_vram_bytes', { model: MODEL })).toBe(gw.emulator.running().find((m) => m.name === MODEL)!.sizeVram);
+    expect(sampleValue(after, 'llm_gateway_model_vram_bytes', { model: MODEL, host: gw.emulator.url })).toBe(gw.emulator.running().find((m) => m.name === MODEL)!.sizeVram);
 
     // No secrets, prompts or per-request values in any label.
     const text = (await scrape()).text;

@@ -26,7 +26,15 @@ export interface TestGateway {
  * migrated and empty DataSource, e.g. from createTestDatabase; the gateway destroys it on stop).
  */
 export async function startGateway(
-  options: { env?: Record<string, string>; config?: Partial<Config>; emulator?: EmulatorOptions; db?: DataSource; log?: Logger } = {},
+  options: {
+    env?: Record<string, string>;
+    config?: Partial<Config>;
+    emulator?: EmulatorOptions;
+    db?: DataSource;
+    log?: Logger;
+    /** More Ollama hosts after the gateway's own emulator (OLLAMA_HOST is the list). */
+    moreOllamaHosts?: string[];
+  } = {},
 ): Promise<TestGateway> {
   const emulator = await startEmulator({ tokenDelayMs: 0, ...options.emulator });
   const dir = mkdtempSync(join(tmpdir(), 'gateway-test-'));
@@ -35,7 +43,7 @@ export async function startGateway(
       PORT: '0',
       HOST: '127.0.0.1',
       DB_PATH: join(dir, 'gateway.sqlite'),
-      OLLAMA_HOST: emulator.url,
+      OLLAMA_HOST: [emulator.url, ...(options.moreOllamaHosts ?? [])].join(','),
       LOG_LEVEL: 'silent',
       SHUTDOWN_GRACE_MS: '0',
       ...options.env,

@@ -1,72 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, GatewayError } from '../../src/services/errors.js';
-import { retryBeforeFirstChunk } from '../../src/services/generation/upstream-retry.js';
 import { AuthFailureThrottle } from '../../src/services/limits/auth-throttle.js';
 import { clientIp } from '../../src/services/limits/client-ip.js';
 import { ConcurrencyLimit } from '../../src/services/limits/concurrency.js';
-
-const unavailable = () => new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, 'gone');
-
-async function drain<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
-
-describe('retryBeforeFirstChunk', () => {
-  const policy = { retries: 1, delayMs: 0 };
-
-  it('opens again after UPSTREAM_UNAVAILABLE before any chunk, up to the retry count', async () => {
-    let opened = 0;
-    const source = async function* () {
-      opened++;
-      if (opened === 1) throw unavailable();
-      yield 'a';
-      yield 'b';
-    };
-    expect(await drain(retryBeforeFirstChunk(source, policy, new AbortController().signal))).toEqual(['a', 'b']);
-    expect(opened).toBe(2);
-  });
-
-  it('gives up after the retries', async () => {
-    let opened = 0;
-    const source = async function* (): AsyncGenerator<string> {
-      opened++;
-      throw unavailable();
-    };
-    await expect(drain(retryBeforeFirstChunk(source, policy, new AbortController().signal))).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
-    expect(opened).toBe(2);
-  });
-
-  it('never retries once a chunk arrived, nor other errors, nor after an abort', async () => {
-    let opened = 0;
-    const late = async function* () {
-      opened++;
-      yield 'a';
-      throw unavailable();
-    };
-    await expect(drain(retryBeforeFirstChunk(late, policy, new AbortController().signal))).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
-    expect(opened).toBe(1);
-
-    opened = 0;
-    const busy = async function* (): AsyncGenerator<string> {
-      opened++;
-      throw new GatewayError(ErrorCode.UPSTREAM_BUSY, 'busy');
-    };
-    await expect(drain(retryBeforeFirstChunk(busy, policy, new AbortController().signal))).rejects.toMatchObject({ code: 'UPSTREAM_BUSY' });
-    expect(opened).toBe(1);
-
-    opened = 0;
-    const aborted = new AbortController();
-    aborted.abort();
-    const refused = async function* (): AsyncGenerator<string> {
-      opened++;
-      throw unavailable();
-    };
-    await expect(drain(retryBeforeFirstChunk(refused, policy, aborted.signal))).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
-    expect(opened).toBe(1);
-  });
-});
 
 describe('ConcurrencyLimit', () => {
   it('counts per id up to max, releases once, and 0 means no limit', () => {

@@ -8,14 +8,12 @@ import { canonicalModelName } from '../models/names.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
 import type { Logger } from '../logger.js';
-import type { OllamaUpstream } from '../ollama/upstream.js';
+import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
 import type { ActiveStreams } from './active-streams.js';
 import { type GenerationObserver, type ModelDirectory, type RequestAdmission, admitEverything, passThroughModels } from './hooks.js';
 import { ModelSlots } from './model-slots.js';
 import { type GenerationOptions, toOllamaOptions } from './options.js';
 import type { PartialFlusher } from './partial-flusher.js';
-import { retryBeforeFirstChunk } from './upstream-retry.js';
-import type { ResidencyProbe } from './residency.js';
 
 export interface GenerateInput {
   model: string;
@@ -91,7 +89,10 @@ export interface GenerationPlan {
 
 export interface GenerationServiceDeps {
   db: DataSource;
-  upstream: OllamaUpstream;
+  /** The Ollama hosts; each request goes to the best one for its model and fails over before its first chunk. */
+  pool: OllamaPool;
+  /** This gateway process (owner of its STREAMING rows, for crash recovery with several instances). */
+  instanceId?: string;
   credits: CreditLedger;
   active: ActiveStreams;
   log: Logger;
@@ -102,7 +103,6 @@ export interface GenerationServiceDeps {
   admission?: RequestAdmission;
   /** Per-model cap on concurrent generations (requests over it wait in a queue). */
   slots?: ModelSlots;
-  residency?: ResidencyProbe;
   /** Saves partial answers periodically so a crash loses at most one interval of text. */
   partials?: PartialFlusher;
   /** Follows each generation (Prometheus metrics). */
@@ -149,7 +149,7 @@ export class GenerationService {
       if (!cached || Date.now() - cached.at > CAPABILITY_TTL_MS) {
         const entry = {
           at: Date.now(),
-          capabilities: this.deps.upstream.show(name).then(
+          capabilities: this.showAnywhere(name).then(
             (r) => r.capabilities ?? null,
             (e: unknown) => {
               this.capabilityCache.delete(name);
@@ -164,6 +164,20 @@ export class GenerationService {
     }
     if (capabilities && !capabilities.includes('vision'))
       throw new GatewayError(ErrorCode.CAPABILITY_MISSING, `Model "${name}" cannot read images (it has no vision capability).`, { model: name, capability: 'vision' });
+  }
+
+  /** `/api/show` from the first host that has the model (they all report the same capabilities). */
+  private async showAnywhere(name: string) {
+    const hosts = await this.deps.pool.candidates(name);
+    let failure: unknown;
+    for (const h of hosts) {
+      try {
+        return await h.upstream.show(name);
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+    throw failure;
   }
 
   /** Cancels a running generation of the caller's key; NOT_FOUND when none is running under that id. */
@@ -285,7 +299,7 @@ export class GenerationService {
   }
 
   private async *run(principal: Principal, plan: GenerationPlan, meta: RequestMeta, controller: AbortController): AsyncGenerator<GenerationEvent> {
-    const { db, upstream, credits, active, log, requestCost, defaultMaxTokens } = this.deps;
+    const { db, pool, credits, active, log, requestCost, defaultMaxTokens } = this.deps;
     this.validate(plan);
     const options = toOllamaOptions(plan.options);
     const model = await this.models.resolve(plan.model);
@@ -297,6 +311,9 @@ export class GenerationService {
       const reserved = costOf({ promptTokens: estimatePromptTokens(plan), completionTokens: options.num_predict ?? defaultMaxTokens }, pricing, requestCost);
       const id = randomUUID();
       const startedAt = Date.now();
+      // The hosts to try, best first; the row names the first (a failover rewrites it at the end).
+      let hosts = await pool.candidates(model.name);
+      let host = hosts[0];
       const row = {
         id,
         apiKeyId: principal.id,
@@ -307,6 +324,8 @@ export class GenerationService {
         prompt: plan.prompt,
         messages: loggedMessages(plan),
         requestId: meta.requestId,
+        host: host.url,
+        instanceId: this.deps.instanceId ?? null,
         createdAt: new Date(startedAt),
       };
       try {
@@ -328,7 +347,11 @@ export class GenerationService {
       let settle!: () => void;
       active.add(id, principal.id, controller, new Promise<void>((r) => (settle = r)));
       const probe = this.deps.observer?.begin(model.name);
-      const notBusy = this.models.markBusy(model.name);
+      const busyOn = new Map<OllamaHost, () => void>();
+      const markBusy = (h: OllamaHost) => {
+        if (!busyOn.has(h)) busyOn.set(h, this.models.markBusy(model.name, h.url));
+      };
+      markBusy(host);
       let text = '';
       let tokens = 0;
       let firstTokenMs: number | null = null;
@@ -355,6 +378,7 @@ export class GenerationService {
               errorCode,
               doneReason,
               firstTokenMs,
+              host: host.url,
               totalDurationMs: durationMs,
               finishedAt: new Date(),
             },
@@ -373,34 +397,47 @@ export class GenerationService {
       const ticket = this.slots.enter(canonicalModelName(model.name) ?? model.name, controller.signal);
       try {
         // Tell the client where the request is before the first token: queued, loading, generating.
+        const queued = ticket.position > 0;
         while (ticket.position > 0) {
           yield { type: 'PHASE', generationId: id, phase: 'QUEUED', queuePosition: ticket.position };
           await Promise.race([ticket.granted, ticket.moved()]);
         }
-        let loading = (await this.deps.residency?.isResident(model.name)) === false;
+        if (queued) {
+          // The hosts' state may have changed while the request waited.
+          hosts = await pool.candidates(model.name);
+          host = hosts[0];
+          markBusy(host);
+        }
+        let loading = (await host.isLoaded(model.name)) === false;
         yield { type: 'PHASE', generationId: id, phase: loading ? 'LOADING_MODEL' : 'GENERATING', queuePosition: null };
         const request = { model: model.name, options: options as Partial<OllamaOptions>, ...(model.keepAlive !== undefined ? { keep_alive: model.keepAlive } : {}) };
-        const retry = {
+        const failover = {
           retries: this.deps.upstreamRetries ?? 0,
           delayMs: this.deps.upstreamRetryDelayMs ?? 250,
-          onRetry: (attempt: number, e: GatewayError) =>
-            log.warn({ requestId: meta.requestId, generationId: id, model: model.name, attempt, errorCode: e.code }, 'Ollama failed before answering; retrying'),
+          onFailover: (failed: OllamaHost, next: OllamaHost, e: GatewayError) =>
+            log.warn({ requestId: meta.requestId, generationId: id, model: model.name, host: failed.url, next: next.url, errorCode: e.code }, 'Ollama failed before answering; trying again'),
+        };
+        const onHost = (h: OllamaHost) => {
+          host = h;
+          markBusy(h);
         };
         const chunks =
           plan.kind === 'chat'
             ? mapChunks(
-                retryBeforeFirstChunk(() => upstream.chatStream({ ...request, messages: (plan.messages ?? []) as OllamaMessage[] }, controller.signal), retry, controller.signal),
+                pool.stream(hosts, (h) => h.upstream.chatStream({ ...request, messages: (plan.messages ?? []) as OllamaMessage[] }, controller.signal), failover, controller.signal, onHost),
                 (c) => c.message?.content ?? '',
               )
             : mapChunks(
-                retryBeforeFirstChunk(
-                  () =>
-                    upstream.generateStream(
+                pool.stream(
+                  hosts,
+                  (h) =>
+                    h.upstream.generateStream(
                       { ...request, prompt: plan.prompt, ...(plan.system ? { system: plan.system } : {}), ...(plan.images?.length ? { images: plan.images } : {}) },
                       controller.signal,
                     ),
-                  retry,
+                  failover,
                   controller.signal,
+                  onHost,
                 ),
                 (c) => c.response ?? '',
               );
@@ -429,7 +466,7 @@ export class GenerationService {
           }
           if (loading) {
             loading = false;
-            this.deps.residency?.markResident(model.name);
+            host.markLoaded(model.name);
             yield { type: 'PHASE', generationId: id, phase: 'GENERATING', queuePosition: null };
           }
           if (!chunk.delta) continue;
@@ -468,7 +505,7 @@ export class GenerationService {
         // Reached without `finished` when the consumer stopped at a yield (return()): the client left mid-stream.
         if (!finished) await finish('CANCELLED', { promptTokens: 0, completionTokens: tokens }, ErrorCode.CANCELLED, null);
         ticket.release();
-        notBusy();
+        for (const notBusy of busyOn.values()) notBusy();
         settle();
       }
     } finally {

@@ -19,8 +19,8 @@ export interface ResolvedModel {
 export interface ModelDirectory {
   /** Resolves a requested name or alias; may throw MODEL_NOT_FOUND (e.g. a disabled entry). */
   resolve(requested: string): Promise<ResolvedModel>;
-  /** Marks the model busy until the returned function is called. */
-  markBusy(model: string): () => void;
+  /** Marks the model busy on an Ollama host (its URL) until the returned function is called. */
+  markBusy(model: string, host: string): () => void;
 }
 
 /** Without a catalogue: names pass through unchanged, no prices, Ollama's own keep_alive. */

@@ -3,8 +3,7 @@ import type { ModelDirectory, ResolvedModel } from '../generation/hooks.js';
 import type { SettingsService } from '../settings.js';
 import type { ModelCatalog } from './catalog.js';
 import { modelNotFound } from './errors.js';
-import type { IdleReaper } from './idle-reaper.js';
-import type { OllamaInventory } from './inventory.js';
+import type { ModelFleet } from './fleet.js';
 import { canonicalModelName } from './names.js';
 
 /**
@@ -16,7 +15,7 @@ import { canonicalModelName } from './names.js';
  */
 export class CatalogModelDirectory implements ModelDirectory {
   constructor(
-    private readonly deps: { catalog: ModelCatalog; settings: SettingsService; inventory: OllamaInventory; reaper: IdleReaper },
+    private readonly deps: { catalog: ModelCatalog; settings: SettingsService; fleet: ModelFleet },
   ) {}
 
   async resolve(requested: string): Promise<ResolvedModel> {
@@ -31,7 +30,7 @@ export class CatalogModelDirectory implements ModelDirectory {
     // An alias becomes the Ollama name; a name goes upstream as the client wrote it (Ollama normalizes it).
     const name = match?.via === 'alias' ? match.entry.name : requested.trim();
     const threshold = entry?.inactivityThresholdSeconds ?? (await this.deps.settings.getInactivityThresholdSeconds());
-    const capabilities = await this.deps.inventory.cachedCapabilities(name);
+    const capabilities = await this.deps.fleet.cachedCapabilities(name);
     return {
       name,
       pricing: { promptPricePer1k: entry?.promptPricePer1k ?? null, completionPricePer1k: entry?.completionPricePer1k ?? null },
@@ -40,7 +39,7 @@ export class CatalogModelDirectory implements ModelDirectory {
     };
   }
 
-  markBusy(model: string): () => void {
-    return this.deps.reaper.markBusy(model);
+  markBusy(model: string, host: string): () => void {
+    return this.deps.fleet.one(host).reaper.markBusy(model);
   }
 }

@@ -17,12 +17,16 @@ export interface ModelEvent {
   at: string;
   /** Size of the model in bytes, when known. */
   sizeBytes: number | null;
+  /** URL of the Ollama host it happened on. */
+  host: string;
 }
 
 /** One progress message of a pull, as relayed to subscribers; JSON-safe. */
 export interface PullProgress {
   /** Canonical Ollama name. */
   model: string;
+  /** URL of the Ollama host pulling it. */
+  host: string;
   /** Increases by one per message of a pull, so late joiners can skip what they already saw. */
   seq: number;
   /** Ollama's status line: "pulling manifest", "pulling <digest>", "verifying sha256 digest", "success"... */

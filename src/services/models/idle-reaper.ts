@@ -13,7 +13,28 @@ const FLUSH_DELAY_MS = 1000;
 /** A model that vanished from /api/ps this close to its threshold is counted as an idle unload by Ollama. */
 const EXPIRY_SLACK_MS = 1000;
 
+/** Requests on a host as every gateway instance recorded them (the usage log). */
+export interface SharedActivity {
+  /** Canonical names of models with a request streaming now. */
+  busy: Set<string>;
+  /** Latest start or end of a request per model (epoch ms). */
+  lastActive: Map<string, number>;
+}
+
 export interface IdleReaperDeps {
+  /** URL of the Ollama host this reaper watches. */
+  host: string;
+  /** Setting row for this host's activity times. */
+  settingKey?: string;
+  /**
+   * Takes or renews this host's reaper lease; false while another gateway instance holds it (then
+   * this one skips the check). Absent: this instance is the only one.
+   */
+  lease?: () => Promise<boolean>;
+  /** Gives the lease up at stop. */
+  releaseLease?: () => Promise<void>;
+  /** Activity of every instance on this host since a time (so the lease holder sees requests served elsewhere). */
+  sharedActivity?: (since: Date) => Promise<SharedActivity>;
   settings: SettingsService;
   catalog: ModelCatalog;
   inventory: OllamaInventory;
@@ -44,11 +65,15 @@ export class IdleReaper {
   private dirty = false;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** Whether this instance held the lease at its last check (only the holder stores activity). */
+  private leader = true;
+  /** Start of the previous check, to read shared activity since then. */
+  private lastCheckAt = 0;
 
   constructor(private readonly deps: IdleReaperDeps) {}
 
   async start(): Promise<void> {
-    const { value } = await this.deps.settings.read(LAST_ACTIVITY_SETTING);
+    const { value } = await this.deps.settings.read(this.settingKey);
     if (value && typeof value === 'object') {
       for (const [key, iso] of Object.entries(value as Record<string, unknown>)) {
         const at = typeof iso === 'string' ? Date.parse(iso) : Number.NaN;
@@ -65,7 +90,12 @@ export class IdleReaper {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.running;
-    await this.flush();
+    if (this.leader) await this.flush();
+    await this.deps.releaseLease?.().catch((err: unknown) => this.deps.log.warn({ err, host: this.deps.host }, 'could not release the reaper lease'));
+  }
+
+  private get settingKey(): string {
+    return this.deps.settingKey ?? LAST_ACTIVITY_SETTING;
   }
 
   /** Marks a model busy until the returned function is called; both ends count as activity. */
@@ -128,12 +158,27 @@ export class IdleReaper {
       return seconds === null ? null : seconds * 1000;
     };
 
+    // With several gateway instances, one of them reaps this host at a time.
+    this.leader = this.deps.lease ? await this.deps.lease() : true;
+    if (!this.leader) {
+      this.seenLoaded.clear();
+      return;
+    }
     const startedAt = Date.now();
+    // Requests other instances served on this host count as activity here too.
+    const since = new Date((this.lastCheckAt || startedAt) - 2 * this.deps.intervalMs - 60_000);
+    const shared = await this.deps.sharedActivity?.(since);
+    this.lastCheckAt = startedAt;
+    const busyElsewhere = shared?.busy ?? new Set<string>();
+    for (const [key, at] of shared?.lastActive ?? []) {
+      if (at > (this.lastActive.get(key) ?? 0)) this.lastActive.set(key, Math.min(at, startedAt));
+    }
+    for (const key of busyElsewhere) this.lastActive.set(key, startedAt);
     const loaded = await this.deps.inventory.loaded(AbortSignal.timeout(5000));
     const unloaded = new Set<string>();
     for (const model of loaded.values()) {
       const limit = thresholdMs(model.key);
-      if (limit === null || this.busy.has(model.key)) continue;
+      if (limit === null || this.busy.has(model.key) || busyElsewhere.has(model.key)) continue;
       const last = this.lastActive.get(model.key);
       if (last === undefined) {
         // Loaded by someone else (or before activity was recorded): its idle clock starts now.
@@ -152,7 +197,7 @@ export class IdleReaper {
       const last = this.lastActive.get(key);
       // Ollama's keep_alive (set to the same threshold) got there first: still an idle unload.
       if (limit !== null && last !== undefined && now - last >= limit - EXPIRY_SLACK_MS) {
-        this.deps.publish({ type: 'UNLOADED', reason: 'IDLE', model: key, at: new Date(now).toISOString(), sizeBytes: null });
+        this.deps.publish({ type: 'UNLOADED', reason: 'IDLE', model: key, at: new Date(now).toISOString(), sizeBytes: null, host: this.deps.host });
       }
     }
     let forgotten = false;
@@ -165,7 +210,7 @@ export class IdleReaper {
 
   private scheduleFlush(): void {
     this.dirty = true;
-    if (this.flushTimer || this.stopped) return;
+    if (this.flushTimer || this.stopped || !this.leader) return;
     this.flushTimer = setTimeout(() => void this.flush(), FLUSH_DELAY_MS);
     this.flushTimer.unref();
   }
@@ -177,7 +222,7 @@ export class IdleReaper {
     this.dirty = false;
     const snapshot = Object.fromEntries([...this.lastActive].map(([k, at]) => [k, new Date(at).toISOString()]));
     try {
-      await this.deps.settings.write(LAST_ACTIVITY_SETTING, snapshot);
+      await this.deps.settings.write(this.settingKey, snapshot);
     } catch (err) {
       this.dirty = true;
       this.deps.log.warn({ err }, 'could not store model activity');

@@ -13,6 +13,8 @@ import { checkNumCtx } from './limits.js';
 import { requireModelName } from './names.js';
 
 export interface LifecycleDeps {
+  /** URL of the Ollama host this lifecycle manages. */
+  host: string;
   upstream: OllamaUpstream;
   inventory: OllamaInventory;
   catalog: ModelCatalog;
@@ -26,6 +28,8 @@ export interface LifecycleDeps {
 export interface LoadResult {
   /** Canonical name of the loaded model. */
   model: string;
+  /** URL of the Ollama host it was loaded on. */
+  host: string;
   sizeBytes: number;
   /** VRAM the load was checked against (the model's size). */
   neededBytes: number;
@@ -96,8 +100,8 @@ export class ModelLifecycle {
       if (this.deps.reaper.isBusy(key)) return false;
       await this.deps.upstream.setResidency(name, 0);
       this.deps.reaper.forget(key);
-      this.deps.log.info({ model: key }, 'unloaded idle model');
-      this.deps.publish({ type: 'UNLOADED', reason: 'IDLE', model: key, at: new Date().toISOString(), sizeBytes: null });
+      this.deps.log.info({ model: key, host: this.deps.host }, 'unloaded idle model');
+      this.deps.publish({ type: 'UNLOADED', reason: 'IDLE', model: key, at: new Date().toISOString(), sizeBytes: null, host: this.deps.host });
       return true;
     });
   }
@@ -110,13 +114,7 @@ export class ModelLifecycle {
     return this.exclusive(async () => {
       const { installed } = await this.target(requested);
       const loaded = (await this.deps.inventory.loaded()).get(installed.key);
-      const busy = this.deps.reaper.isBusy(installed.key);
-      if ((loaded || busy) && !opts.force) {
-        throw badInput(
-          `Model "${installed.key}" is ${busy ? 'answering requests' : 'loaded in memory'}; unload it first or pass force: true to unload and delete it.`,
-          { field: 'name', reason: 'MODEL_LOADED', model: installed.key },
-        );
-      }
+      if (!opts.force) this.refuseIfInUse(installed.key, Boolean(loaded));
       if (loaded) {
         await this.deps.upstream.setResidency(installed.name, 0);
         this.emit('UNLOADED', 'REQUEST', installed);
@@ -127,6 +125,22 @@ export class ModelLifecycle {
       this.emit('DELETED', 'REQUEST', installed);
       return { model: installed.key, wasLoaded: Boolean(loaded) };
     });
+  }
+
+  /** BAD_USER_INPUT (reason MODEL_LOADED) when deleting the model without force would be refused. */
+  async assertDeletable(requested: string): Promise<void> {
+    const { installed } = await this.target(requested);
+    this.refuseIfInUse(installed.key, (await this.deps.inventory.loaded()).has(installed.key));
+  }
+
+  private refuseIfInUse(key: string, loaded: boolean): void {
+    const busy = this.deps.reaper.isBusy(key);
+    if (loaded || busy) {
+      throw badInput(
+        `Model "${key}" is ${busy ? 'answering requests' : 'loaded in memory'} on ${this.deps.host}; unload it first or pass force: true to unload and delete it.`,
+        { field: 'name', reason: 'MODEL_LOADED', model: key, host: this.deps.host },
+      );
+    }
   }
 
   /**
@@ -157,7 +171,7 @@ export class ModelLifecycle {
     const match = await this.deps.catalog.find(requested);
     const key = match ? match.entry.name : requireModelName(requested);
     const installed = (await this.deps.inventory.installed()).get(key);
-    if (!installed) throw modelNotFound(requested, `Model "${requested.slice(0, 200)}" is not installed on the Ollama host; pull it first.`);
+    if (!installed) throw modelNotFound(requested, `Model "${requested.slice(0, 200)}" is not installed on the Ollama host ${this.deps.host}; pull it first.`, { host: this.deps.host });
     return { installed, entry: match?.entry ?? null };
   }
 
@@ -190,6 +204,7 @@ export class ModelLifecycle {
     this.emit('LOADED', reason, installed);
     return {
       model: installed.key,
+      host: this.deps.host,
       sizeBytes: installed.sizeBytes,
       neededBytes: check.needed,
       freeBytes: check.free,
@@ -200,8 +215,8 @@ export class ModelLifecycle {
   }
 
   private emit(type: ModelEventType, reason: ModelEventReason, model: { key: string; sizeBytes: number }): void {
-    this.deps.log.info({ model: model.key, event: type, reason }, 'model lifecycle');
-    this.deps.publish({ type, reason, model: model.key, at: new Date().toISOString(), sizeBytes: model.sizeBytes });
+    this.deps.log.info({ model: model.key, host: this.deps.host, event: type, reason }, 'model lifecycle');
+    this.deps.publish({ type, reason, model: model.key, at: new Date().toISOString(), sizeBytes: model.sizeBytes, host: this.deps.host });
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {

@@ -2,8 +2,8 @@ import type { ModelEntry } from '../../entities/model-entry.js';
 import type { SettingsService } from '../settings.js';
 import type { ModelCatalog } from './catalog.js';
 import { modelNotFound } from './errors.js';
-import type { IdleReaper } from './idle-reaper.js';
-import type { InstalledModel, LoadedModel, OllamaInventory } from './inventory.js';
+import { type HostSnapshot, ModelFleet, type Placement } from './fleet.js';
+import type { InstalledModel, LoadedModel } from './inventory.js';
 import { requireModelName } from './names.js';
 
 /** One model as operators see it: catalogue entry, installed copy and loaded state merged. */
@@ -13,66 +13,70 @@ export interface ModelView {
   /** The name as Ollama lists it, else the catalogue's. */
   name: string;
   entry: ModelEntry | null;
+  /** The installed copy on the first host that has one. */
   installed: InstalledModel | null;
+  /** URL of the host `installed` comes from. */
+  installedOn: string | null;
+  /** The loaded copy on the first host that has it loaded. */
   loaded: LoadedModel | null;
+  /** Every host that has the model installed or loaded. */
+  placements: Placement[];
   busy: boolean;
   lastActiveAt: Date | null;
   /** Threshold that applies: the model's own, else the global one; null = none. */
   effectiveThresholdSeconds: number | null;
 }
 
-/** Read side of the model catalogue merged with `/api/tags` and `/api/ps`. */
+/** Read side of the model catalogue merged with `/api/tags` and `/api/ps` of every Ollama host. */
 export class ModelOverview {
-  constructor(
-    private readonly deps: { catalog: ModelCatalog; inventory: OllamaInventory; settings: SettingsService; reaper: IdleReaper },
-  ) {}
+  constructor(private readonly deps: { catalog: ModelCatalog; fleet: ModelFleet; settings: SettingsService }) {}
 
   /** Every catalogued or installed model, by name. */
   async list(): Promise<ModelView[]> {
-    const [entries, installed, loaded, global] = await this.snapshot();
-    const keys = new Set([...entries.map((e) => e.name), ...installed.keys()]);
+    const [entries, snapshot, global] = await this.snapshot();
+    const keys = new Set([...entries.map((e) => e.name), ...snapshot.flatMap((s) => [...s.installed.keys()])]);
     const byName = new Map(entries.map((e) => [e.name, e]));
-    return [...keys].sort().map((k) => this.view(k, byName.get(k) ?? null, installed.get(k) ?? null, loaded.get(k) ?? null, global));
+    return [...keys].sort().map((k) => this.view(k, byName.get(k) ?? null, snapshot, global));
   }
 
-  /** Loaded models, longest time left first (as Ollama lists them). */
-  async running(): Promise<ModelView[]> {
-    const [entries, installed, loaded, global] = await this.snapshot();
+  /** Loaded models (on one host, or on any), in the order Ollama lists them (host by host). */
+  async running(host?: string | null): Promise<ModelView[]> {
+    const [entries, snapshot, global] = await this.snapshot(host);
     const byName = new Map(entries.map((e) => [e.name, e]));
-    return [...loaded.values()].map((l) => this.view(l.key, byName.get(l.key) ?? null, installed.get(l.key) ?? null, l, global));
+    const keys = [...new Set(snapshot.flatMap((s) => [...s.loaded.keys()]))];
+    return keys.map((k) => this.view(k, byName.get(k) ?? null, snapshot, global));
   }
 
   /** A model by alias or name; MODEL_NOT_FOUND when it is neither catalogued nor installed. */
   async get(requested: string): Promise<ModelView> {
     const match = await this.deps.catalog.find(requested);
     const key = match ? match.entry.name : requireModelName(requested);
-    const [installed, loaded, global] = await Promise.all([
-      this.deps.inventory.installed(),
-      this.deps.inventory.loaded(),
-      this.deps.settings.getInactivityThresholdSeconds(),
-    ]);
-    if (!match && !installed.has(key)) throw modelNotFound(requested, `Model "${requested.slice(0, 200)}" is neither in the catalog nor installed.`);
-    return this.view(key, match?.entry ?? null, installed.get(key) ?? null, loaded.get(key) ?? null, global);
+    const [snapshot, global] = await Promise.all([this.deps.fleet.snapshot(), this.deps.settings.getInactivityThresholdSeconds()]);
+    if (!match && !snapshot.some((s) => s.installed.has(key)))
+      throw modelNotFound(requested, `Model "${requested.slice(0, 200)}" is neither in the catalog nor installed.`);
+    return this.view(key, match?.entry ?? null, snapshot, global);
   }
 
-  private snapshot() {
-    return Promise.all([
-      this.deps.catalog.list(),
-      this.deps.inventory.installed(),
-      this.deps.inventory.loaded(),
-      this.deps.settings.getInactivityThresholdSeconds(),
-    ] as const);
+  private snapshot(host?: string | null) {
+    return Promise.all([this.deps.catalog.list(), this.deps.fleet.snapshot(this.deps.fleet.of(host)), this.deps.settings.getInactivityThresholdSeconds()] as const);
   }
 
-  private view(key: string, entry: ModelEntry | null, installed: InstalledModel | null, loaded: LoadedModel | null, global: number | null): ModelView {
+  private view(key: string, entry: ModelEntry | null, snapshot: readonly HostSnapshot[], global: number | null): ModelView {
+    const placements = ModelFleet.placements(key, snapshot);
+    const installedAt = placements.find((p) => p.installed);
+    const loaded = placements.find((p) => p.loaded)?.loaded ?? null;
+    const reapers = this.deps.fleet.hosts.map((h) => h.reaper);
+    const lastActive = reapers.map((r) => r.lastActiveAt(key)).filter((d): d is Date => d !== null);
     return {
       key,
-      name: installed?.name ?? loaded?.name ?? key,
+      name: installedAt?.installed?.name ?? loaded?.name ?? key,
       entry,
-      installed,
+      installed: installedAt?.installed ?? null,
+      installedOn: installedAt?.host ?? null,
       loaded,
-      busy: this.deps.reaper.isBusy(key),
-      lastActiveAt: this.deps.reaper.lastActiveAt(key),
+      placements,
+      busy: reapers.some((r) => r.isBusy(key)),
+      lastActiveAt: lastActive.length ? new Date(Math.max(...lastActive.map((d) => d.getTime()))) : null,
       effectiveThresholdSeconds: entry?.inactivityThresholdSeconds ?? global,
     };
   }

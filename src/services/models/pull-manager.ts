@@ -9,6 +9,8 @@ import type { OllamaInventory } from './inventory.js';
 import { requireModelName } from './names.js';
 
 export interface PullManagerDeps {
+  /** URL of the Ollama host this manager pulls onto. */
+  host: string;
   upstream: OllamaUpstream;
   inventory: OllamaInventory;
   catalog: ModelCatalog;
@@ -20,6 +22,7 @@ export interface PullManagerDeps {
 /** A pull in progress: one upstream `/api/pull` shared by everyone who asked for the model. */
 export interface ActivePull {
   model: string;
+  host: string;
   latest: PullProgress | null;
   /** Settles once Ollama got past "pulling manifest" (the model exists), or with the pull's error. */
   manifest: Promise<void>;
@@ -82,7 +85,7 @@ export class PullManager {
       manifestDone = resolve;
       manifestFailed = reject;
     });
-    const state: PullState = { model, latest: null, manifest, finished: Promise.resolve(null as never), controller: new AbortController() };
+    const state: PullState = { model, host: this.deps.host, latest: null, manifest, finished: Promise.resolve(null as never), controller: new AbortController() };
     manifest.catch(() => {});
     state.finished = this.run(state, manifestDone, manifestFailed);
     state.finished.catch(() => {});
@@ -96,7 +99,7 @@ export class PullManager {
    * when none is running.
    */
   async *watch(model: string): AsyncGenerator<PullProgress> {
-    const source = this.deps.pubsub.subscribe('models:pull', model);
+    const source = this.deps.pubsub.subscribe('models:pull', this.topic(model));
     // The first next() registers the listener synchronously, before the pull is joined or started.
     let pending = source.next();
     try {
@@ -126,10 +129,15 @@ export class PullManager {
     for (const p of this.pulls.values()) p.controller.abort();
   }
 
-  private emit(state: PullState, p: Omit<PullProgress, 'seq' | 'model'>): PullProgress {
-    const progress = { ...p, model: state.model, seq: ++this.seq };
+  /** Pub/sub key of a model's pull on this host. */
+  private topic(model: string): string {
+    return `${this.deps.host} ${model}`;
+  }
+
+  private emit(state: PullState, p: Omit<PullProgress, 'seq' | 'model' | 'host'>): PullProgress {
+    const progress = { ...p, model: state.model, host: this.deps.host, seq: ++this.seq };
     state.latest = progress;
-    this.deps.pubsub.publish('models:pull', state.model, progress);
+    this.deps.pubsub.publish('models:pull', this.topic(state.model), progress);
     return progress;
   }
 
@@ -152,12 +160,12 @@ export class PullManager {
       inventory.forget(state.model);
       const done = this.emit(state, { status: 'success', digest: null, completed: null, total: null, percent: 100, done: true, error: null });
       const size = (await inventory.installed().catch(() => undefined))?.get(state.model)?.sizeBytes ?? null;
-      log.info({ model: state.model }, 'model pulled');
-      this.deps.publish({ type: 'PULLED', reason: 'REQUEST', model: state.model, at: new Date().toISOString(), sizeBytes: size });
+      log.info({ model: state.model, host: this.deps.host }, 'model pulled');
+      this.deps.publish({ type: 'PULLED', reason: 'REQUEST', model: state.model, at: new Date().toISOString(), sizeBytes: size, host: this.deps.host });
       return done;
     } catch (e) {
       const error = classify(e, state.model);
-      log.warn({ model: state.model, code: error.code, err: e }, 'model pull failed');
+      log.warn({ model: state.model, host: this.deps.host, code: error.code, err: e }, 'model pull failed');
       manifestFailed(error);
       this.emit(state, {
         status: 'error',
