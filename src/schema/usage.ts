@@ -52,6 +52,7 @@ export const GenerationLogEntry = builder.objectRef<Generation>('GenerationLogEn
     finishedAt: t.field({ type: 'DateTime', nullable: true, description: 'When it ended, or null while it runs.', resolve: (g) => g.finishedAt }),
     model: t.exposeString('model', { description: 'Model that was asked (its Ollama name).' }),
     kind: t.exposeString('kind', { description: '"generate" (one-shot prompt) or "chat".' }),
+    host: t.exposeString('host', { nullable: true, description: 'URL of the Ollama host that answered (null in entries from before host pools).' }),
     streamed: t.exposeBoolean('streamed', { description: 'True for subscriptions, false for mutations.' }),
     sessionId: t.exposeID('sessionId', { nullable: true, description: 'The chat session, if any.' }),
     status: t.field({ type: GenerationStatus, description: 'How it ended.', resolve: (g) => g.status }),
