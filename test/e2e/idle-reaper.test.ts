@@ -8,6 +8,7 @@ import { type App, buildApp } from '../../src/server.js';
 import { createLogger } from '../../src/services/logger.js';
 import { type TestGateway, collect, startGateway, wsClient } from '../helpers/gateway.js';
 import { gql, residencyRequests, subscribeModelEvents, waitFor } from '../helpers/models.js';
+import { until } from '../helpers/wait.js';
 
 const FAST_REAPER = { IDLE_CHECK_INTERVAL_MS: '100', NVIDIA_SMI_PATH: 'off' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -139,5 +140,41 @@ describe('idle reaper across a restart', () => {
     // From the stored last activity, at the first check; a fresh idle clock would wait another 2 s.
     expect(unload.receivedAt - restartedAt).toBeLessThan(1500);
     expect(emulator.running().map((r) => r.name)).toEqual(['qwen3:0.6b']);
+  });
+});
+
+describe('idle reaper with two gateway instances on one database and one Ollama host', () => {
+  const ADMIN = 'llmgw_two-reapers-admin-key-0000000000';
+  let a: TestGateway;
+  let b: TestGateway;
+  beforeAll(async () => {
+    a = await startGateway({ env: { ...FAST_REAPER, ADMIN_API_KEY: ADMIN } });
+    b = await startGateway({ env: { ...FAST_REAPER, ADMIN_API_KEY: ADMIN, DB_PATH: join(a.dir, 'gateway.sqlite'), OLLAMA_HOST: a.emulator.url } });
+  });
+  afterAll(async () => {
+    await b?.stop();
+    await a?.stop();
+  });
+
+  it('leaves a model alone while a stream on it runs through the other instance (the lease holder reads the usage log)', async () => {
+    await gql(a, 'mutation { setInactivityThreshold(seconds: 1, model: "llama3.2") { seconds } }');
+    // One instance takes the host's reaper lease once there is a threshold; the stream runs on the other.
+    const lease = await until(async () => (await a.app.services.db.query(`SELECT owner FROM leases WHERE name LIKE 'idle-reaper:%'`))[0] as { owner: string } | undefined, 3000, 'a reaper lease');
+    const [holder, server] = lease.owner === a.app.services.instance.id ? [a, b] : [b, a];
+    expect(holder.app.services.instance.id).not.toBe(server.app.services.instance.id);
+
+    a.emulator.setTokenDelay(150);
+    const client = wsClient(server, server.userSecret);
+    const startedAt = Date.now();
+    const results = await collect<{ generate: { type: string } }>(client, 'subscription { generate(input: { model: "llama3.2", prompt: "a long one", options: { maxTokens: 50 } }) { type } }').done;
+    const endedAt = Date.now();
+    await client.dispose();
+    a.emulator.setTokenDelay(0);
+    expect(endedAt - startedAt).toBeGreaterThan(2500); // well past the 1 s threshold
+    expect(results.at(-1)?.data?.generate.type).toBe('DONE');
+    const unloadsDuringStream = residencyRequests(a).filter(
+      (r) => /^llama3\.2(:latest)?$/.test(r.body.model) && r.body.keep_alive === 0 && r.receivedAt >= startedAt && r.receivedAt < endedAt - 100,
+    );
+    expect(unloadsDuringStream).toEqual([]);
   });
 });
