@@ -6,7 +6,7 @@ import { VERSION } from '../version.js';
 builder.queryField('health', (t) =>
   t.field({
     type: Health,
-    description: 'Whether the gateway, its database and the Ollama host answer. Needs no API key.',
+    description: 'Whether the gateway, its database and its Ollama hosts answer. Needs no API key.',
     resolve: (_root, _args, ctx) => checkHealth(ctx.services.db, ctx.services.pool, VERSION),
   }),
 );

@@ -4,8 +4,8 @@ import { builder } from './builder.js';
 export const HealthStatus = builder.enumType('HealthStatus', {
   description: 'Overall state of the gateway.',
   values: {
-    ok: { value: 'ok', description: 'The database and the Ollama host both answer.' },
-    degraded: { value: 'degraded', description: 'The gateway runs, but the database or the Ollama host does not answer.' },
+    ok: { value: 'ok', description: 'The database and at least one Ollama host answer.' },
+    degraded: { value: 'degraded', description: 'The gateway runs, but the database or every Ollama host does not answer.' },
   } as const,
 });
 
@@ -15,6 +15,6 @@ export const Health = builder.objectRef<HealthReport>('Health').implement({
     status: t.field({ type: HealthStatus, description: 'Overall state.', resolve: (h) => h.status }),
     version: t.exposeString('version', { description: 'Version of the gateway.' }),
     database: t.exposeBoolean('database', { description: 'True when the database answers a query.' }),
-    upstream: t.exposeBoolean('upstream', { description: 'True when the Ollama host answers.' }),
+    upstream: t.exposeBoolean('upstream', { description: 'True when at least one Ollama host answers (see ollamaHosts for each).' }),
   }),
 });

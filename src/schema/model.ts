@@ -206,7 +206,7 @@ export const ModelEventType = builder.enumType('ModelEventType', {
     PULLED: { description: 'A pull finished: the model is installed.' },
     LOADED: { description: 'The model was loaded into memory.' },
     UNLOADED: { description: 'The model left memory.' },
-    DELETED: { description: 'The model was deleted from the Ollama host.' },
+    DELETED: { description: 'The model was deleted from an Ollama host.' },
   } as const,
 });
 
