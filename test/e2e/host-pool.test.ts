@@ -111,6 +111,9 @@ describe('a pool of two Ollama hosts', () => {
       const hosts = await gql(gw, '{ ollamaHosts { url healthy error } }');
       expect(hosts.ollamaHosts[0]).toMatchObject({ url: one, healthy: false, error: expect.stringMatching(/unreachable|lost/i) });
       expect(hosts.ollamaHosts[1]).toMatchObject({ url: two, healthy: true });
+      // Reads still answer, from the host that is up.
+      const models = await gql(gw, '{ models { name hosts { host } } }');
+      expect(models.models.find((m: { name: string }) => m.name === 'llama3.2:latest').hosts).toEqual([{ host: two }]);
       const health = await gql(gw, '{ health { status upstream } }');
       expect(health.health).toEqual({ status: 'ok', upstream: true });
     } finally {
