@@ -86,12 +86,22 @@ describe('a pool of two Ollama hosts', () => {
     const before = [prompts(gw.emulator).length, prompts(second).length];
     const client = wsClient(gw, gw.userSecret);
     // Concurrent streams: the least busy host takes the next one.
-    const runs = Array.from({ length: 6 }, (_, i) => collect(client, 'subscription($p: String!) { generate(input: { model: "llava:7b", prompt: $p }) { type } }', { p: `spread ${i}` }).done);
-    await Promise.all(runs);
+    gw.emulator.setTokenDelay(20);
+    second.setTokenDelay(20);
+    const runs = Array.from({ length: 6 }, (_, i) => collect(client, 'subscription($p: String!) { generate(input: { model: "llava:7b", prompt: $p }) { type } }', { p: `spread ${i}` }));
+    // While they stream, each host shows the requests this gateway has open on it.
+    await until(() => runs.every((r) => r.results.some((e) => (e.data as { generate: { type: string } } | undefined)?.generate.type === 'TOKEN')), 3000, 'tokens on every stream');
+    const open = await gql(gw, '{ ollamaHosts { activeRequests } }');
+    expect(open.ollamaHosts.map((h: { activeRequests: number }) => h.activeRequests).sort()).toEqual([3, 3]);
+    await Promise.all(runs.map((r) => r.done));
+    gw.emulator.setTokenDelay(0);
+    second.setTokenDelay(0);
+    const idle = await gql(gw, '{ ollamaHosts { activeRequests } }');
+    expect(idle.ollamaHosts.map((h: { activeRequests: number }) => h.activeRequests)).toEqual([0, 0]);
     await client.dispose();
     const served = [prompts(gw.emulator).length - before[0], prompts(second).length - before[1]];
     expect(served[0] + served[1]).toBe(6);
-    expect(Math.min(...served)).toBeGreaterThan(0);
+    expect(served).toEqual([3, 3]); // fewest open requests first, ties taking turns
   });
 
   it('moves new requests to the other host when one stops, with no error for the client, and takes it back when it returns', async () => {

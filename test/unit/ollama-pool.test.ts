@@ -134,20 +134,31 @@ describe('OllamaPool.stream over several hosts (failover before the first chunk)
     await expect(drain(pool.stream(pool.hosts, source, noRetry, live()))).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
   });
 
-  it('counts open requests per host while they stream, and releases them at the end', async () => {
+  it('closes the host stream when the consumer stops early', async () => {
     const pool = poolOf(2);
-    let resume!: () => void;
-    const gate = new Promise<void>((r) => (resume = r));
+    let closed = false;
     const source = async function* () {
-      yield 1;
-      await gate;
-      yield 2;
+      try {
+        yield 1;
+        yield 2;
+        yield 3;
+      } finally {
+        closed = true;
+      }
     };
     const it = pool.stream([pool.hosts[1]], source, noRetry, live());
-    await it.next();
+    expect(await it.next()).toEqual({ done: false, value: 1 });
+    expect(await it.next()).toEqual({ done: false, value: 2 });
+    await it.return(undefined);
+    expect(closed).toBe(true);
+  });
+
+  it('counts a request open on a host until released once', () => {
+    const pool = poolOf(2);
+    const release = pool.hosts[1].open();
     expect(pool.hosts.map((h) => h.activeRequests)).toEqual([0, 1]);
-    resume();
-    await drain(it);
+    release();
+    release();
     expect(pool.hosts.map((h) => h.activeRequests)).toEqual([0, 0]);
   });
 

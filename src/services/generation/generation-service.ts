@@ -347,9 +347,14 @@ export class GenerationService {
       let settle!: () => void;
       active.add(id, principal.id, controller, new Promise<void>((r) => (settle = r)));
       const probe = this.deps.observer?.begin(model.name);
+      // The model counts as busy on every host asked (the idle reaper leaves it alone there), and
+      // the request as open on the host asked last (least-busy routing).
       const busyOn = new Map<OllamaHost, () => void>();
+      let closeOnHost: (() => void) | undefined;
       const markBusy = (h: OllamaHost) => {
         if (!busyOn.has(h)) busyOn.set(h, this.models.markBusy(model.name, h.url));
+        closeOnHost?.();
+        closeOnHost = h.open();
       };
       markBusy(host);
       let text = '';
@@ -506,6 +511,7 @@ export class GenerationService {
         if (!finished) await finish('CANCELLED', { promptTokens: 0, completionTokens: tokens }, ErrorCode.CANCELLED, null);
         ticket.release();
         for (const notBusy of busyOn.values()) notBusy();
+        closeOnHost?.();
         settle();
       }
     } finally {

@@ -249,57 +249,72 @@ export class OllamaPool {
    * Streams from the first of `hosts` that answers. Before the first chunk, a host that cannot be
    * reached is marked unhealthy and the next one is tried at once (and one without the model is
    * skipped while others remain); after a whole round fails, `policy.retries` more rounds follow
-   * with a pause. Once a chunk has arrived nothing is retried: a second answer would be a second
-   * charge. `onHost` hears which host is answering (again on a failover).
+   * with a pause. Once a chunk has arrived nothing is retried (a second answer would be a second
+   * charge), and every further `next()` goes straight to the host's stream: no layer per token.
+   * `onHost` hears which host is being asked (again on a failover); the caller counts the request
+   * against it (`OllamaHost.open`).
    */
-  async *stream<T>(
+  stream<T>(
     hosts: readonly OllamaHost[],
     open: (host: OllamaHost) => AsyncIterable<T>,
     policy: FailoverPolicy,
     signal: AbortSignal,
     onHost?: (host: OllamaHost) => void,
   ): AsyncGenerator<T> {
-    let unavailable: GatewayError | undefined;
-    let missing: GatewayError | undefined;
-    for (let round = 0; round <= policy.retries; round++) {
-      if (round > 0) {
-        policy.onFailover?.(hosts[hosts.length - 1], hosts[0], unavailable!);
-        await pause(policy.delayMs * round, signal);
-        if (signal.aborted) throw unavailable;
-      }
-      for (let i = 0; i < hosts.length; i++) {
-        const host = hosts[i];
-        let received = false;
-        const close = host.open();
-        onHost?.(host);
-        try {
-          for await (const chunk of open(host)) {
-            if (!received) {
-              received = true;
-              host.markUp();
-            }
-            yield chunk;
-          }
-          return;
-        } catch (e) {
-          if (received || signal.aborted) throw e;
-          if (hostFailure(e)) {
-            host.markDown(e.message);
-            unavailable = e;
-          } else if (modelMissing(e)) {
-            missing = e;
-          } else {
-            throw e;
-          }
-          if (i + 1 < hosts.length) policy.onFailover?.(host, hosts[i + 1], e);
-        } finally {
-          close();
+    let inner: AsyncIterator<T> | undefined;
+    let received = false;
+    const first = async (): Promise<IteratorResult<T>> => {
+      let unavailable: GatewayError | undefined;
+      let missing: GatewayError | undefined;
+      for (let round = 0; round <= policy.retries; round++) {
+        if (round > 0) {
+          policy.onFailover?.(hosts[hosts.length - 1], hosts[0], unavailable!);
+          await pause(policy.delayMs * round, signal);
+          if (signal.aborted) throw unavailable;
         }
+        for (let i = 0; i < hosts.length; i++) {
+          const host = hosts[i];
+          onHost?.(host);
+          try {
+            inner = open(host)[Symbol.asyncIterator]();
+            const r = await inner.next();
+            received = true;
+            host.markUp();
+            return r;
+          } catch (e) {
+            inner = undefined;
+            if (signal.aborted) throw e;
+            if (hostFailure(e)) {
+              host.markDown(e.message);
+              unavailable = e;
+            } else if (modelMissing(e)) {
+              missing = e;
+            } else {
+              throw e;
+            }
+            if (i + 1 < hosts.length) policy.onFailover?.(host, hosts[i + 1], e);
+          }
+        }
+        // Every host answered that it lacks the model: asking again will not change that.
+        if (!unavailable) throw missing;
       }
-      // Every host answered that it lacks the model: asking again will not change that.
-      if (!unavailable) throw missing;
-    }
-    throw unavailable ?? missing ?? new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, 'No Ollama host answered.');
+      throw unavailable ?? missing ?? new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, 'No Ollama host answered.');
+    };
+    const it = {
+      next: (): Promise<IteratorResult<T>> => (received ? inner!.next() : first()),
+      return: async (value?: unknown): Promise<IteratorResult<T>> => {
+        await inner?.return?.(value);
+        return { done: true, value: value as T };
+      },
+      throw: async (error?: unknown): Promise<IteratorResult<T>> => {
+        await inner?.return?.();
+        throw error;
+      },
+      [Symbol.asyncIterator]() {
+        return it;
+      },
+    };
+    return it as unknown as AsyncGenerator<T>;
   }
 }
 
