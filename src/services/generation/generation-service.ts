@@ -14,6 +14,7 @@ import { type GenerationObserver, type ModelDirectory, type RequestAdmission, ad
 import { ModelSlots } from './model-slots.js';
 import { type GenerationOptions, toOllamaOptions } from './options.js';
 import type { PartialFlusher } from './partial-flusher.js';
+import { ReadAhead, nextTurn } from './read-ahead.js';
 import { retryBeforeFirstChunk } from './upstream-retry.js';
 import type { ResidencyProbe } from './residency.js';
 
@@ -123,6 +124,9 @@ const MAX_PROMPT_CHARS = 1_000_000;
 /** After an abort, how long a consumer that stopped pulling (a client not reading) gets before the run is closed for it. */
 const PARKED_AFTER_ABORT_MS = 1000;
 const CAPABILITY_TTL_MS = 60_000;
+/** Most text one TOKEN event carries; past it the relay stops reading ahead until the client took it. */
+const MAX_EVENT_CHARS = 16_384;
+const MAX_EVENT_TOKENS = 4096;
 
 /**
  * Runs generations against Ollama: admits the request, reserves credits, streams tokens, records
@@ -406,47 +410,65 @@ export class GenerationService {
               );
         const sentAt = Date.now();
         let answered = false;
-        for await (const chunk of chunks) {
-          if (!answered) {
-            answered = true;
-            probe?.upstreamAnswered(Date.now() - sentAt);
+        // Chunks that arrive while the client is being sent the previous event go out together as
+        // one TOKEN event (tokenCount says how many); a chunk that finds the client waiting goes at once.
+        const reader = new ReadAhead(chunks[Symbol.asyncIterator](), { delta: chunkDelta, isFinal: chunkIsFinal, maxChars: MAX_EVENT_CHARS, maxTokens: MAX_EVENT_TOKENS });
+        reader.start();
+        try {
+          for (;;) {
+            const batch = await reader.take();
+            if (!answered && (batch.chunks > 0 || batch.final)) {
+              answered = true;
+              probe?.upstreamAnswered(Date.now() - sentAt);
+            }
+            if (batch.chunks > 0) {
+              if (loading) {
+                loading = false;
+                this.deps.residency?.markResident(model.name);
+                yield { type: 'PHASE', generationId: id, phase: 'GENERATING', queuePosition: null };
+              }
+              if (batch.tokens > 0) {
+                if (firstTokenMs === null) {
+                  firstTokenMs = Date.now() - startedAt;
+                  probe?.firstToken(firstTokenMs);
+                }
+                text += batch.text;
+                tokens += batch.tokens;
+                probe?.tokens(batch.tokens);
+                this.deps.partials?.update(id, {
+                  text,
+                  completionTokens: tokens,
+                  creditsSoFar: Math.min(reserved, costOf({ promptTokens: 0, completionTokens: tokens }, pricing, requestCost)),
+                  messageId: plan.messageId,
+                });
+                yield { type: 'TOKEN', generationId: id, delta: batch.text, tokenCount: batch.tokens };
+              }
+            }
+            const chunk = batch.final;
+            if (chunk) {
+              const usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens ?? tokens };
+              const doneReason = chunk.doneReason || 'stop';
+              // Committed before the client hears that the answer is complete.
+              const { charged, durationMs } = await finish('COMPLETE', usage, null, doneReason);
+              yield {
+                type: 'DONE',
+                generationId: id,
+                doneReason,
+                usage: { ...usage, totalTokens: usage.promptTokens + usage.completionTokens },
+                creditsCharged: charged,
+                durationMs,
+                messageId: plan.messageId ?? null,
+              };
+              return;
+            }
+            if (batch.failed) throw batch.error;
+            if (batch.ended) break;
+            // More is already read: let I/O, timers and the other streams have a turn first (a
+            // buffered upstream must not keep the event loop in microtasks); meanwhile more coalesces.
+            if (reader.ready) await nextTurn();
           }
-          if (chunk.done) {
-            const usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens ?? tokens };
-            const doneReason = chunk.doneReason || 'stop';
-            // Committed before the client hears that the answer is complete.
-            const { charged, durationMs } = await finish('COMPLETE', usage, null, doneReason);
-            yield {
-              type: 'DONE',
-              generationId: id,
-              doneReason,
-              usage: { ...usage, totalTokens: usage.promptTokens + usage.completionTokens },
-              creditsCharged: charged,
-              durationMs,
-              messageId: plan.messageId ?? null,
-            };
-            return;
-          }
-          if (loading) {
-            loading = false;
-            this.deps.residency?.markResident(model.name);
-            yield { type: 'PHASE', generationId: id, phase: 'GENERATING', queuePosition: null };
-          }
-          if (!chunk.delta) continue;
-          if (firstTokenMs === null) {
-            firstTokenMs = Date.now() - startedAt;
-            probe?.firstToken(firstTokenMs);
-          }
-          text += chunk.delta;
-          tokens++;
-          probe?.token();
-          this.deps.partials?.update(id, {
-            text,
-            completionTokens: tokens,
-            creditsSoFar: Math.min(reserved, costOf({ promptTokens: 0, completionTokens: tokens }, pricing, requestCost)),
-            messageId: plan.messageId,
-          });
-          yield { type: 'TOKEN', generationId: id, delta: chunk.delta, tokenCount: 1 };
+        } finally {
+          reader.close();
         }
         throw new GatewayError(ErrorCode.UPSTREAM_ERROR, 'Ollama ended the stream before it was complete.');
       } catch (e) {
@@ -484,6 +506,9 @@ interface Chunk {
   completionTokens?: number;
   doneReason?: string;
 }
+
+const chunkDelta = (c: Chunk) => c.delta;
+const chunkIsFinal = (c: Chunk) => c.done;
 
 /** Normalises generate and chat chunks; token counts exist only on the final chunk. */
 async function* mapChunks<T extends { done: boolean; done_reason?: string; prompt_eval_count?: number; eval_count?: number }>(

@@ -124,12 +124,13 @@ export class OllamaUpstream {
     try {
       guard.arm('connect-timeout', this.timeouts.connectMs);
       const parts = await start(this.client(guard.signal));
-      guard.arm('stall-timeout', stallMs);
+      guard.disarm();
+      guard.waiting(stallMs);
       for await (const part of parts) {
         // The stall clock only runs while we wait on Ollama, not while the consumer is busy.
-        guard.disarm();
+        guard.idle();
         yield part;
-        guard.arm('stall-timeout', stallMs);
+        guard.waiting(stallMs);
       }
     } catch (e) {
       throw mapUpstreamError(e, model, guard.reason);
@@ -140,10 +141,17 @@ export class OllamaUpstream {
   }
 }
 
-/** One AbortController per upstream call, remembering why it fired. */
+/**
+ * One AbortController per upstream call, remembering why it fired. The stall clock is a
+ * timestamp per chunk and one lazily re-armed timer per call, not a timer per chunk.
+ */
 class AbortGuard {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private stallMs = 0;
+  /** When the current wait on Ollama began (Date.now()); 0 while not waiting. */
+  private waitingSince = 0;
   reason: AbortReason | undefined;
   private readonly onOuterAbort = () => this.abort('cancelled');
 
@@ -166,8 +174,31 @@ class AbortGuard {
     this.timer = undefined;
   }
 
+  /** A wait on Ollama begins: aborts with `stall-timeout` if it lasts `ms`. */
+  waiting(ms: number): void {
+    this.stallMs = ms;
+    this.waitingSince = Date.now();
+    if (!this.stallTimer && !this.controller.signal.aborted) this.stallTimer = setTimeout(this.checkStall, ms);
+  }
+
+  /** The wait ended (a chunk arrived); the clock stops until the next `waiting()`. */
+  idle(): void {
+    this.waitingSince = 0;
+  }
+
+  private readonly checkStall = (): void => {
+    this.stallTimer = undefined;
+    if (!this.waitingSince || this.controller.signal.aborted) return;
+    const left = this.waitingSince + this.stallMs - Date.now();
+    if (left <= 0) return this.abort('stall-timeout');
+    this.stallTimer = setTimeout(this.checkStall, left);
+  };
+
   dispose(): void {
     this.disarm();
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    this.waitingSince = 0;
     this.outer?.removeEventListener('abort', this.onOuterAbort);
     if (!this.controller.signal.aborted) this.controller.abort();
   }
