@@ -3,7 +3,7 @@ import type { Message as OllamaMessage, Options as OllamaOptions } from 'ollama'
 import type { DataSource, EntityManager } from 'typeorm';
 import { Generation, type GenerationKind, type GenerationMessage, type GenerationStatus } from '../../entities/generation.js';
 import { costOf, type CreditLedger } from '../credits.js';
-import { inTransaction } from '../database.js';
+import { RowWriter, inTransaction } from '../database.js';
 import { canonicalModelName } from '../models/names.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
@@ -138,11 +138,14 @@ export class GenerationService {
   private readonly slots: ModelSlots;
   /** /api/show capabilities per model, kept for a minute (a model may be re-pulled or deleted). */
   private readonly capabilityCache = new Map<string, { at: number; capabilities: Promise<string[] | null> }>();
+  /** The usage-log writes of every request, as plain SQL. */
+  private readonly rows: RowWriter<Generation>;
 
   constructor(private readonly deps: GenerationServiceDeps) {
     this.models = deps.models ?? passThroughModels;
     this.admission = deps.admission ?? admitEverything;
     this.slots = deps.slots ?? new ModelSlots(0);
+    this.rows = new RowWriter(deps.db, Generation);
   }
 
   /** Refuses images for a model whose capabilities (from the catalogue or /api/show) lack vision. */
@@ -316,7 +319,7 @@ export class GenerationService {
       try {
         await inTransaction(db, async (tx) => {
           await credits.reserve(tx, principal.id, reserved);
-          await tx.insert(Generation, { ...row, status: 'STREAMING', creditsReserved: reserved });
+          await this.rows.insert(tx, { ...row, status: 'STREAMING', creditsReserved: reserved });
           await plan.onStart?.(tx, id);
         });
       } catch (e) {
@@ -347,8 +350,8 @@ export class GenerationService {
         totalTokens = usage.promptTokens + usage.completionTokens;
         probe?.end({ status, errorCode, creditsCharged: charged, completionTokens: usage.completionTokens });
         await inTransaction(db, async (tx) => {
-          await tx.update(
-            Generation,
+          await this.rows.update(
+            tx,
             { id, status: 'STREAMING' },
             {
               status,

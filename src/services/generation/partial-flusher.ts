@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { Generation } from '../../entities/generation.js';
 import { Message } from '../../entities/message.js';
-import { inTransaction } from '../database.js';
+import { RowWriter, inTransaction } from '../database.js';
 import type { Logger } from '../logger.js';
 
 /** What a running stream has produced so far. */
@@ -23,6 +23,8 @@ export class PartialFlusher {
   private readonly dirty = new Map<string, PartialAnswer>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  private generations?: RowWriter<Generation>;
+  private messages?: RowWriter<Message>;
 
   constructor(
     private readonly db: DataSource,
@@ -61,12 +63,14 @@ export class PartialFlusher {
     if (!this.dirty.size || !this.db.isInitialized) return;
     const batch = [...this.dirty.entries()];
     this.dirty.clear();
+    const generations = (this.generations ??= new RowWriter(this.db, Generation));
+    const messages = (this.messages ??= new RowWriter(this.db, Message));
     try {
       await inTransaction(this.db, async (tx) => {
         for (const [id, p] of batch) {
           // Only while still STREAMING: a stream that finished meanwhile wrote its final text.
-          await tx.update(Generation, { id, status: 'STREAMING' }, { response: p.text, completionTokens: p.completionTokens, creditsCharged: p.creditsSoFar });
-          if (p.messageId) await tx.update(Message, { id: p.messageId, status: 'STREAMING' }, { content: p.text, completionTokens: p.completionTokens });
+          await generations.update(tx, { id, status: 'STREAMING' }, { response: p.text, completionTokens: p.completionTokens, creditsCharged: p.creditsSoFar });
+          if (p.messageId) await messages.update(tx, { id: p.messageId, status: 'STREAMING' }, { content: p.text, completionTokens: p.completionTokens });
         }
       });
     } catch (err) {
