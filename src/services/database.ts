@@ -307,3 +307,49 @@ export function placeholders(ds: DataSource, sql: string): string {
   }
   return numbered;
 }
+
+/**
+ * `findOne` by equality (a null value matches IS NULL) as plain SQL built once per shape, hydrated
+ * with the driver's conversions as the entity manager does (no relations): the lookups every
+ * request makes (its key, its model, settings) without the query builder. Still a query per call,
+ * so what another process or instance wrote is seen at once.
+ */
+export class RowReader<E extends object> {
+  private readonly metadata;
+  private readonly select: string;
+  private readonly table: string;
+  private readonly statements = new Map<string, string>();
+
+  constructor(
+    private readonly ds: DataSource,
+    entity: new () => E,
+  ) {
+    this.metadata = ds.getMetadata(entity);
+    const escape = (name: string) => ds.driver.escape(name);
+    this.table = this.metadata.schema ? `${escape(this.metadata.schema)}.${escape(this.metadata.tableName)}` : escape(this.metadata.tableName);
+    this.select = this.metadata.columns.map((c) => escape(c.databaseName)).join(', ');
+  }
+
+  async findOne(where: { [K in keyof E]?: E[K] | null }, tx: EntityManager = this.ds.manager): Promise<E | null> {
+    const props = Object.keys(where) as (keyof E & string)[];
+    const shape = props.map((p) => (where[p] === null ? `${p}=null` : p)).join(',');
+    let sql = this.statements.get(shape);
+    if (sql === undefined) {
+      const match = props.map((p) => `${this.ds.driver.escape(this.column(p).databaseName)} ${where[p] === null ? 'IS NULL' : '= ?'}`).join(' AND ');
+      sql = placeholders(this.ds, `SELECT ${this.select} FROM ${this.table} WHERE ${match} LIMIT 1`);
+      this.statements.set(shape, sql);
+    }
+    const params = props.filter((p) => where[p] !== null).map((p) => this.ds.driver.preparePersistentValue(where[p], this.column(p)));
+    const rows = (await tx.query(sql, params)) as Record<string, unknown>[];
+    if (!rows.length) return null;
+    const entity = Object.create((this.metadata.target as new () => E).prototype) as E;
+    for (const column of this.metadata.columns) column.setEntityValue(entity, this.ds.driver.prepareHydratedValue(rows[0][column.databaseName], column));
+    return entity;
+  }
+
+  private column(property: string) {
+    const column = this.metadata.findColumnWithPropertyName(property);
+    if (!column) throw new Error(`${this.metadata.name} has no column for property "${property}"`);
+    return column;
+  }
+}
