@@ -236,23 +236,42 @@ export class GenerationService {
       controller.signal.removeEventListener('abort', onAbort);
       meta.signal?.removeEventListener('abort', onOuterAbort);
     };
+    // Once DONE was handed over the generation is complete: closing the iterator aborts nothing.
+    let answered = false;
+    const pull = async (): Promise<IteratorResult<GenerationEvent>> => {
+      pulling++;
+      try {
+        const r = await inner.next();
+        if (r.done) cleanup();
+        else if (r.value.type === 'DONE') answered = true;
+        return r;
+      } catch (e) {
+        cleanup();
+        throw e;
+      } finally {
+        pulling--;
+      }
+    };
+    // After a PHASE event the run goes on at once (to the upstream request) while the consumer is
+    // still sending that event to its client, instead of waiting for it to ask for the next one.
+    let prefetched: Promise<IteratorResult<GenerationEvent>> | undefined;
     return {
       next: async () => {
-        pulling++;
-        try {
-          const r = await inner.next();
-          if (r.done) cleanup();
-          return r;
-        } catch (e) {
-          cleanup();
-          throw e;
-        } finally {
-          pulling--;
+        if (prefetched) {
+          const p = prefetched;
+          prefetched = undefined;
+          return p;
         }
+        const r = await pull();
+        if (!r.done && r.value.type === 'PHASE' && !controller.signal.aborted) {
+          prefetched = pull();
+          prefetched.catch(() => {}); // reported to the consumer when it asks for it
+        }
+        return r;
       },
       return: async (value?: unknown) => {
         // Abort first: the generator may be parked on a network read that only an abort ends.
-        controller.abort();
+        if (!answered) controller.abort();
         cleanup();
         return inner.return(value as undefined);
       },

@@ -104,12 +104,15 @@ export class OllamaUpstream {
   private async once<T>(model: string | undefined, signal: AbortSignal | undefined, call: (client: Ollama) => Promise<T>): Promise<T> {
     const guard = new AbortGuard(signal);
     guard.arm('connect-timeout', this.timeouts.connectMs);
+    let complete = false;
     try {
-      return await call(this.client(guard.signal));
+      const result = await call(this.client(guard.signal));
+      complete = true;
+      return result;
     } catch (e) {
       throw mapUpstreamError(e, model, guard.reason);
     } finally {
-      guard.dispose();
+      guard.dispose(complete);
     }
   }
 
@@ -121,6 +124,7 @@ export class OllamaUpstream {
   ): AsyncGenerator<T> {
     const stallMs = overrides.stallMs ?? this.timeouts.stallMs;
     const guard = new AbortGuard(signal);
+    let complete = false;
     try {
       guard.arm('connect-timeout', this.timeouts.connectMs);
       const parts = await start(this.client(guard.signal));
@@ -129,14 +133,17 @@ export class OllamaUpstream {
       for await (const part of parts) {
         // The stall clock only runs while we wait on Ollama, not while the consumer is busy.
         guard.idle();
+        // The final chunk (done / success) is the last Ollama sends: the response is complete.
+        if ((part as { done?: boolean }).done || (part as { status?: string }).status === 'success') complete = true;
         yield part;
         guard.waiting(stallMs);
       }
+      complete = true;
     } catch (e) {
       throw mapUpstreamError(e, model, guard.reason);
     } finally {
       // Closes the HTTP request when the consumer stops early (break/return/throw).
-      guard.dispose();
+      guard.dispose(complete);
     }
   }
 }
@@ -194,13 +201,14 @@ class AbortGuard {
     this.stallTimer = setTimeout(this.checkStall, left);
   };
 
-  dispose(): void {
+  /** Stops the timers; aborts the request unless it completed (an abort then only costs, and may cost the keep-alive connection). */
+  dispose(complete = false): void {
     this.disarm();
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
     this.waitingSince = 0;
     this.outer?.removeEventListener('abort', this.onOuterAbort);
-    if (!this.controller.signal.aborted) this.controller.abort();
+    if (!complete && !this.controller.signal.aborted) this.controller.abort();
   }
 
   private abort(reason: AbortReason): void {
