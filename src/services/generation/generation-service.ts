@@ -434,7 +434,7 @@ export class GenerationService {
         let answered = false;
         // Chunks that arrive while the client is being sent the previous event go out together as
         // one TOKEN event (tokenCount says how many); a chunk that finds the client waiting goes at once.
-        const reader = new ReadAhead(chunks[Symbol.asyncIterator](), { delta: chunkDelta, isFinal: chunkIsFinal, maxChars: MAX_EVENT_CHARS, maxTokens: MAX_EVENT_TOKENS });
+        const reader = new ReadAhead(chunks.source[Symbol.asyncIterator](), { delta: chunks.delta, isFinal: chunkIsFinal, maxChars: MAX_EVENT_CHARS, maxTokens: MAX_EVENT_TOKENS });
         reader.start();
         try {
           for (;;) {
@@ -466,7 +466,7 @@ export class GenerationService {
                 yield { type: 'TOKEN', generationId: id, delta: batch.text, tokenCount: batch.tokens };
               }
             }
-            const chunk = batch.final;
+            const chunk = batch.final && finalUsage(batch.final);
             if (chunk) {
               const usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens ?? tokens };
               const doneReason = chunk.doneReason || 'stop';
@@ -521,28 +521,26 @@ export class GenerationService {
   }
 }
 
-interface Chunk {
-  done: boolean;
-  delta: string;
-  promptTokens: number;
-  completionTokens?: number;
-  doneReason?: string;
+/** An upstream chunk of either kind (generate or chat), as far as the relay reads it. */
+type UpstreamChunk = { done: boolean; done_reason?: string; prompt_eval_count?: number; eval_count?: number };
+
+/** Generate or chat chunks with how to read their text; token counts exist only on the final chunk. */
+interface ChunkStream<T extends UpstreamChunk = UpstreamChunk> {
+  source: AsyncIterable<T>;
+  delta(chunk: T): string;
 }
 
-const chunkDelta = (c: Chunk) => c.delta;
-const chunkIsFinal = (c: Chunk) => c.done;
-
-/** Normalises generate and chat chunks; token counts exist only on the final chunk. */
-async function* mapChunks<T extends { done: boolean; done_reason?: string; prompt_eval_count?: number; eval_count?: number }>(
-  source: AsyncIterable<T>,
-  delta: (chunk: T) => string,
-): AsyncGenerator<Chunk> {
-  for await (const c of source) {
-    yield c.done
-      ? { done: true, delta: '', promptTokens: c.prompt_eval_count ?? 0, completionTokens: c.eval_count, doneReason: c.done_reason }
-      : { done: false, delta: delta(c), promptTokens: 0 };
-  }
+/**
+ * Normalises generate and chat chunks without a pass over them: the relay reads `source` itself
+ * (one layer less per token) with `delta` for the text and `finalUsage` for the last chunk.
+ */
+function mapChunks<T extends UpstreamChunk>(source: AsyncIterable<T>, delta: (chunk: T) => string): ChunkStream {
+  return { source, delta: delta as (chunk: UpstreamChunk) => string };
 }
+
+const chunkIsFinal = (c: UpstreamChunk) => c.done;
+
+const finalUsage = (c: UpstreamChunk) => ({ promptTokens: c.prompt_eval_count ?? 0, completionTokens: c.eval_count, doneReason: c.done_reason });
 
 /** Rough upper bound of prompt tokens (used only to size the credit reservation). */
 function estimatePromptTokens(plan: GenerationPlan): number {

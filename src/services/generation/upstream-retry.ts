@@ -17,22 +17,41 @@ const retryable = (e: unknown): e is GatewayError => e instanceof GatewayError &
  * retried: the client may already have tokens, and a second answer would be a second charge.
  * The caller reserves credits and writes its usage-log row once, around the whole thing.
  */
-export async function* retryBeforeFirstChunk<T>(open: () => AsyncIterable<T>, policy: RetryPolicy, signal: AbortSignal): AsyncGenerator<T> {
-  for (let attempt = 0; ; attempt++) {
-    let received = false;
-    try {
-      for await (const chunk of open()) {
+export function retryBeforeFirstChunk<T>(open: () => AsyncIterable<T>, policy: RetryPolicy, signal: AbortSignal): AsyncGenerator<T> {
+  let inner: AsyncIterator<T> | undefined;
+  let received = false;
+  const first = async (): Promise<IteratorResult<T>> => {
+    for (let attempt = 0; ; ) {
+      inner = open()[Symbol.asyncIterator]();
+      try {
+        const r = await inner.next();
         received = true;
-        yield chunk;
+        return r;
+      } catch (e) {
+        if (attempt >= policy.retries || signal.aborted || !retryable(e)) throw e;
+        attempt++;
+        policy.onRetry?.(attempt, e);
+        await pause(policy.delayMs * attempt, signal);
+        if (signal.aborted) throw e;
       }
-      return;
-    } catch (e) {
-      if (received || attempt >= policy.retries || signal.aborted || !retryable(e)) throw e;
-      policy.onRetry?.(attempt + 1, e);
-      await pause(policy.delayMs * (attempt + 1), signal);
-      if (signal.aborted) throw e;
     }
-  }
+  };
+  // Once a chunk has arrived, every next() goes straight to the upstream iterator (no layer per token).
+  const it = {
+    next: (): Promise<IteratorResult<T>> => (received ? inner!.next() : first()),
+    return: async (value?: unknown): Promise<IteratorResult<T>> => {
+      await inner?.return?.(value);
+      return { done: true, value: value as T };
+    },
+    throw: async (error?: unknown): Promise<IteratorResult<T>> => {
+      await inner?.return?.();
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return it;
+    },
+  };
+  return it as unknown as AsyncGenerator<T>;
 }
 
 const pause = (ms: number, signal: AbortSignal) =>
