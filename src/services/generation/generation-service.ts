@@ -237,13 +237,13 @@ export class GenerationService {
       meta.signal?.removeEventListener('abort', onOuterAbort);
     };
     // Once DONE was handed over the generation is complete: closing the iterator aborts nothing.
-    let answered = false;
+    let doneSent = false;
     const pull = async (): Promise<IteratorResult<GenerationEvent>> => {
       pulling++;
       try {
         const r = await inner.next();
         if (r.done) cleanup();
-        else if (r.value.type === 'DONE') answered = true;
+        else if (r.value.type === 'DONE') doneSent = true;
         return r;
       } catch (e) {
         cleanup();
@@ -271,7 +271,7 @@ export class GenerationService {
       },
       return: async (value?: unknown) => {
         // Abort first: the generator may be parked on a network read that only an abort ends.
-        if (!answered) controller.abort();
+        if (!doneSent) controller.abort();
         cleanup();
         return inner.return(value as undefined);
       },
