@@ -110,3 +110,49 @@ describe('ReadAhead', () => {
     expect(src.returned).toBe(true);
   });
 });
+
+describe('ReadAhead.linger', () => {
+  it('waits up to the given time for more chunks, and returns at once when the final chunk arrives', async () => {
+    const src = pushSource();
+    const reader = new ReadAhead(src, options);
+    reader.start();
+    src.push({ text: 'a' });
+    expect((await reader.take()).text).toBe('a');
+
+    let t = Date.now();
+    setTimeout(() => src.push({ text: 'b' }), 5);
+    await reader.linger(60);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(55);
+    expect((await reader.take()).text).toBe('b');
+
+    t = Date.now();
+    setTimeout(() => src.push({ text: '', done: true }), 5);
+    await reader.linger(5000);
+    expect(Date.now() - t).toBeLessThan(1000);
+    expect((await reader.take()).final).toEqual({ text: '', done: true });
+  });
+
+  it('returns at once when the batch is full, the source failed or the reader is closed', async () => {
+    const src = pushSource();
+    const reader = new ReadAhead(src, { ...options, maxTokens: 2 });
+    reader.start();
+    src.push({ text: 'a' });
+    const t = Date.now();
+    setTimeout(() => src.push({ text: 'b' }), 5);
+    await reader.linger(5000);
+    expect(Date.now() - t).toBeLessThan(1000);
+    expect((await reader.take()).text).toBe('ab');
+
+    const failing = pushSource();
+    const r2 = new ReadAhead(failing, options);
+    r2.start();
+    setTimeout(() => failing.fail(new Error('gone')), 5);
+    await r2.linger(5000);
+    expect((await r2.take()).failed).toBe(true);
+
+    const r3 = new ReadAhead(pushSource(), options);
+    r3.start();
+    setTimeout(() => r3.close(), 5);
+    await r3.linger(5000);
+  });
+});

@@ -14,6 +14,7 @@ import { type GenerationObserver, type ModelDirectory, type RequestAdmission, ad
 import { ModelSlots } from './model-slots.js';
 import { type GenerationOptions, toOllamaOptions } from './options.js';
 import type { PartialFlusher } from './partial-flusher.js';
+import { eventLoopLoad } from './load.js';
 import { ReadAhead, nextTurn } from './read-ahead.js';
 import { retryBeforeFirstChunk } from './upstream-retry.js';
 import type { ResidencyProbe } from './residency.js';
@@ -127,6 +128,8 @@ const CAPABILITY_TTL_MS = 60_000;
 /** Most text one TOKEN event carries; past it the relay stops reading ahead until the client took it. */
 const MAX_EVENT_CHARS = 16_384;
 const MAX_EVENT_TOKENS = 4096;
+/** While the event loop is busy: the shortest interval between two TOKEN events of one stream. */
+const BUSY_EVENT_INTERVAL_MS = 20;
 
 /**
  * Runs generations against Ollama: admits the request, reserves credits, streams tokens, records
@@ -464,6 +467,9 @@ export class GenerationService {
                   messageId: plan.messageId,
                 });
                 yield { type: 'TOKEN', generationId: id, delta: batch.text, tokenCount: batch.tokens };
+                // Under load, paced tokens of a stream go out at most every BUSY_EVENT_INTERVAL_MS
+                // (the first token never waits, the last is not held: linger ends at the final chunk).
+                if (meta.streamed && eventLoopLoad.busy) await reader.linger(BUSY_EVENT_INTERVAL_MS);
               }
             }
             const chunk = batch.final && finalUsage(batch.final);

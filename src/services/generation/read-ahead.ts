@@ -45,6 +45,7 @@ export class ReadAhead<T> {
   /** A `next()` of the source is outstanding. */
   private reading = false;
   private wake: (() => void) | undefined;
+  private endLinger: (() => void) | undefined;
 
   constructor(
     private readonly source: AsyncIterator<T>,
@@ -77,11 +78,41 @@ export class ReadAhead<T> {
     return batch;
   }
 
+  /**
+   * Waits up to `ms` so that more chunks coalesce into the next batch; returns early once the batch
+   * is full or the source has finished (final chunk, failure, end, close), so nothing final waits.
+   */
+  linger(ms: number): Promise<void> {
+    if (this.settled) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.endLinger = undefined;
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      this.endLinger = end;
+    });
+  }
+
+  /** Nothing more will be read before a take(): the batch is full or the source is finished. */
+  private get settled(): boolean {
+    return (
+      this.closed ||
+      this.failed ||
+      this.ended ||
+      this.final !== undefined ||
+      this.text.length >= this.options.maxChars ||
+      this.tokens >= this.options.maxTokens
+    );
+  }
+
   /** Stops reading and closes the source (its `return()`), without waiting for it. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.wakeUp();
+    this.endLinger?.();
     const closing = this.source.return?.();
     if (closing) void closing.then(undefined, () => {});
   }
@@ -110,6 +141,7 @@ export class ReadAhead<T> {
       this.pump();
     }
     this.wakeUp();
+    if (this.endLinger && this.settled) this.endLinger();
   };
 
   private readonly onError = (e: unknown): void => {
@@ -118,6 +150,7 @@ export class ReadAhead<T> {
     this.failed = true;
     this.error = e;
     this.wakeUp();
+    this.endLinger?.();
   };
 
   private wakeUp(): void {
