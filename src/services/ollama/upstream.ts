@@ -115,6 +115,7 @@ export class OllamaUpstream {
     const guard = new AbortGuard(signal);
     let request: ClientRequest | undefined;
     let response: IncomingMessage | undefined;
+    let lines: LineReader | undefined;
     const onAbort = () => request?.destroy(abortError());
     let complete = false;
     try {
@@ -143,7 +144,7 @@ export class OllamaUpstream {
       request!.on('error', () => {});
       if (!response.statusCode || response.statusCode < 200 || response.statusCode > 299) throw await responseError(response);
       guard.disarm();
-      const lines = new LineReader(response);
+      lines = new LineReader(response);
       guard.waiting(stallMs);
       for (;;) {
         const line = await lines.next();
@@ -170,7 +171,7 @@ export class OllamaUpstream {
     } finally {
       guard.signal.removeEventListener('abort', onAbort);
       // A complete answer: read what is left (the end of the chunked body) so the socket goes back to the pool.
-      if (complete) response?.resume();
+      if (complete) lines?.release();
       else request?.destroy();
       guard.dispose(complete);
     }
@@ -276,26 +277,33 @@ class LineReader {
 
   constructor(private readonly res: IncomingMessage) {
     res.setEncoding('utf8');
-    const notify = () => {
-      const wake = this.wake;
-      this.wake = undefined;
-      wake?.();
-    };
-    res.on('readable', notify);
+    res.on('readable', this.notify);
     res.once('end', () => {
       this.ended = true;
-      notify();
+      this.notify();
     });
     res.once('error', (e) => {
       this.error ??= e;
-      notify();
+      this.notify();
     });
     res.once('close', () => {
       // Closed before its end: the connection was lost mid-answer.
       if (!this.ended) this.error ??= Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
-      notify();
+      this.notify();
     });
   }
+
+  /** Reads whatever follows (the end of the body) without looking at it, so the socket can be reused. */
+  release(): void {
+    this.res.off('readable', this.notify);
+    this.res.resume();
+  }
+
+  private readonly notify = (): void => {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  };
 
   /** The next non-empty line, or null at the end of the body. */
   async next(): Promise<string | null> {
