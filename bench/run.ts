@@ -1056,10 +1056,14 @@ async function main(): Promise<void> {
   if (!cfg.keepTemp) rmSync(tmp, { recursive: true, force: true });
   else log(`kept ${tmp}`);
   // Old runs pile up: keep the 20 newest result files of each kind and the 5 newest profiles.
+  // Quick runs and full runs are counted apart, so a series of quick runs never removes full
+  // runs (which are committed).
   const files = readdirSync(RESULTS).filter((f) => /^\d{4}-.*\.(json|md)$/.test(f)).sort();
   for (const ext of ['.json', '.md']) {
-    const mine = files.filter((f) => f.endsWith(ext));
-    for (const f of mine.slice(0, Math.max(0, mine.length - 20))) rmSync(join(RESULTS, f));
+    for (const quick of [true, false]) {
+      const mine = files.filter((f) => f.endsWith(ext) && f.endsWith(`-quick${ext}`) === quick);
+      for (const f of mine.slice(0, Math.max(0, mine.length - 20))) rmSync(join(RESULTS, f));
+    }
   }
   const profiles = join(RESULTS, 'profiles');
   if (existsSync(profiles)) {

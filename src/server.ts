@@ -88,6 +88,9 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
     // GraphiQL with its assets inlined: works on GPU hosts without internet access (no CDN).
     renderGraphiQL,
     logging: false,
+    // Bodies are bounded before yoga (Content-Length in route(), chunked bodies in hardening.prepareGraphQL):
+    // yoga's own limit would pipe every body through one more transform stream.
+    maxRequestBodySize: false,
     cors: config.corsOrigins.length ? { origin: config.corsOrigins, credentials: true } : false,
     graphiql: {
       title: 'LLM gateway',

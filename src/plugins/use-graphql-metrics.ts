@@ -14,5 +14,8 @@ export function useGraphQLMetrics(registry: Registry): Plugin {
     endpoint: false,
     skipIntrospection: true,
     labels: { operationName: false, url: false, path: false },
+    // The schema has no deprecated fields, and this counter walks every document with a TypeInfo
+    // to look for them (about 3 % of the CPU of a non-streaming request).
+    metrics: { graphql_envelop_deprecated_field: false },
   });
 }

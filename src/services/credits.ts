@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import { ApiKey } from '../entities/api-key.js';
+import { execute, placeholders } from './database.js';
 import { ErrorCode, GatewayError } from './errors.js';
 
 /** Optional per-model prices, in credits per 1,000 tokens. */
@@ -24,20 +24,15 @@ export function costOf(usage: TokenUsage, pricing: ModelPricing, requestCost: nu
 }
 
 /**
- * Credits move only through conditional atomic updates, so concurrent requests can never take a
+ * Credits move only through conditional atomic updates (plain SQL: this runs twice per request), so concurrent requests can never take a
  * balance below zero: reserve the worst case first, then refund what was not used.
  */
 export class CreditLedger {
   /** Takes `amount` credits from the key or throws INSUFFICIENT_CREDITS; one conditional UPDATE. */
   async reserve(tx: EntityManager, apiKeyId: string, amount: number): Promise<void> {
     if (amount <= 0) return;
-    const result = await tx
-      .createQueryBuilder()
-      .update(ApiKey)
-      .set({ credits: () => 'credits - :amount' })
-      .where('id = :id AND credits >= :amount AND revoked_at IS NULL', { id: apiKeyId, amount })
-      .execute();
-    if (!result.affected) {
+    const sql = placeholders(tx.connection, 'UPDATE api_keys SET credits = credits - ? WHERE id = ? AND credits >= ? AND revoked_at IS NULL');
+    if (!(await execute(tx, sql, [amount, apiKeyId, amount]))) {
       throw new GatewayError(ErrorCode.INSUFFICIENT_CREDITS, `This request needs ${amount} credits and the key does not have them.`, {
         creditsNeeded: amount,
       });
@@ -47,12 +42,7 @@ export class CreditLedger {
   /** Gives back credits that were reserved but not spent. */
   async refund(tx: EntityManager, apiKeyId: string, amount: number): Promise<void> {
     if (amount <= 0) return;
-    await tx
-      .createQueryBuilder()
-      .update(ApiKey)
-      .set({ credits: () => 'credits + :amount' })
-      .where('id = :id', { id: apiKeyId, amount })
-      .execute();
+    await execute(tx, placeholders(tx.connection, 'UPDATE api_keys SET credits = credits + ? WHERE id = ?'), [amount, apiKeyId]);
   }
 
   /**
@@ -61,12 +51,7 @@ export class CreditLedger {
    * that range. Never read-then-write: it composes safely with running reservations.
    */
   async adjust(tx: EntityManager, apiKeyId: string, delta: number): Promise<boolean> {
-    const result = await tx
-      .createQueryBuilder()
-      .update(ApiKey)
-      .set({ credits: () => 'credits + :delta' })
-      .where('id = :id AND credits + :delta >= 0 AND credits + :delta <= :max', { id: apiKeyId, delta, max: MAX_CREDITS })
-      .execute();
-    return Boolean(result.affected);
+    const sql = placeholders(tx.connection, 'UPDATE api_keys SET credits = credits + ? WHERE id = ? AND credits + ? >= 0 AND credits + ? <= ?');
+    return (await execute(tx, sql, [delta, apiKeyId, delta, delta, MAX_CREDITS])) > 0;
   }
 }

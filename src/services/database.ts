@@ -119,25 +119,237 @@ function storeDatesAsTimestamptz(dataSource: DataSource): void {
   driver.normalizeType = (column) => (column.type === Date ? 'timestamp with time zone' : normalizeType(column));
 }
 
-const sqliteQueues = new WeakMap<DataSource, Promise<unknown>>();
+interface QueuedWork {
+  work: (tx: EntityManager) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/** SQLite: transactions waiting for the next group commit, and whether one is running or scheduled. */
+interface CommitGroup {
+  waiting: QueuedWork[];
+  busy: boolean;
+}
+
+const sqliteGroups = new WeakMap<DataSource, CommitGroup>();
 
 /**
- * Runs `work` in a transaction. TypeORM's better-sqlite3 driver has a single connection, so two
- * overlapping transactions would nest and fail ("cannot start a transaction within a
- * transaction"); on SQLite transactions are therefore queued one after another (SQLite allows one
- * writer at a time anyway). PostgreSQL runs them concurrently from its pool. Keep network waits
- * out of `work`: it holds the SQLite queue.
+ * Runs `work` in a transaction and resolves once it is committed. TypeORM's better-sqlite3 driver
+ * has a single connection, so two overlapping transactions would nest and fail ("cannot start a
+ * transaction within a transaction"); on SQLite transactions are therefore queued (SQLite allows
+ * one writer at a time anyway), and the ones that queued up meanwhile are committed together:
+ * one BEGIN … COMMIT (one fsync) for the group, each `work` in its own SAVEPOINT, so a `work`
+ * that throws is rolled back alone and rejects alone, exactly as its own transaction would.
+ * Every caller's promise settles only after the group's COMMIT, so "committed before answering"
+ * holds as before. PostgreSQL runs transactions concurrently from its pool. Keep network waits out
+ * of `work`: it holds the SQLite queue.
  */
 export function inTransaction<T>(ds: DataSource, work: (tx: EntityManager) => Promise<T>): Promise<T> {
   if (ds.options.type !== 'better-sqlite3') return ds.transaction(work);
-  const previous = sqliteQueues.get(ds) ?? Promise.resolve();
-  const run = previous.then(
-    () => ds.transaction(work),
-    () => ds.transaction(work),
-  );
-  sqliteQueues.set(
-    ds,
-    run.catch(() => undefined),
-  );
-  return run;
+  let group = sqliteGroups.get(ds);
+  if (!group) sqliteGroups.set(ds, (group = { waiting: [], busy: false }));
+  const queued = group;
+  return new Promise<T>((resolve, reject) => {
+    queued.waiting.push({ work, resolve: resolve as (value: unknown) => void, reject });
+    if (!queued.busy) {
+      queued.busy = true;
+      // One turn of the event loop, so the transactions of requests that arrived together commit together.
+      setImmediate(() => void commitGroups(ds, queued));
+    }
+  });
+}
+
+async function commitGroups(ds: DataSource, group: CommitGroup): Promise<void> {
+  while (group.waiting.length) {
+    const batch = group.waiting.splice(0, MAX_GROUP);
+    if (batch.length === 1) {
+      // Alone: a plain transaction.
+      const [item] = batch;
+      await ds.transaction(item.work).then(item.resolve, item.reject);
+      continue;
+    }
+    await commitTogether(ds, batch);
+  }
+  group.busy = false;
+}
+
+/** Most transactions committed in one group (bounds how long the write lock is held). */
+const MAX_GROUP = 256;
+
+async function commitTogether(ds: DataSource, batch: QueuedWork[]): Promise<void> {
+  const runner = ds.createQueryRunner();
+  const results: { ok: boolean; value: unknown }[] = [];
+  try {
+    await runner.startTransaction();
+  } catch (e) {
+    for (const item of batch) item.reject(e);
+    await runner.release();
+    return;
+  }
+  try {
+    for (const item of batch) {
+      await runner.startTransaction(); // SAVEPOINT
+      try {
+        const value = await item.work(runner.manager);
+        await runner.commitTransaction(); // RELEASE SAVEPOINT
+        results.push({ ok: true, value });
+      } catch (e) {
+        await runner.rollbackTransaction(); // ROLLBACK TO SAVEPOINT: only this work is undone
+        results.push({ ok: false, value: e });
+      }
+    }
+    await runner.commitTransaction();
+  } catch (e) {
+    // The group could not commit (or a savepoint could not be rolled back): nothing of it is stored.
+    for (let depth = 0; runner.isTransactionActive && depth <= batch.length + 1; depth++) await runner.rollbackTransaction().catch(() => {});
+    for (const item of batch) item.reject(e);
+    await runner.release();
+    return;
+  }
+  await runner.release();
+  batch.forEach((item, i) => (results[i].ok ? item.resolve(results[i].value) : item.reject(results[i].value)));
+}
+
+/**
+ * INSERTs and UPDATEs of one entity as plain SQL, built once per column list and run through the
+ * transaction's query runner (better-sqlite3 caches the prepared statement): the hot path's writes
+ * without the query builder's per-call SQL generation. Values are converted by the driver exactly
+ * as the entity manager converts them (dates, simple-json, booleans), on SQLite and PostgreSQL.
+ */
+export class RowWriter<E extends object> {
+  private readonly metadata;
+  private readonly table: string;
+  private readonly numbered: boolean;
+  private readonly statements = new Map<string, string>();
+
+  constructor(
+    private readonly ds: DataSource,
+    entity: new () => E,
+  ) {
+    this.metadata = ds.getMetadata(entity);
+    const escape = (name: string) => ds.driver.escape(name);
+    this.table = this.metadata.schema ? `${escape(this.metadata.schema)}.${escape(this.metadata.tableName)}` : escape(this.metadata.tableName);
+    this.numbered = ds.options.type === 'postgres';
+  }
+
+  /** INSERT of the given properties (the others take their column defaults). */
+  async insert(tx: EntityManager, values: Partial<E>): Promise<void> {
+    const props = Object.keys(values) as (keyof E & string)[];
+    const sql = this.statement(`i:${props.join(',')}`, () => {
+      const columns = props.map((p) => this.column(p).databaseName);
+      return `INSERT INTO ${this.table} (${columns.map((c) => this.ds.driver.escape(c)).join(', ')}) VALUES (${props.map(() => '?').join(', ')})`;
+    });
+    await this.run(tx, sql, props.map((p) => this.value(p, values[p])));
+  }
+
+  /** UPDATE … SET `set` WHERE every property of `where` equals its value; returns the rows changed. */
+  async update(tx: EntityManager, where: Partial<E>, set: Partial<E>): Promise<number> {
+    const setProps = Object.keys(set) as (keyof E & string)[];
+    const whereProps = Object.keys(where) as (keyof E & string)[];
+    const sql = this.statement(`u:${setProps.join(',')}|${whereProps.join(',')}`, () => {
+      const assign = setProps.map((p) => `${this.ds.driver.escape(this.column(p).databaseName)} = ?`).join(', ');
+      const match = whereProps.map((p) => `${this.ds.driver.escape(this.column(p).databaseName)} = ?`).join(' AND ');
+      return `UPDATE ${this.table} SET ${assign} WHERE ${match}`;
+    });
+    return this.run(tx, sql, [...setProps.map((p) => this.value(p, set[p])), ...whereProps.map((p) => this.value(p, where[p]))]);
+  }
+
+  private column(property: string) {
+    const column = this.metadata.findColumnWithPropertyName(property);
+    if (!column) throw new Error(`${this.metadata.name} has no column for property "${property}"`);
+    return column;
+  }
+
+  private value(property: string, value: unknown): unknown {
+    return this.ds.driver.preparePersistentValue(value, this.column(property));
+  }
+
+  private statement(key: string, build: () => string): string {
+    let sql = this.statements.get(key);
+    if (sql === undefined) {
+      sql = build();
+      if (this.numbered) {
+        let n = 0;
+        sql = sql.replace(/\?/g, () => `$${++n}`);
+      }
+      this.statements.set(key, sql);
+    }
+    return sql;
+  }
+
+  private run(tx: EntityManager, sql: string, params: unknown[]): Promise<number> {
+    return execute(tx, sql, params);
+  }
+}
+
+/** Runs one write statement (already in the dialect's placeholder style) and returns the rows it changed. */
+export async function execute(tx: EntityManager, sql: string, params: unknown[]): Promise<number> {
+  const runner = tx.queryRunner;
+  if (runner) return ((await runner.query(sql, params, true)) as { affected?: number }).affected ?? 0;
+  const own = tx.connection.createQueryRunner();
+  try {
+    return ((await own.query(sql, params, true)) as { affected?: number }).affected ?? 0;
+  } finally {
+    await own.release();
+  }
+}
+
+const numberedCache = new Map<string, string>();
+
+/** `sql` with `?` placeholders, numbered ($1, $2, …) for PostgreSQL. */
+export function placeholders(ds: DataSource, sql: string): string {
+  if (ds.options.type !== 'postgres') return sql;
+  let numbered = numberedCache.get(sql);
+  if (numbered === undefined) {
+    let n = 0;
+    numbered = sql.replace(/\?/g, () => `$${++n}`);
+    numberedCache.set(sql, numbered);
+  }
+  return numbered;
+}
+
+/**
+ * `findOne` by equality (a null value matches IS NULL) as plain SQL built once per shape, hydrated
+ * with the driver's conversions as the entity manager does (no relations): the lookups every
+ * request makes (its key, its model, settings) without the query builder. Still a query per call,
+ * so what another process or instance wrote is seen at once.
+ */
+export class RowReader<E extends object> {
+  private readonly metadata;
+  private readonly select: string;
+  private readonly table: string;
+  private readonly statements = new Map<string, string>();
+
+  constructor(
+    private readonly ds: DataSource,
+    entity: new () => E,
+  ) {
+    this.metadata = ds.getMetadata(entity);
+    const escape = (name: string) => ds.driver.escape(name);
+    this.table = this.metadata.schema ? `${escape(this.metadata.schema)}.${escape(this.metadata.tableName)}` : escape(this.metadata.tableName);
+    this.select = this.metadata.columns.map((c) => escape(c.databaseName)).join(', ');
+  }
+
+  async findOne(where: { [K in keyof E]?: E[K] | null }, tx: EntityManager = this.ds.manager): Promise<E | null> {
+    const props = Object.keys(where) as (keyof E & string)[];
+    const shape = props.map((p) => (where[p] === null ? `${p}=null` : p)).join(',');
+    let sql = this.statements.get(shape);
+    if (sql === undefined) {
+      const match = props.map((p) => `${this.ds.driver.escape(this.column(p).databaseName)} ${where[p] === null ? 'IS NULL' : '= ?'}`).join(' AND ');
+      sql = placeholders(this.ds, `SELECT ${this.select} FROM ${this.table} WHERE ${match} LIMIT 1`);
+      this.statements.set(shape, sql);
+    }
+    const params = props.filter((p) => where[p] !== null).map((p) => this.ds.driver.preparePersistentValue(where[p], this.column(p)));
+    const rows = (await tx.query(sql, params)) as Record<string, unknown>[];
+    if (!rows.length) return null;
+    const entity = Object.create((this.metadata.target as new () => E).prototype) as E;
+    for (const column of this.metadata.columns) column.setEntityValue(entity, this.ds.driver.prepareHydratedValue(rows[0][column.databaseName], column));
+    return entity;
+  }
+
+  private column(property: string) {
+    const column = this.metadata.findColumnWithPropertyName(property);
+    if (!column) throw new Error(`${this.metadata.name} has no column for property "${property}"`);
+    return column;
+  }
 }

@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { IsNull, type DataSource, type EntityManager, type Repository } from 'typeorm';
 import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../entities/api-key.js';
 import { CreditLedger, MAX_CREDITS } from './credits.js';
-import { inTransaction } from './database.js';
+import { RowReader, inTransaction } from './database.js';
 import { ErrorCode, GatewayError, badInput } from './errors.js';
 import { InProcessKeyEventBus, type KeyEventBus } from './key-events.js';
 
@@ -112,6 +112,8 @@ function validLimits(limits: Partial<KeyLimits>): Partial<KeyLimits> {
 
 export class KeyService {
   private readonly repo: Repository<ApiKey>;
+  /** The per-request lookups (authenticate, findActive) as plain SQL. */
+  private readonly rows: RowReader<ApiKey>;
   private readonly ledger = new CreditLedger();
   private readonly touched = new Map<string, number>();
 
@@ -122,6 +124,7 @@ export class KeyService {
     readonly events: KeyEventBus = new InProcessKeyEventBus(),
   ) {
     this.repo = db.getRepository(ApiKey);
+    this.rows = new RowReader(db, ApiKey);
   }
 
   /** Creates a key and returns its secret once; only the sha256 and a display prefix are stored. */
@@ -150,7 +153,7 @@ export class KeyService {
   async authenticate(secret: string | undefined | null): Promise<ApiKey | null> {
     if (!secret || secret.length > 256) return null;
     const presented = hashSecret(secret);
-    const key = await this.repo.findOne({ where: { secretHash: presented, revokedAt: IsNull() } });
+    const key = await this.rows.findOne({ secretHash: presented, revokedAt: null });
     if (!key) return null;
     // The lookup is by hash; the constant-time compare keeps the check itself free of timing signals.
     if (!timingSafeEqual(Buffer.from(key.secretHash, 'hex'), Buffer.from(presented, 'hex'))) return null;
@@ -160,7 +163,7 @@ export class KeyService {
 
   /** The key if it exists and is not revoked (re-checked on every websocket operation). */
   async findActive(id: string): Promise<ApiKey | null> {
-    const key = await this.repo.findOne({ where: { id, revokedAt: IsNull() } });
+    const key = await this.rows.findOne({ id, revokedAt: null });
     if (key) this.touch(key);
     return key;
   }

@@ -141,7 +141,7 @@ export class GatewayMetrics implements GenerationObserver {
         this.upstreamLatency.observe({ model }, ms / 1000);
       },
       firstToken: (ms) => this.firstToken.observe({ model }, ms / 1000),
-      token: () => (tokens ??= this.tokens.labels({ model })).inc(),
+      tokens: (count) => (tokens ??= this.tokens.labels({ model })).inc(count),
       end: (outcome: GenerationEnd) => {
         this.generations.inc({ model, status: outcome.status });
         if (outcome.creditsCharged > 0) this.credits.inc({ model }, outcome.creditsCharged);

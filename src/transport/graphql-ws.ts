@@ -106,8 +106,10 @@ export function serveGraphQLWs<P extends Record<string, unknown>, E extends Reco
         protocol: socket.protocol,
         send: (data) =>
           new Promise<void>((resolve, reject) => {
-            if (socket.readyState !== socket.OPEN) return resolve();
+            // A socket cut as slow is CLOSING until its close frame gets through (or it is
+            // terminated): refuse sends meanwhile, or its streams would keep producing into it.
             if (slow) return reject(new SlowConsumerError('The client is not reading fast enough.'));
+            if (socket.readyState !== socket.OPEN) return resolve();
             if (socket.bufferedAmount > transport.maxBufferedBytes) {
               cutSlow('buffer');
               return reject(new SlowConsumerError('The client is not reading fast enough.'));

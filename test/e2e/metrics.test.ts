@@ -8,9 +8,9 @@ import { type Sample, parsePrometheus, sampleSum, sampleValue } from '../helpers
 const TOKEN = 'metrics-token-0123456789abcdef';
 const MODEL = 'llama3.2:latest';
 const SUBSCRIPTION = `subscription Gen($input: GenerateInput!) {
-  generate(input: $input) { type delta usage { completionTokens } creditsCharged }
+  generate(input: $input) { type delta tokenCount usage { completionTokens } creditsCharged }
 }`;
-type Event = { generate: { type: string; delta: string | null; usage: { completionTokens: number } | null; creditsCharged: number | null } };
+type Event = { generate: { type: string; delta: string | null; tokenCount: number | null; usage: { completionTokens: number } | null; creditsCharged: number | null } };
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -53,7 +53,7 @@ describe('GET /metrics', () => {
       const results = await collect<Event>(client, SUBSCRIPTION, { input: { model: 'llama3.2', prompt } }).done;
       for (const r of results) {
         expect(r.errors).toBeUndefined();
-        if (r.data!.generate.type === 'TOKEN') streamedTokens++;
+        if (r.data!.generate.type === 'TOKEN') streamedTokens += r.data!.generate.tokenCount!;
         if (r.data!.generate.type === 'DONE') credits += r.data!.generate.creditsCharged!;
       }
     }

@@ -3,7 +3,7 @@ import type { Message as OllamaMessage, Options as OllamaOptions } from 'ollama'
 import type { DataSource, EntityManager } from 'typeorm';
 import { Generation, type GenerationKind, type GenerationMessage, type GenerationStatus } from '../../entities/generation.js';
 import { costOf, type CreditLedger } from '../credits.js';
-import { inTransaction } from '../database.js';
+import { RowWriter, inTransaction } from '../database.js';
 import { canonicalModelName } from '../models/names.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
@@ -14,6 +14,8 @@ import { type GenerationObserver, type ModelDirectory, type RequestAdmission, ad
 import { ModelSlots } from './model-slots.js';
 import { type GenerationOptions, toOllamaOptions } from './options.js';
 import type { PartialFlusher } from './partial-flusher.js';
+import { eventLoopLoad } from './load.js';
+import { ReadAhead, nextTurn } from './read-ahead.js';
 
 export interface GenerateInput {
   model: string;
@@ -123,6 +125,11 @@ const MAX_PROMPT_CHARS = 1_000_000;
 /** After an abort, how long a consumer that stopped pulling (a client not reading) gets before the run is closed for it. */
 const PARKED_AFTER_ABORT_MS = 1000;
 const CAPABILITY_TTL_MS = 60_000;
+/** Most text one TOKEN event carries; past it the relay stops reading ahead until the client took it. */
+const MAX_EVENT_CHARS = 16_384;
+const MAX_EVENT_TOKENS = 4096;
+/** While the event loop is busy: the shortest interval between two TOKEN events of one stream. */
+const BUSY_EVENT_INTERVAL_MS = 20;
 
 /**
  * Runs generations against Ollama: admits the request, reserves credits, streams tokens, records
@@ -134,11 +141,14 @@ export class GenerationService {
   private readonly slots: ModelSlots;
   /** /api/show capabilities per model, kept for a minute (a model may be re-pulled or deleted). */
   private readonly capabilityCache = new Map<string, { at: number; capabilities: Promise<string[] | null> }>();
+  /** The usage-log writes of every request, as plain SQL. */
+  private readonly rows: RowWriter<Generation>;
 
   constructor(private readonly deps: GenerationServiceDeps) {
     this.models = deps.models ?? passThroughModels;
     this.admission = deps.admission ?? admitEverything;
     this.slots = deps.slots ?? new ModelSlots(0);
+    this.rows = new RowWriter(deps.db, Generation);
   }
 
   /** Refuses images for a model whose capabilities (from the catalogue or /api/show) lack vision. */
@@ -243,23 +253,42 @@ export class GenerationService {
       controller.signal.removeEventListener('abort', onAbort);
       meta.signal?.removeEventListener('abort', onOuterAbort);
     };
+    // Once DONE was handed over the generation is complete: closing the iterator aborts nothing.
+    let doneSent = false;
+    const pull = async (): Promise<IteratorResult<GenerationEvent>> => {
+      pulling++;
+      try {
+        const r = await inner.next();
+        if (r.done) cleanup();
+        else if (r.value.type === 'DONE') doneSent = true;
+        return r;
+      } catch (e) {
+        cleanup();
+        throw e;
+      } finally {
+        pulling--;
+      }
+    };
+    // After a PHASE event the run goes on at once (to the upstream request) while the consumer is
+    // still sending that event to its client, instead of waiting for it to ask for the next one.
+    let prefetched: Promise<IteratorResult<GenerationEvent>> | undefined;
     return {
       next: async () => {
-        pulling++;
-        try {
-          const r = await inner.next();
-          if (r.done) cleanup();
-          return r;
-        } catch (e) {
-          cleanup();
-          throw e;
-        } finally {
-          pulling--;
+        if (prefetched) {
+          const p = prefetched;
+          prefetched = undefined;
+          return p;
         }
+        const r = await pull();
+        if (!r.done && r.value.type === 'PHASE' && !controller.signal.aborted) {
+          prefetched = pull();
+          prefetched.catch(() => {}); // reported to the consumer when it asks for it
+        }
+        return r;
       },
       return: async (value?: unknown) => {
         // Abort first: the generator may be parked on a network read that only an abort ends.
-        controller.abort();
+        if (!doneSent) controller.abort();
         cleanup();
         return inner.return(value as undefined);
       },
@@ -331,7 +360,7 @@ export class GenerationService {
       try {
         await inTransaction(db, async (tx) => {
           await credits.reserve(tx, principal.id, reserved);
-          await tx.insert(Generation, { ...row, status: 'STREAMING', creditsReserved: reserved });
+          await this.rows.insert(tx, { ...row, status: 'STREAMING', creditsReserved: reserved });
           await plan.onStart?.(tx, id);
         });
       } catch (e) {
@@ -371,8 +400,8 @@ export class GenerationService {
         totalTokens = usage.promptTokens + usage.completionTokens;
         probe?.end({ status, errorCode, creditsCharged: charged, completionTokens: usage.completionTokens });
         await inTransaction(db, async (tx) => {
-          await tx.update(
-            Generation,
+          await this.rows.update(
+            tx,
             { id, status: 'STREAMING' },
             {
               status,
@@ -448,47 +477,68 @@ export class GenerationService {
               );
         const sentAt = Date.now();
         let answered = false;
-        for await (const chunk of chunks) {
-          if (!answered) {
-            answered = true;
-            probe?.upstreamAnswered(Date.now() - sentAt);
+        // Chunks that arrive while the client is being sent the previous event go out together as
+        // one TOKEN event (tokenCount says how many); a chunk that finds the client waiting goes at once.
+        const reader = new ReadAhead(chunks.source[Symbol.asyncIterator](), { delta: chunks.delta, isFinal: chunkIsFinal, maxChars: MAX_EVENT_CHARS, maxTokens: MAX_EVENT_TOKENS });
+        reader.start();
+        try {
+          for (;;) {
+            const batch = await reader.take();
+            if (!answered && (batch.chunks > 0 || batch.final)) {
+              answered = true;
+              probe?.upstreamAnswered(Date.now() - sentAt);
+            }
+            if (batch.chunks > 0) {
+              if (loading) {
+                loading = false;
+                host.markLoaded(model.name);
+                yield { type: 'PHASE', generationId: id, phase: 'GENERATING', queuePosition: null };
+              }
+              if (batch.tokens > 0) {
+                if (firstTokenMs === null) {
+                  firstTokenMs = Date.now() - startedAt;
+                  probe?.firstToken(firstTokenMs);
+                }
+                text += batch.text;
+                tokens += batch.tokens;
+                probe?.tokens(batch.tokens);
+                this.deps.partials?.update(id, {
+                  text,
+                  completionTokens: tokens,
+                  creditsSoFar: Math.min(reserved, costOf({ promptTokens: 0, completionTokens: tokens }, pricing, requestCost)),
+                  messageId: plan.messageId,
+                });
+                yield { type: 'TOKEN', generationId: id, delta: batch.text, tokenCount: batch.tokens };
+                // Under load, paced tokens of a stream go out at most every BUSY_EVENT_INTERVAL_MS
+                // (the first token never waits, the last is not held: linger ends at the final chunk).
+                if (meta.streamed && eventLoopLoad.busy) await reader.linger(BUSY_EVENT_INTERVAL_MS);
+              }
+            }
+            const chunk = batch.final && finalUsage(batch.final);
+            if (chunk) {
+              const usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens ?? tokens };
+              const doneReason = chunk.doneReason || 'stop';
+              // Committed before the client hears that the answer is complete.
+              const { charged, durationMs } = await finish('COMPLETE', usage, null, doneReason);
+              yield {
+                type: 'DONE',
+                generationId: id,
+                doneReason,
+                usage: { ...usage, totalTokens: usage.promptTokens + usage.completionTokens },
+                creditsCharged: charged,
+                durationMs,
+                messageId: plan.messageId ?? null,
+              };
+              return;
+            }
+            if (batch.failed) throw batch.error;
+            if (batch.ended) break;
+            // More is already read: let I/O, timers and the other streams have a turn first (a
+            // buffered upstream must not keep the event loop in microtasks); meanwhile more coalesces.
+            if (reader.ready) await nextTurn();
           }
-          if (chunk.done) {
-            const usage = { promptTokens: chunk.promptTokens, completionTokens: chunk.completionTokens ?? tokens };
-            const doneReason = chunk.doneReason || 'stop';
-            // Committed before the client hears that the answer is complete.
-            const { charged, durationMs } = await finish('COMPLETE', usage, null, doneReason);
-            yield {
-              type: 'DONE',
-              generationId: id,
-              doneReason,
-              usage: { ...usage, totalTokens: usage.promptTokens + usage.completionTokens },
-              creditsCharged: charged,
-              durationMs,
-              messageId: plan.messageId ?? null,
-            };
-            return;
-          }
-          if (loading) {
-            loading = false;
-            host.markLoaded(model.name);
-            yield { type: 'PHASE', generationId: id, phase: 'GENERATING', queuePosition: null };
-          }
-          if (!chunk.delta) continue;
-          if (firstTokenMs === null) {
-            firstTokenMs = Date.now() - startedAt;
-            probe?.firstToken(firstTokenMs);
-          }
-          text += chunk.delta;
-          tokens++;
-          probe?.token();
-          this.deps.partials?.update(id, {
-            text,
-            completionTokens: tokens,
-            creditsSoFar: Math.min(reserved, costOf({ promptTokens: 0, completionTokens: tokens }, pricing, requestCost)),
-            messageId: plan.messageId,
-          });
-          yield { type: 'TOKEN', generationId: id, delta: chunk.delta, tokenCount: 1 };
+        } finally {
+          reader.close();
         }
         throw new GatewayError(ErrorCode.UPSTREAM_ERROR, 'Ollama ended the stream before it was complete.');
       } catch (e) {
@@ -520,25 +570,26 @@ export class GenerationService {
   }
 }
 
-interface Chunk {
-  done: boolean;
-  delta: string;
-  promptTokens: number;
-  completionTokens?: number;
-  doneReason?: string;
+/** An upstream chunk of either kind (generate or chat), as far as the relay reads it. */
+type UpstreamChunk = { done: boolean; done_reason?: string; prompt_eval_count?: number; eval_count?: number };
+
+/** Generate or chat chunks with how to read their text; token counts exist only on the final chunk. */
+interface ChunkStream<T extends UpstreamChunk = UpstreamChunk> {
+  source: AsyncIterable<T>;
+  delta(chunk: T): string;
 }
 
-/** Normalises generate and chat chunks; token counts exist only on the final chunk. */
-async function* mapChunks<T extends { done: boolean; done_reason?: string; prompt_eval_count?: number; eval_count?: number }>(
-  source: AsyncIterable<T>,
-  delta: (chunk: T) => string,
-): AsyncGenerator<Chunk> {
-  for await (const c of source) {
-    yield c.done
-      ? { done: true, delta: '', promptTokens: c.prompt_eval_count ?? 0, completionTokens: c.eval_count, doneReason: c.done_reason }
-      : { done: false, delta: delta(c), promptTokens: 0 };
-  }
+/**
+ * Normalises generate and chat chunks without a pass over them: the relay reads `source` itself
+ * (one layer less per token) with `delta` for the text and `finalUsage` for the last chunk.
+ */
+function mapChunks<T extends UpstreamChunk>(source: AsyncIterable<T>, delta: (chunk: T) => string): ChunkStream {
+  return { source, delta: delta as (chunk: UpstreamChunk) => string };
 }
+
+const chunkIsFinal = (c: UpstreamChunk) => c.done;
+
+const finalUsage = (c: UpstreamChunk) => ({ promptTokens: c.prompt_eval_count ?? 0, completionTokens: c.eval_count, doneReason: c.done_reason });
 
 /** Rough upper bound of prompt tokens (used only to size the credit reservation). */
 function estimatePromptTokens(plan: GenerationPlan): number {

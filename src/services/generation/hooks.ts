@@ -50,13 +50,14 @@ export interface GenerationEnd {
   completionTokens: number;
 }
 
-/** Follows one generation (metrics); every call must be cheap, `token()` runs once per token. */
+/** Follows one generation (metrics); every call must be cheap, `tokens()` runs once per TOKEN event. */
 export interface GenerationProbe {
   /** Ollama's first chunk arrived, `ms` after the request was sent to it. */
   upstreamAnswered(ms: number): void;
   /** The first token, `ms` after the gateway accepted the request (queue and model load included). */
   firstToken(ms: number): void;
-  token(): void;
+  /** `count` more tokens were sent to the client. */
+  tokens(count: number): void;
   end(outcome: GenerationEnd): void;
 }
 

@@ -26,7 +26,7 @@ export const OPTION_LIMITS = {
 } as const;
 
 const L = OPTION_LIMITS;
-const optionsSchema = z
+export const optionsSchema = z
   .object({
     temperature: z.number().min(L.temperature.min).max(L.temperature.max),
     maxTokens: z.number().int().min(L.maxTokens.min).max(L.maxTokens.max),
@@ -39,17 +39,38 @@ const optionsSchema = z
   })
   .partial();
 
+const inRange = (v: unknown, limit: { min: number; max: number }, integer: boolean): boolean =>
+  typeof v === 'number' && (integer ? Number.isSafeInteger(v) : Number.isFinite(v)) && v >= limit.min && v <= limit.max;
+
+/** Fields and how a value is certainly valid (a subset of what optionsSchema accepts). */
+const CLEARLY_VALID: Record<string, (v: unknown) => boolean> = {
+  temperature: (v) => inRange(v, L.temperature, false),
+  maxTokens: (v) => inRange(v, L.maxTokens, true),
+  repetitionPenalty: (v) => inRange(v, L.repetitionPenalty, false),
+  topP: (v) => inRange(v, L.topP, false),
+  topK: (v) => inRange(v, L.topK, true),
+  seed: (v) => typeof v === 'number' && Number.isSafeInteger(v),
+  stop: (v) =>
+    Array.isArray(v) && v.length <= L.stop.maxItems && v.every((s) => typeof s === 'string' && s.length >= 1 && s.length <= L.stop.maxLength),
+  numCtx: (v) => inRange(v, L.numCtx, true),
+};
+
 /** Validates options and translates them to Ollama's field names; throws BAD_USER_INPUT. */
 export function toOllamaOptions(options: GenerationOptions | null | undefined): Partial<OllamaOptions> {
   if (!options) return {};
   const present = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== null && v !== undefined));
-  const parsed = optionsSchema.safeParse(present);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue.path.join('.');
-    throw badInput(`Invalid option ${field}: ${issue.message}.`, { field: `options.${field}` });
+  // Every request passes here: plainly valid options skip zod (tens of µs), anything else gets
+  // zod's verdict and message.
+  let o = present as z.infer<typeof optionsSchema>;
+  if (!Object.entries(present).every(([k, v]) => CLEARLY_VALID[k]?.(v))) {
+    const parsed = optionsSchema.safeParse(present);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const field = issue.path.join('.');
+      throw badInput(`Invalid option ${field}: ${issue.message}.`, { field: `options.${field}` });
+    }
+    o = parsed.data;
   }
-  const o = parsed.data;
   const out: Partial<OllamaOptions> = {};
   if (o.temperature !== undefined) out.temperature = o.temperature;
   if (o.maxTokens !== undefined) out.num_predict = o.maxTokens;

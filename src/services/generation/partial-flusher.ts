@@ -1,8 +1,9 @@
 import type { DataSource } from 'typeorm';
 import { Generation } from '../../entities/generation.js';
 import { Message } from '../../entities/message.js';
-import { inTransaction } from '../database.js';
+import { RowWriter, inTransaction } from '../database.js';
 import type { Logger } from '../logger.js';
+import { nextTurn } from './read-ahead.js';
 
 /** What a running stream has produced so far. */
 export interface PartialAnswer {
@@ -23,6 +24,8 @@ export class PartialFlusher {
   private readonly dirty = new Map<string, PartialAnswer>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  private generations?: RowWriter<Generation>;
+  private messages?: RowWriter<Message>;
 
   constructor(
     private readonly db: DataSource,
@@ -61,16 +64,27 @@ export class PartialFlusher {
     if (!this.dirty.size || !this.db.isInitialized) return;
     const batch = [...this.dirty.entries()];
     this.dirty.clear();
-    try {
-      await inTransaction(this.db, async (tx) => {
-        for (const [id, p] of batch) {
-          // Only while still STREAMING: a stream that finished meanwhile wrote its final text.
-          await tx.update(Generation, { id, status: 'STREAMING' }, { response: p.text, completionTokens: p.completionTokens, creditsCharged: p.creditsSoFar });
-          if (p.messageId) await tx.update(Message, { id: p.messageId, status: 'STREAMING' }, { content: p.text, completionTokens: p.completionTokens });
-        }
-      });
-    } catch (err) {
-      this.log.warn({ err, streams: batch.length }, 'could not save partial answers');
+    const generations = (this.generations ??= new RowWriter(this.db, Generation));
+    const messages = (this.messages ??= new RowWriter(this.db, Message));
+    // A few dozen rows per transaction, with a turn of the event loop between them: rewriting the
+    // text of hundreds of streams in one go would stall every stream (and every first token) for
+    // milliseconds once per interval.
+    for (let i = 0; i < batch.length; i += ROWS_PER_TRANSACTION) {
+      if (i > 0) await nextTurn();
+      const rows = batch.slice(i, i + ROWS_PER_TRANSACTION);
+      try {
+        await inTransaction(this.db, async (tx) => {
+          for (const [id, p] of rows) {
+            // Only while still STREAMING: a stream that finished meanwhile wrote its final text.
+            await generations.update(tx, { id, status: 'STREAMING' }, { response: p.text, completionTokens: p.completionTokens, creditsCharged: p.creditsSoFar });
+            if (p.messageId) await messages.update(tx, { id: p.messageId, status: 'STREAMING' }, { content: p.text, completionTokens: p.completionTokens });
+          }
+        });
+      } catch (err) {
+        this.log.warn({ err, streams: rows.length }, 'could not save partial answers');
+      }
     }
   }
 }
+
+const ROWS_PER_TRANSACTION = 25;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type DataSource, type EntityManager, Not } from 'typeorm';
 import { ModelEntry } from '../../entities/model-entry.js';
-import { inTransaction } from '../database.js';
+import { RowReader, inTransaction } from '../database.js';
 import { badInput } from '../errors.js';
 import { modelNotFound } from './errors.js';
 import { checkDescription, checkPrice, checkThreshold } from './limits.js';
@@ -35,7 +35,12 @@ export interface CatalogMatch {
  * what the host reports.
  */
 export class ModelCatalog {
-  constructor(private readonly db: DataSource) {}
+  /** `find` runs for every generation request: plain SQL. */
+  private readonly rows: RowReader<ModelEntry>;
+
+  constructor(private readonly db: DataSource) {
+    this.rows = new RowReader(db, ModelEntry);
+  }
 
   list(): Promise<ModelEntry[]> {
     return this.db.getRepository(ModelEntry).find({ order: { name: 'ASC' } });
@@ -43,14 +48,13 @@ export class ModelCatalog {
 
   /** Finds an entry by alias first, then by Ollama name (case-insensitive, default tag `latest`). */
   async find(requested: string, tx: EntityManager = this.db.manager): Promise<CatalogMatch | null> {
-    const repo = tx.getRepository(ModelEntry);
     const wanted = requested.trim().toLowerCase();
     if (wanted && !wanted.includes(':') && !wanted.includes('/')) {
-      const byAlias = await repo.findOne({ where: { alias: wanted } });
+      const byAlias = await this.rows.findOne({ alias: wanted }, tx);
       if (byAlias) return { entry: byAlias, via: 'alias' };
     }
     const name = canonicalModelName(requested);
-    const byName = name ? await repo.findOne({ where: { name } }) : null;
+    const byName = name ? await this.rows.findOne({ name }, tx) : null;
     return byName ? { entry: byName, via: 'name' } : null;
   }
 

@@ -104,12 +104,15 @@ export class OllamaUpstream {
   private async once<T>(model: string | undefined, signal: AbortSignal | undefined, call: (client: Ollama) => Promise<T>): Promise<T> {
     const guard = new AbortGuard(signal);
     guard.arm('connect-timeout', this.timeouts.connectMs);
+    let complete = false;
     try {
-      return await call(this.client(guard.signal));
+      const result = await call(this.client(guard.signal));
+      complete = true;
+      return result;
     } catch (e) {
       throw mapUpstreamError(e, model, guard.reason);
     } finally {
-      guard.dispose();
+      guard.dispose(complete);
     }
   }
 
@@ -121,29 +124,41 @@ export class OllamaUpstream {
   ): AsyncGenerator<T> {
     const stallMs = overrides.stallMs ?? this.timeouts.stallMs;
     const guard = new AbortGuard(signal);
+    let complete = false;
     try {
       guard.arm('connect-timeout', this.timeouts.connectMs);
       const parts = await start(this.client(guard.signal));
-      guard.arm('stall-timeout', stallMs);
+      guard.disarm();
+      guard.waiting(stallMs);
       for await (const part of parts) {
         // The stall clock only runs while we wait on Ollama, not while the consumer is busy.
-        guard.disarm();
+        guard.idle();
+        // The final chunk (done / success) is the last Ollama sends: the response is complete.
+        if ((part as { done?: boolean }).done || (part as { status?: string }).status === 'success') complete = true;
         yield part;
-        guard.arm('stall-timeout', stallMs);
+        guard.waiting(stallMs);
       }
+      complete = true;
     } catch (e) {
       throw mapUpstreamError(e, model, guard.reason);
     } finally {
       // Closes the HTTP request when the consumer stops early (break/return/throw).
-      guard.dispose();
+      guard.dispose(complete);
     }
   }
 }
 
-/** One AbortController per upstream call, remembering why it fired. */
+/**
+ * One AbortController per upstream call, remembering why it fired. The stall clock is a
+ * timestamp per chunk and one lazily re-armed timer per call, not a timer per chunk.
+ */
 class AbortGuard {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private stallMs = 0;
+  /** When the current wait on Ollama began (Date.now()); 0 while not waiting. */
+  private waitingSince = 0;
   reason: AbortReason | undefined;
   private readonly onOuterAbort = () => this.abort('cancelled');
 
@@ -166,10 +181,34 @@ class AbortGuard {
     this.timer = undefined;
   }
 
-  dispose(): void {
+  /** A wait on Ollama begins: aborts with `stall-timeout` if it lasts `ms`. */
+  waiting(ms: number): void {
+    this.stallMs = ms;
+    this.waitingSince = Date.now();
+    if (!this.stallTimer && !this.controller.signal.aborted) this.stallTimer = setTimeout(this.checkStall, ms);
+  }
+
+  /** The wait ended (a chunk arrived); the clock stops until the next `waiting()`. */
+  idle(): void {
+    this.waitingSince = 0;
+  }
+
+  private readonly checkStall = (): void => {
+    this.stallTimer = undefined;
+    if (!this.waitingSince || this.controller.signal.aborted) return;
+    const left = this.waitingSince + this.stallMs - Date.now();
+    if (left <= 0) return this.abort('stall-timeout');
+    this.stallTimer = setTimeout(this.checkStall, left);
+  };
+
+  /** Stops the timers; aborts the request unless it completed (an abort then only costs, and may cost the keep-alive connection). */
+  dispose(complete = false): void {
     this.disarm();
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    this.waitingSince = 0;
     this.outer?.removeEventListener('abort', this.onOuterAbort);
-    if (!this.controller.signal.aborted) this.controller.abort();
+    if (!complete && !this.controller.signal.aborted) this.controller.abort();
   }
 
   private abort(reason: AbortReason): void {
