@@ -83,16 +83,6 @@ export class OllamaUpstream {
     );
   }
 
-  /** True when Ollama answers `/api/version` within `timeoutMs`. */
-  async reachable(timeoutMs = 2000): Promise<boolean> {
-    try {
-      await this.version(AbortSignal.timeout(timeoutMs));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   private client(signal: AbortSignal): Ollama {
     return new Ollama({
       host: this.host,
