@@ -210,6 +210,12 @@ async function commitTogether(ds: DataSource, batch: QueuedWork[]): Promise<void
   batch.forEach((item, i) => (results[i].ok ? item.resolve(results[i].value) : item.reject(results[i].value)));
 }
 
+/** An entity's table name, escaped for the driver and qualified with its schema when it has one. */
+function qualifiedTable(ds: DataSource, metadata: { schema?: string; tableName: string }): string {
+  const escape = (name: string) => ds.driver.escape(name);
+  return metadata.schema ? `${escape(metadata.schema)}.${escape(metadata.tableName)}` : escape(metadata.tableName);
+}
+
 /**
  * INSERTs and UPDATEs of one entity as plain SQL, built once per column list and run through the
  * transaction's query runner (better-sqlite3 caches the prepared statement): the hot path's writes
@@ -227,8 +233,7 @@ export class RowWriter<E extends object> {
     entity: new () => E,
   ) {
     this.metadata = ds.getMetadata(entity);
-    const escape = (name: string) => ds.driver.escape(name);
-    this.table = this.metadata.schema ? `${escape(this.metadata.schema)}.${escape(this.metadata.tableName)}` : escape(this.metadata.tableName);
+    this.table = qualifiedTable(ds, this.metadata);
     this.numbered = ds.options.type === 'postgres';
   }
 
@@ -325,9 +330,8 @@ export class RowReader<E extends object> {
     entity: new () => E,
   ) {
     this.metadata = ds.getMetadata(entity);
-    const escape = (name: string) => ds.driver.escape(name);
-    this.table = this.metadata.schema ? `${escape(this.metadata.schema)}.${escape(this.metadata.tableName)}` : escape(this.metadata.tableName);
-    this.select = this.metadata.columns.map((c) => escape(c.databaseName)).join(', ');
+    this.table = qualifiedTable(ds, this.metadata);
+    this.select = this.metadata.columns.map((c) => ds.driver.escape(c.databaseName)).join(', ');
   }
 
   async findOne(where: { [K in keyof E]?: E[K] | null }, tx: EntityManager = this.ds.manager): Promise<E | null> {

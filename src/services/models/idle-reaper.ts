@@ -4,7 +4,7 @@ import type { SettingsService } from '../settings.js';
 import type { ModelCatalog } from './catalog.js';
 import type { ModelEvent } from './events.js';
 import type { OllamaInventory } from './inventory.js';
-import { canonicalModelName } from './names.js';
+import { modelKey } from './names.js';
 
 /** Setting row holding `{ [model]: ISO time of last activity }`, so idle clocks survive restarts. */
 export const LAST_ACTIVITY_SETTING = 'idle_reaper_last_activity';
@@ -45,7 +45,6 @@ export interface IdleReaperDeps {
   intervalMs: number;
 }
 
-const keyOf = (name: string) => canonicalModelName(name) ?? name.trim().toLowerCase();
 
 /**
  * Enforces inactivity thresholds: every `intervalMs` it lists the loaded models (`/api/ps`) and
@@ -100,7 +99,7 @@ export class IdleReaper {
 
   /** Marks a model busy until the returned function is called; both ends count as activity. */
   markBusy(name: string): () => void {
-    const key = keyOf(name);
+    const key = modelKey(name);
     this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
     this.touch(key);
     let released = false;
@@ -115,23 +114,23 @@ export class IdleReaper {
   }
 
   isBusy(name: string): boolean {
-    return this.busy.has(keyOf(name));
+    return this.busy.has(modelKey(name));
   }
 
   /** Records activity on a model now (a load, a request). */
   touch(name: string): void {
-    this.lastActive.set(keyOf(name), Date.now());
+    this.lastActive.set(modelKey(name), Date.now());
     this.scheduleFlush();
   }
 
   lastActiveAt(name: string): Date | null {
-    const at = this.lastActive.get(keyOf(name));
+    const at = this.lastActive.get(modelKey(name));
     return at === undefined ? null : new Date(at);
   }
 
   /** Forgets a model's activity (it was unloaded or deleted). */
   forget(name: string): void {
-    const key = keyOf(name);
+    const key = modelKey(name);
     this.seenLoaded.delete(key);
     if (this.lastActive.delete(key)) this.scheduleFlush();
   }

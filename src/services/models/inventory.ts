@@ -1,6 +1,6 @@
 import type { ModelResponse } from 'ollama';
 import type { OllamaUpstream } from '../ollama/upstream.js';
-import { canonicalModelName } from './names.js';
+import { modelKey } from './names.js';
 
 /** A model installed on the Ollama host (`/api/tags`). */
 export interface InstalledModel {
@@ -32,7 +32,6 @@ const date = (v: unknown): Date | null => {
   return Number.isNaN(d.getTime()) ? null : d;
 };
 const text = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
-const keyOf = (name: string) => canonicalModelName(name) ?? name.toLowerCase();
 
 /**
  * What the Ollama host has installed and loaded. Installed and loaded lists are read fresh each
@@ -48,7 +47,7 @@ export class OllamaInventory {
     const { models } = await this.upstream.list(signal);
     return new Map(
       models.map((m: ModelResponse) => {
-        const key = keyOf(m.name);
+        const key = modelKey(m.name);
         return [
           key,
           {
@@ -70,7 +69,7 @@ export class OllamaInventory {
     const { models } = await this.upstream.ps(signal);
     return new Map(
       models.map((m: ModelResponse) => {
-        const key = keyOf(m.name);
+        const key = modelKey(m.name);
         const contextLength = (m as unknown as { context_length?: unknown }).context_length;
         return [
           key,
@@ -99,7 +98,7 @@ export class OllamaInventory {
    * does not report them. A failed lookup is not cached.
    */
   capabilities(name: string, digest: string | null): Promise<string[] | null> {
-    const cacheKey = `${keyOf(name)}@${digest ?? ''}`;
+    const cacheKey = `${modelKey(name)}@${digest ?? ''}`;
     let cached = this.capabilityCache.get(cacheKey);
     if (!cached) {
       cached = this.upstream.show(name).then(
@@ -116,14 +115,14 @@ export class OllamaInventory {
 
   /** Capabilities already fetched for a model, whatever its digest; undefined when none are cached. */
   async cachedCapabilities(name: string): Promise<string[] | null | undefined> {
-    const prefix = `${keyOf(name)}@`;
+    const prefix = `${modelKey(name)}@`;
     for (const [k, v] of this.capabilityCache) if (k.startsWith(prefix)) return v.catch(() => undefined);
     return undefined;
   }
 
   /** Forgets cached show results of a model (after a pull or delete). */
   forget(name: string): void {
-    const prefix = `${keyOf(name)}@`;
+    const prefix = `${modelKey(name)}@`;
     for (const k of [...this.capabilityCache.keys()]) if (k.startsWith(prefix)) this.capabilityCache.delete(k);
   }
 }

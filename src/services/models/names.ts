@@ -54,6 +54,12 @@ export function canonicalModelName(input: string): string | null {
 }
 
 /** canonicalModelName, or BAD_USER_INPUT naming the field. */
+/**
+ * The key a model is matched on everywhere (catalogue, /api/tags, /api/ps, busy and activity
+ * maps): its canonical name, or, for a name that is not a valid model name, the name in lower case.
+ */
+export const modelKey = (name: string): string => canonicalModelName(name) ?? name.trim().toLowerCase();
+
 export function requireModelName(input: string, field = 'name'): string {
   const name = canonicalModelName(input);
   if (!name) throw badInput(`"${input.slice(0, 100)}" is not a valid Ollama model name (e.g. "llama3.2" or "qwen3:0.6b").`, { field });

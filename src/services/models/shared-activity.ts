@@ -1,9 +1,8 @@
 import type { DataSource } from 'typeorm';
 import { Generation } from '../../entities/generation.js';
 import type { SharedActivity } from './idle-reaper.js';
-import { canonicalModelName } from './names.js';
+import { modelKey } from './names.js';
 
-const keyOf = (name: string) => canonicalModelName(name) ?? name.trim().toLowerCase();
 
 /** A time as the driver returns an aggregate: a Date (PostgreSQL) or UTC text without zone (SQLite). */
 function instant(value: unknown): number | null {
@@ -33,7 +32,7 @@ export function usageLogActivity(db: DataSource, host: string): (since: Date) =>
     const busy = new Set<string>();
     const lastActive = new Map<string, number>();
     for (const row of rows) {
-      const key = keyOf(row.model);
+      const key = modelKey(row.model);
       if (row.status === 'STREAMING') busy.add(key);
       const at = Math.max(instant(row.createdAt) ?? 0, instant(row.finishedAt) ?? 0);
       if (at > (lastActive.get(key) ?? 0)) lastActive.set(key, at);

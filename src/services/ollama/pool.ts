@@ -1,9 +1,8 @@
 import { ErrorCode, GatewayError, badInput, isGatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { canonicalModelName } from '../models/names.js';
+import { modelKey } from '../models/names.js';
 import { type UpstreamTimeouts, OllamaUpstream } from './upstream.js';
 
-const canonical = (name: string) => canonicalModelName(name) ?? name.trim().toLowerCase();
 
 /** How long a host's list of loaded (`/api/ps`) and installed (`/api/tags`) models is trusted for routing. */
 const LOADED_TTL_MS = 1000;
@@ -25,7 +24,7 @@ class NameSnapshot {
     if (this.snapshot && Date.now() - this.snapshot.at < this.ttlMs) return Promise.resolve(this.snapshot.names);
     this.pending ??= this.fetchNames()
       .then((names) => {
-        const set = new Set(names.map(canonical));
+        const set = new Set(names.map(modelKey));
         this.snapshot = { at: Date.now(), names: set };
         return set;
       })
@@ -35,7 +34,7 @@ class NameSnapshot {
   }
 
   add(name: string): void {
-    this.snapshot?.names.add(canonical(name));
+    this.snapshot?.names.add(modelKey(name));
   }
 
   invalidate(): void {
@@ -89,12 +88,12 @@ export class OllamaHost {
 
   /** true/false, or undefined when the host could not be asked (`/api/ps`, cached for a second). */
   async isLoaded(model: string): Promise<boolean | undefined> {
-    return (await this.loadedNames.get())?.has(canonical(model));
+    return (await this.loadedNames.get())?.has(modelKey(model));
   }
 
   /** true/false, or undefined when the host could not be asked (`/api/tags`, cached for a few seconds). */
   async isInstalled(model: string): Promise<boolean | undefined> {
-    return (await this.installedNames.get())?.has(canonical(model));
+    return (await this.installedNames.get())?.has(modelKey(model));
   }
 
   /** Records that a model just answered here, so it counts as loaded without asking again. */
