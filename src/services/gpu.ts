@@ -77,7 +77,14 @@ export class GpuProbe {
   async probe(): Promise<VramReport> {
     if (this.opts.configuredVramBytes) {
       const total = this.opts.configuredVramBytes;
-      const used = await this.opts.usedByModels();
+      let used: number;
+      try {
+        used = await this.opts.usedByModels();
+      } catch (e) {
+        // Ollama did not say what it holds: the total is known, what is free is not.
+        const why = e instanceof Error ? e.message : String(e);
+        return { source: 'CONFIGURED', totalBytes: total, usedBytes: null, freeBytes: null, gpus: [], warning: `Ollama did not report its loaded models (${why}); free VRAM is unknown.` };
+      }
       return { source: 'CONFIGURED', totalBytes: total, usedBytes: used, freeBytes: Math.max(0, total - used), gpus: [], warning: null };
     }
     if (!this.opts.nvidiaSmiPath) return unknown(this.opts.noProbeReason ?? 'No GPU probe: NVIDIA_SMI_PATH is off and GPU_VRAM_BYTES is unset.');

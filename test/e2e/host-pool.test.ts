@@ -121,7 +121,10 @@ describe('a pool of two Ollama hosts', () => {
       const hosts = await gql(gw, '{ ollamaHosts { url healthy error } }');
       expect(hosts.ollamaHosts[0]).toMatchObject({ url: one, healthy: false, error: expect.stringMatching(/unreachable|lost/i) });
       expect(hosts.ollamaHosts[1]).toMatchObject({ url: two, healthy: true });
-      // Reads still answer, from the host that is up.
+      // Reads still answer, from the host that is up; the host that is down says what it cannot tell.
+      const gpus = await gql(gw, '{ ollamaHosts { url gpu { source totalBytes freeBytes warning } } }');
+      expect(gpus.ollamaHosts[0].gpu).toMatchObject({ source: 'CONFIGURED', totalBytes: 8 * GB, freeBytes: null, warning: expect.stringMatching(/free VRAM is unknown/) });
+      expect(gpus.ollamaHosts[1].gpu).toMatchObject({ source: 'CONFIGURED', totalBytes: 24 * GB, freeBytes: expect.any(Number), warning: null });
       const models = await gql(gw, '{ models { name hosts { host } } }');
       expect(models.models.find((m: { name: string }) => m.name === 'llama3.2:latest').hosts).toEqual([{ host: two }]);
       const health = await gql(gw, '{ health { status upstream } }');
