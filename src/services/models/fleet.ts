@@ -114,21 +114,13 @@ export class ModelFleet {
   /** Loads a model on the given host, or where it fits best (see class doc). */
   async load(requested: string, opts: { host?: string | null; numCtx?: number | null; force?: boolean | null }): Promise<LoadResult> {
     const target = opts.host ? this.one(opts.host) : await this.placeFor(requested);
-    try {
-      return await target.lifecycle.load(requested, opts);
-    } finally {
-      target.host.invalidate();
-    }
+    return changing(target, () => target.lifecycle.load(requested, opts));
   }
 
   /** Makes a model the default, loading it on the given host or where it fits best. */
   async change(to: string, opts: { host?: string | null; numCtx?: number | null; force?: boolean | null }): Promise<ChangeResult> {
     const target = opts.host ? this.one(opts.host) : await this.placeFor(to);
-    try {
-      return await target.lifecycle.change(to, opts);
-    } finally {
-      target.host.invalidate();
-    }
+    return changing(target, () => target.lifecycle.change(to, opts));
   }
 
   /** Unloads a model on the given host, or on every host that has it loaded. */
@@ -138,13 +130,9 @@ export class ModelFleet {
     const hosts: string[] = [];
     let model = key;
     for (const t of targets) {
-      try {
-        const r = await t.lifecycle.unload(requested);
-        model = r.model;
-        if (r.wasLoaded) hosts.push(t.host.url);
-      } finally {
-        t.host.invalidate();
-      }
+      const r = await changing(t, () => t.lifecycle.unload(requested));
+      model = r.model;
+      if (r.wasLoaded) hosts.push(t.host.url);
     }
     return { model, wasLoaded: hosts.length > 0, hosts };
   }
@@ -164,14 +152,10 @@ export class ModelFleet {
     let wasLoaded = false;
     let model = key;
     for (const t of targets) {
-      try {
-        const r = await t.lifecycle.delete(requested, opts);
-        model = r.model;
-        wasLoaded ||= r.wasLoaded;
-        hosts.push(t.host.url);
-      } finally {
-        t.host.invalidate();
-      }
+      const r = await changing(t, () => t.lifecycle.delete(requested, opts));
+      model = r.model;
+      wasLoaded ||= r.wasLoaded;
+      hosts.push(t.host.url);
     }
     return { model, wasLoaded, hosts };
   }
@@ -182,15 +166,7 @@ export class ModelFleet {
    */
   async beginPull(requested: string, host?: string | null): Promise<FleetPullStart> {
     const targets = this.pullTargets(host);
-    const started = await Promise.all(
-      targets.map(async (t) => {
-        try {
-          return await t.pulls.begin(requested);
-        } finally {
-          t.host.invalidate();
-        }
-      }),
-    );
+    const started = await Promise.all(targets.map((t) => changing(t, () => t.pulls.begin(requested))));
     return {
       model: started[0].model,
       joined: started.every((s) => s.joined),
@@ -242,6 +218,15 @@ export class ModelFleet {
     }
     this.log.debug({ model: key }, 'no host has the model installed');
     return snapshot[0]?.models ?? this.hosts[0];
+  }
+}
+
+/** Runs a change on a host, then forgets what the routing knew of its loaded and installed models. */
+async function changing<T>(target: HostModels, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } finally {
+    target.host.invalidate();
   }
 }
 
