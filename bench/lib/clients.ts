@@ -158,19 +158,46 @@ export async function connectWs(wsUrl: string, apiKey: string, timeoutMs = 30_00
   return client;
 }
 
+/** What one gateway stream delivered (ws and SSE read the same payloads): first token, tokens, the first error. */
+class StreamTally {
+  private readonly t0 = performance.now();
+  private ttftMs: number | null = null;
+  private tokens = 0;
+  private reportedTokens: number | null = null;
+  error: string | undefined;
+
+  constructor(private readonly sink: Sink) {}
+
+  add(p: Payload): void {
+    this.sink.events++;
+    if (p.errors?.length) {
+      this.error ??= `${p.errors[0].extensions?.code ?? ''} ${p.errors[0].message}`.trim();
+      return;
+    }
+    const e = p.data?.generate;
+    if (!e) return;
+    if (e.type === 'TOKEN') {
+      const n = e.tokenCount ?? 1;
+      if (this.ttftMs === null) this.ttftMs = performance.now() - this.t0;
+      this.tokens += n;
+      this.sink.tokens += n;
+    } else if (e.type === 'DONE') this.reportedTokens = e.usage?.completionTokens ?? null;
+  }
+
+  outcome(ok: boolean, cancelled: boolean, error?: string): StreamOutcome {
+    return { ttftMs: this.ttftMs, tokens: this.tokens, reportedTokens: this.reportedTokens, durationMs: performance.now() - this.t0, ok, cancelled, error };
+  }
+}
+
 export function wsStream(client: Client, spec: StreamSpec, sink: Sink, signal: AbortSignal): Promise<StreamOutcome> {
   return new Promise((resolve) => {
-    const t0 = performance.now();
-    let ttftMs: number | null = null;
-    let tokens = 0;
-    let reportedTokens: number | null = null;
-    let error: string | undefined;
+    const tally = new StreamTally(sink);
     let settled = false;
     const finish = (ok: boolean, cancelled: boolean, err?: string) => {
       if (settled) return;
       settled = true;
       signal.removeEventListener('abort', onAbort);
-      resolve({ ttftMs, tokens, reportedTokens, durationMs: performance.now() - t0, ok, cancelled, error: err });
+      resolve(tally.outcome(ok, cancelled, err));
     };
     const onAbort = () => {
       dispose();
@@ -179,24 +206,9 @@ export function wsStream(client: Client, spec: StreamSpec, sink: Sink, signal: A
     const dispose = client.subscribe<GenerateEvent>(
       { query: SUBSCRIPTION, variables: variables(spec) },
       {
-        next: (r) => {
-          sink.events++;
-          const p = r as Payload;
-          if (p.errors?.length) {
-            error ??= `${p.errors[0].extensions?.code ?? ''} ${p.errors[0].message}`.trim();
-            return;
-          }
-          const e = p.data?.generate;
-          if (!e) return;
-          if (e.type === 'TOKEN') {
-            const n = e.tokenCount ?? 1;
-            if (ttftMs === null) ttftMs = performance.now() - t0;
-            tokens += n;
-            sink.tokens += n;
-          } else if (e.type === 'DONE') reportedTokens = e.usage?.completionTokens ?? null;
-        },
+        next: (r) => tally.add(r as Payload),
         error: (e) => finish(false, signal.aborted, errorText(e)),
-        complete: () => finish(error === undefined, false, error),
+        complete: () => finish(tally.error === undefined, false, tally.error),
       },
     );
     if (signal.aborted) onAbort();
@@ -208,11 +220,7 @@ export function wsStream(client: Client, spec: StreamSpec, sink: Sink, signal: A
 // (c) gateway over SSE (graphql-yoga's "distinct connections" mode: one POST per subscription)
 
 export async function sseStream(graphqlUrl: string, apiKey: string, spec: StreamSpec, sink: Sink, signal: AbortSignal): Promise<StreamOutcome> {
-  const t0 = performance.now();
-  let ttftMs: number | null = null;
-  let tokens = 0;
-  let reportedTokens: number | null = null;
-  let error: string | undefined;
+  const tally = new StreamTally(sink);
   const { controller, unlink } = linked(signal);
   try {
     const res = await fetch(graphqlUrl, {
@@ -241,27 +249,14 @@ export async function sseStream(graphqlUrl: string, apiKey: string, spec: Stream
         }
         const at = block.indexOf('data: ');
         if (at < 0) continue;
-        sink.events++;
-        const p = JSON.parse(block.slice(at + 6)) as Payload;
-        if (p.errors?.length) {
-          error ??= `${p.errors[0].extensions?.code ?? ''} ${p.errors[0].message}`.trim();
-          continue;
-        }
-        const e = p.data?.generate;
-        if (!e) continue;
-        if (e.type === 'TOKEN') {
-          const n = e.tokenCount ?? 1;
-          if (ttftMs === null) ttftMs = performance.now() - t0;
-          tokens += n;
-          sink.tokens += n;
-        } else if (e.type === 'DONE') reportedTokens = e.usage?.completionTokens ?? null;
+        tally.add(JSON.parse(block.slice(at + 6)) as Payload);
       }
     }
     if (completed) await reader.cancel().catch(() => {});
-    const ok = completed && error === undefined;
-    return { ttftMs, tokens, reportedTokens, durationMs: performance.now() - t0, ok, cancelled: false, error: ok ? undefined : (error ?? 'stream ended without complete') };
+    const ok = completed && tally.error === undefined;
+    return tally.outcome(ok, false, ok ? undefined : (tally.error ?? 'stream ended without complete'));
   } catch (e) {
-    return { ttftMs, tokens, reportedTokens, durationMs: performance.now() - t0, ok: false, cancelled: signal.aborted, error: errorText(e) };
+    return tally.outcome(false, signal.aborted, errorText(e));
   } finally {
     unlink();
   }
