@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { hostname } from 'node:os';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import { defaultInstanceId } from '../../src/services/container.js';
 
 describe('loadConfig', () => {
   it('has working defaults for an empty environment', () => {
@@ -24,9 +26,35 @@ describe('loadConfig', () => {
     ['DATABASE_URL', 'mysql://x'],
     ['LOG_LEVEL', 'loud'],
     ['ADMIN_API_KEY', 'short'],
+    ['GPU_VRAM_BYTES', '24GB'],
+    ['GPU_VRAM_BYTES', '0'],
+    ['INSTANCE_ID', 'has spaces'],
+    ['INSTANCE_ID', 'x'.repeat(65)],
+    ['INSTANCE_TTL_MS', '10'],
+    ['OLLAMA_HEALTH_CHECK_INTERVAL_MS', '-1'],
   ])('stops with a message naming %s when it is %j', (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^Invalid configuration:\\n\\s+${variable}:`));
+  });
+
+  it('reads the host pool settings: one VRAM value for every host or one per host, in order', () => {
+    const c = loadConfig({ OLLAMA_HOST: 'http://gpu1:11434,http://gpu2:11434', GPU_VRAM_BYTES: '24000000000,48000000000', INSTANCE_ID: 'gw-a:4000', INSTANCE_TTL_MS: '5000', OLLAMA_HEALTH_CHECK_INTERVAL_MS: '0' });
+    expect(c).toMatchObject({ gpuVramBytes: [24e9, 48e9], instanceId: 'gw-a:4000', instanceTtlMs: 5000, ollamaHealthCheckIntervalMs: 0 });
+    expect(loadConfig({ OLLAMA_HOST: 'http://gpu1:11434,http://gpu2:11434', GPU_VRAM_BYTES: '24000000000' }).gpuVramBytes).toEqual([24e9]);
+    expect(loadConfig({})).toMatchObject({ instanceId: undefined, instanceTtlMs: 15_000, ollamaHealthCheckIntervalMs: 5000 });
+  });
+
+  it('names the instance INSTANCE_ID, else <hostname>:<port> (stable across restarts), else a random id on port 0', () => {
+    expect(defaultInstanceId({ instanceId: 'gw-a', port: 4000 })).toBe('gw-a');
+    expect(defaultInstanceId({ port: 4000 })).toBe(`${hostname()}:4000`.slice(-64));
+    const random = [defaultInstanceId({ port: 0 }), defaultInstanceId({ port: 0 })];
+    expect(random[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(random[0]).not.toBe(random[1]);
+  });
+
+  it('refuses a host listed twice, and per-host VRAM values that do not match the hosts', () => {
+    expect(() => loadConfig({ OLLAMA_HOST: 'http://gpu1:11434,http://GPU1:11434/' })).toThrow(/OLLAMA_HOST: lists the same host twice/);
+    expect(() => loadConfig({ OLLAMA_HOST: 'http://gpu1:11434,http://gpu2:11434', GPU_VRAM_BYTES: '1,2,3' })).toThrow(/GPU_VRAM_BYTES: give one value, or one per OLLAMA_HOST entry \(2\)/);
   });
 
   it('never echoes a secret value in the message', () => {
