@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
-import { DataSource, type EntityManager } from 'typeorm';
+import { DataSource, type EntityManager, QueryFailedError } from 'typeorm';
 import { entities } from '../entities/all.js';
 import { migrations } from '../migrations/all.js';
 
@@ -123,7 +123,18 @@ interface QueuedWork {
   work: (tx: EntityManager) => Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  yieldBeforeCommit: boolean;
 }
+
+export interface TransactionOptions {
+  /**
+   * SQLite: let the event loop turn once between the work and the COMMIT, so that network I/O the
+   * work started (a request to Ollama) leaves before the COMMIT's fsync holds the thread.
+   */
+  yieldBeforeCommit?: boolean;
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** SQLite: transactions waiting for the next group commit, and whether one is running or scheduled. */
 interface CommitGroup {
@@ -144,13 +155,13 @@ const sqliteGroups = new WeakMap<DataSource, CommitGroup>();
  * holds as before. PostgreSQL runs transactions concurrently from its pool. Keep network waits out
  * of `work`: it holds the SQLite queue.
  */
-export function inTransaction<T>(ds: DataSource, work: (tx: EntityManager) => Promise<T>): Promise<T> {
+export function inTransaction<T>(ds: DataSource, work: (tx: EntityManager) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   if (ds.options.type !== 'better-sqlite3') return ds.transaction(work);
   let group = sqliteGroups.get(ds);
   if (!group) sqliteGroups.set(ds, (group = { waiting: [], busy: false }));
   const queued = group;
   return new Promise<T>((resolve, reject) => {
-    queued.waiting.push({ work, resolve: resolve as (value: unknown) => void, reject });
+    queued.waiting.push({ work, resolve: resolve as (value: unknown) => void, reject, yieldBeforeCommit: options.yieldBeforeCommit === true });
     if (!queued.busy) {
       queued.busy = true;
       // One turn of the event loop, so the transactions of requests that arrived together commit together.
@@ -165,7 +176,8 @@ async function commitGroups(ds: DataSource, group: CommitGroup): Promise<void> {
     if (batch.length === 1) {
       // Alone: a plain transaction.
       const [item] = batch;
-      await ds.transaction(item.work).then(item.resolve, item.reject);
+      const work = item.yieldBeforeCommit ? (tx: EntityManager) => item.work(tx).then(async (value) => (await nextTurn(), value)) : item.work;
+      await ds.transaction(work).then(item.resolve, item.reject);
       continue;
     }
     await commitTogether(ds, batch);
@@ -198,6 +210,7 @@ async function commitTogether(ds: DataSource, batch: QueuedWork[]): Promise<void
         results.push({ ok: false, value: e });
       }
     }
+    if (batch.some((item, i) => item.yieldBeforeCommit && results[i].ok)) await nextTurn();
     await runner.commitTransaction();
   } catch (e) {
     // The group could not commit (or a savepoint could not be rolled back): nothing of it is stored.
@@ -217,8 +230,8 @@ function qualifiedTable(ds: DataSource, metadata: { schema?: string; tableName: 
 }
 
 /**
- * INSERTs and UPDATEs of one entity as plain SQL, built once per column list and run through the
- * transaction's query runner (better-sqlite3 caches the prepared statement): the hot path's writes
+ * INSERTs and UPDATEs of one entity as plain SQL, built once per column list and run as a prepared
+ * statement on SQLite, through the transaction's query runner on PostgreSQL: the hot path's writes
  * without the query builder's per-call SQL generation. Values are converted by the driver exactly
  * as the entity manager converts them (dates, simple-json, booleans), on SQLite and PostgreSQL.
  */
@@ -287,8 +300,39 @@ export class RowWriter<E extends object> {
   }
 }
 
+/**
+ * The embedded SQLite's one connection (TypeORM's better-sqlite3 driver has exactly one), for the
+ * hot path's statements: a prepared statement called directly costs a fraction of TypeORM's query
+ * path (query logging, subscriber broadcasts, several awaits). It is the same connection TypeORM
+ * uses, so it sees exactly what TypeORM sees, open transactions included. Undefined on PostgreSQL.
+ */
+function sqliteConnection(ds: DataSource): BetterSqlite3.Database | undefined {
+  if (ds.options.type !== 'better-sqlite3') return undefined;
+  const connection = (ds.driver as unknown as { databaseConnection?: BetterSqlite3.Database }).databaseConnection;
+  return connection?.open ? connection : undefined;
+}
+
+const sqliteStatements = new WeakMap<BetterSqlite3.Database, Map<string, BetterSqlite3.Statement>>();
+
+/** `sql` prepared once per connection; errors come as TypeORM's QueryFailedError, as through the query runner. */
+function runSqlite<T>(connection: BetterSqlite3.Database, sql: string, params: unknown[], call: (statement: BetterSqlite3.Statement, values: unknown[]) => T): T {
+  // better-sqlite3 binds no booleans (TypeORM's runner converts them the same way).
+  const values = params.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v));
+  try {
+    let cache = sqliteStatements.get(connection);
+    if (!cache) sqliteStatements.set(connection, (cache = new Map()));
+    let statement = cache.get(sql);
+    if (!statement) cache.set(sql, (statement = connection.prepare(sql)));
+    return call(statement, values);
+  } catch (e) {
+    throw new QueryFailedError(sql, values, e as Error);
+  }
+}
+
 /** Runs one write statement (already in the dialect's placeholder style) and returns the rows it changed. */
 export async function execute(tx: EntityManager, sql: string, params: unknown[]): Promise<number> {
+  const sqlite = sqliteConnection(tx.connection);
+  if (sqlite) return runSqlite(sqlite, sql, params, (statement, values) => statement.run(...values).changes);
   const runner = tx.queryRunner;
   if (runner) return ((await runner.query(sql, params, true)) as { affected?: number }).affected ?? 0;
   const own = tx.connection.createQueryRunner();
@@ -316,8 +360,9 @@ export function placeholders(ds: DataSource, sql: string): string {
 /**
  * `findOne` by equality (a null value matches IS NULL) as plain SQL built once per shape, hydrated
  * with the driver's conversions as the entity manager does (no relations): the lookups every
- * request makes (its key, its model, settings) without the query builder. Still a query per call,
- * so what another process or instance wrote is seen at once.
+ * request makes (its key, its model, settings) without the query builder; on SQLite a prepared
+ * statement called directly. Still a query per call, so what another process or instance wrote is
+ * seen at once.
  */
 export class RowReader<E extends object> {
   private readonly metadata;
@@ -344,10 +389,13 @@ export class RowReader<E extends object> {
       this.statements.set(shape, sql);
     }
     const params = props.filter((p) => where[p] !== null).map((p) => this.ds.driver.preparePersistentValue(where[p], this.column(p)));
-    const rows = (await tx.query(sql, params)) as Record<string, unknown>[];
-    if (!rows.length) return null;
+    const sqlite = sqliteConnection(this.ds);
+    const row = sqlite
+      ? runSqlite(sqlite, sql, params, (statement, values) => statement.get(...values) as Record<string, unknown> | undefined)
+      : ((await tx.query(sql, params)) as Record<string, unknown>[])[0];
+    if (!row) return null;
     const entity = Object.create((this.metadata.target as new () => E).prototype) as E;
-    for (const column of this.metadata.columns) column.setEntityValue(entity, this.ds.driver.prepareHydratedValue(rows[0][column.databaseName], column));
+    for (const column of this.metadata.columns) column.setEntityValue(entity, this.ds.driver.prepareHydratedValue(row[column.databaseName], column));
     return entity;
   }
 

@@ -1,3 +1,4 @@
+import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Setting } from '../../src/entities/setting.js';
 import { inTransaction } from '../../src/services/database.js';
@@ -55,5 +56,36 @@ describeEachDatabase('inTransaction: concurrent transactions', (kind) => {
   it('keeps serving after a transaction fails on its own', async () => {
     await expect(inTransaction(db.dataSource, async () => Promise.reject(new Error('alone')))).rejects.toThrow('alone');
     await expect(inTransaction(db.dataSource, async (tx) => (await tx.getRepository(Setting).count()) >= 0)).resolves.toBe(true);
+  });
+  // PostgreSQL commits over the network: I/O started by the work goes out while it waits anyway.
+  it.skipIf(kind !== 'sqlite')('yieldBeforeCommit (SQLite): I/O the work started runs before the COMMIT, alone and in a group; without it, after', async () => {
+    // A second connection sees only committed rows (WAL): it tells whether the COMMIT came first.
+    const other = new BetterSqlite3(db.options.dbPath!, { readonly: true });
+    try {
+      const committedAtIo = (n: number, yieldBeforeCommit: boolean) =>
+        Promise.all(
+          Array.from({ length: n }, async (_, i) => {
+            const key = `yield-${yieldBeforeCommit}-${n}-${i}`;
+            let io!: Promise<boolean>;
+            await inTransaction(
+              db.dataSource,
+              async (tx) => {
+                await tx.getRepository(Setting).save({ key, value: i, updatedAt: new Date() });
+                // Stands for a request whose bytes are written on the next turn of the event loop.
+                io = new Promise((resolve) => setImmediate(() => resolve(other.prepare('SELECT 1 FROM settings WHERE key = ?').get(key) !== undefined)));
+              },
+              { yieldBeforeCommit },
+            );
+            return io;
+          }),
+        );
+      expect(await committedAtIo(1, true)).toEqual([false]);
+      expect(await committedAtIo(6, true)).toEqual(Array(6).fill(false));
+      expect(await committedAtIo(1, false)).toEqual([true]);
+      // Every one was committed in the end.
+      expect(other.prepare("SELECT count(*) AS n FROM settings WHERE key LIKE 'yield-%'").get()).toEqual({ n: 8 });
+    } finally {
+      other.close();
+    }
   });
 });
