@@ -1,3 +1,4 @@
+import type { EntityManager } from 'typeorm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
 import { ApiKey } from '../../src/entities/api-key.js';
@@ -122,5 +123,37 @@ describeEachDatabase('credit reservation and settlement with per-model prices', 
     expect(left).toBe(100 - charged);
     expect(left).toBeGreaterThanOrEqual(0);
     expect(emulator.requests.filter((r) => r.path === '/api/generate').length - upstreamBefore).toBe(ok.length);
+  });
+  // SQLite defers a foreign key check to COMMIT on request; PostgreSQL's constraints here are not deferrable.
+  it.skipIf(kind !== 'sqlite')('a reservation whose commit fails after Ollama was asked aborts that request: no token, no charge (SQLite)', async () => {
+    emulator.setTokenDelay(100);
+    try {
+      const p = await newPrincipal(1000);
+      const prompt = `commit fails ${Date.now()}`;
+      const received: GenerationEvent[] = [];
+      const run = (async () => {
+        const plan = {
+          kind: 'generate' as const,
+          model: 'llama3.2',
+          prompt,
+          // Breaks a foreign key in a way SQLite reports only at COMMIT, after the conditional UPDATE succeeded.
+          onStart: async (tx: EntityManager, generationId: string) => {
+            await tx.query('PRAGMA defer_foreign_keys = ON');
+            await tx.query("UPDATE generations SET api_key_id = 'no-such-key' WHERE id = ?", [generationId]);
+          },
+        };
+        for await (const e of service.stream(p, plan, meta)) received.push(e);
+      })();
+      await expect(run).rejects.toThrow(/FOREIGN KEY/i);
+      // Ollama was asked while the transaction committed, and the failed commit closed that request.
+      const upstream = emulator.requests.find((r) => r.path === '/api/generate' && (r.body as { prompt?: string }).prompt === prompt);
+      expect(upstream).toBeDefined();
+      await emulator.waitForOutcome(upstream!.id, 'client-closed', 2000);
+      expect(received.filter((e) => e.type === 'TOKEN')).toEqual([]);
+      expect(await balance(p)).toBe(1000); // the reservation was rolled back with its transaction
+      expect(await db.dataSource.getRepository(Generation).countBy({ apiKeyId: p.id })).toBe(0);
+    } finally {
+      emulator.setTokenDelay(0);
+    }
   });
 });

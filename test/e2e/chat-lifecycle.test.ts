@@ -65,12 +65,18 @@ describe('phases before the first token', () => {
     const cPhases = () => c.results.filter((r) => r.data?.chat.type === 'PHASE').map((r) => [r.data!.chat.phase, r.data!.chat.queuePosition]);
     expect(bPhases()[0]).toEqual(['QUEUED', 1]);
     expect(cPhases()[0]).toEqual(['QUEUED', 2]);
+    // A queued request reaches Ollama only once it holds a slot.
+    const asked = (text: string) => gw.emulator.requests.some((r) => r.path === '/api/chat' && JSON.stringify(r.body).includes(text));
+    expect(asked('first')).toBe(true);
+    expect(asked('second')).toBe(false);
+    expect(asked('third')).toBe(false);
     a.cancel();
     await Promise.all([b.done, c.done]);
     expect(bPhases().at(-1)).toEqual(['GENERATING', null]);
     // c moved up to position 1 when a left, then ran.
     expect(cPhases()).toContainEqual(['QUEUED', 1]);
     expect(c.results.at(-1)?.data?.chat.type).toBe('DONE');
+    expect(asked('second') && asked('third')).toBe(true);
     await Promise.all([a.client.dispose(), b.client.dispose(), c.client.dispose()]);
   });
 });

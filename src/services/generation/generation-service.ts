@@ -4,7 +4,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { Generation, type GenerationKind, type GenerationMessage, type GenerationStatus } from '../../entities/generation.js';
 import { costOf, type CreditLedger } from '../credits.js';
 import { RowWriter, inTransaction } from '../database.js';
-import { canonicalModelName } from '../models/names.js';
+import { modelKey } from '../models/names.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
 import type { Logger } from '../logger.js';
@@ -357,25 +357,7 @@ export class GenerationService {
         instanceId: this.deps.instanceId ?? null,
         createdAt: new Date(startedAt),
       };
-      try {
-        await inTransaction(db, async (tx) => {
-          await credits.reserve(tx, principal.id, reserved);
-          await this.rows.insert(tx, { ...row, status: 'STREAMING', creditsReserved: reserved });
-          await plan.onStart?.(tx, id);
-        });
-      } catch (e) {
-        if (e instanceof GatewayError && e.code === ErrorCode.INSUFFICIENT_CREDITS) {
-          // Refused before reaching the model; still one row in the usage log.
-          await inTransaction(db, (tx) =>
-            tx.insert(Generation, { ...row, status: 'ERROR', errorCode: e.code, creditsReserved: 0, finishedAt: new Date(), totalDurationMs: 0 }),
-          );
-        }
-        throw e;
-      }
 
-      let settle!: () => void;
-      active.add(id, principal.id, controller, new Promise<void>((r) => (settle = r)));
-      const probe = this.deps.observer?.begin(model.name);
       // The model counts as busy on every host asked (the idle reaper leaves it alone there), and
       // the request as open on the host asked last (least-busy routing).
       const busyOn = new Map<OllamaHost, () => void>();
@@ -385,7 +367,94 @@ export class GenerationService {
         closeOnHost?.();
         closeOnHost = h.open();
       };
-      markBusy(host);
+      const markIdle = () => {
+        for (const notBusy of busyOn.values()) notBusy();
+        busyOn.clear();
+        closeOnHost?.();
+        closeOnHost = undefined;
+      };
+      // The request to Ollama: aborted with the run, or on its own when the reservation fails.
+      const upstream = new AbortController();
+      const abortUpstream = () => upstream.abort();
+      controller.signal.addEventListener('abort', abortUpstream, { once: true });
+      let sentAt = 0;
+      /** Sends the request to Ollama (to the best host, failing over before the first chunk) and starts reading its answer. */
+      const ask = (): ReadAhead<UpstreamChunk> => {
+        markBusy(host);
+        const request = { model: model.name, options: options as Partial<OllamaOptions>, ...(model.keepAlive !== undefined ? { keep_alive: model.keepAlive } : {}) };
+        const failover = {
+          retries: this.deps.upstreamRetries ?? 0,
+          delayMs: this.deps.upstreamRetryDelayMs ?? 250,
+          onFailover: (failed: OllamaHost, next: OllamaHost, e: GatewayError) =>
+            log.warn({ requestId: meta.requestId, generationId: id, model: model.name, host: failed.url, next: next.url, errorCode: e.code }, 'Ollama failed before answering; trying again'),
+        };
+        const onHost = (h: OllamaHost) => {
+          host = h;
+          markBusy(h);
+        };
+        const chunks =
+          plan.kind === 'chat'
+            ? mapChunks(
+                pool.stream(hosts, (h) => h.upstream.chatStream({ ...request, messages: (plan.messages ?? []) as OllamaMessage[] }, upstream.signal), failover, upstream.signal, onHost),
+                (c) => c.message?.content ?? '',
+              )
+            : mapChunks(
+                pool.stream(
+                  hosts,
+                  (h) =>
+                    h.upstream.generateStream(
+                      { ...request, prompt: plan.prompt, ...(plan.system ? { system: plan.system } : {}), ...(plan.images?.length ? { images: plan.images } : {}) },
+                      upstream.signal,
+                    ),
+                  failover,
+                  upstream.signal,
+                  onHost,
+                ),
+                (c) => c.response ?? '',
+              );
+        sentAt = Date.now();
+        // Chunks that arrive while the client is being sent the previous event go out together as
+        // one TOKEN event (tokenCount says how many); a chunk that finds the client waiting goes at once.
+        const reading = new ReadAhead(chunks.source[Symbol.asyncIterator](), { delta: chunks.delta, isFinal: chunkIsFinal, maxChars: MAX_EVENT_CHARS, maxTokens: MAX_EVENT_TOKENS });
+        reading.start();
+        return reading;
+      };
+
+      // Queue by canonical name, so `llama3.2` and `Llama3.2:latest` share one model's slots.
+      const ticket = this.slots.enter(modelKey(model.name), controller.signal);
+      // With a slot free, Ollama is asked as soon as the conditional UPDATE has reserved the credits,
+      // while that transaction commits, instead of after the commit: the first token comes one
+      // commit (an fsync on SQLite) sooner. A request the credits cannot cover still never reaches
+      // the model, nothing reaches the client before the commit, and a commit that fails aborts
+      // the request to Ollama.
+      const early = ticket.position === 0;
+      const loadedEarly = early ? host.isLoaded(model.name) : undefined;
+      let reader: ReadAhead<UpstreamChunk> | undefined;
+      try {
+        await inTransaction(db, async (tx) => {
+          await credits.reserve(tx, principal.id, reserved);
+          await this.rows.insert(tx, { ...row, status: 'STREAMING', creditsReserved: reserved });
+          await plan.onStart?.(tx, id);
+          if (early && !controller.signal.aborted) reader = ask();
+        }, { yieldBeforeCommit: early });
+      } catch (e) {
+        reader?.close();
+        upstream.abort();
+        ticket.release();
+        markIdle();
+        controller.signal.removeEventListener('abort', abortUpstream);
+        if (e instanceof GatewayError && e.code === ErrorCode.INSUFFICIENT_CREDITS) {
+          // Refused before reaching the model; still one row in the usage log.
+          await inTransaction(db, (tx) =>
+            tx.insert(Generation, { ...row, host: host.url, status: 'ERROR', errorCode: e.code, creditsReserved: 0, finishedAt: new Date(), totalDurationMs: 0 }),
+          );
+        }
+        throw e;
+      }
+
+      let settle!: () => void;
+      active.add(id, principal.id, controller, new Promise<void>((r) => (settle = r)));
+      const probe = this.deps.observer?.begin(model.name);
       let text = '';
       let tokens = 0;
       let firstTokenMs: number | null = null;
@@ -427,8 +496,6 @@ export class GenerationService {
         return { charged, durationMs };
       };
 
-      // Queue by canonical name, so `llama3.2` and `Llama3.2:latest` share one model's slots.
-      const ticket = this.slots.enter(canonicalModelName(model.name) ?? model.name, controller.signal);
       try {
         // Tell the client where the request is before the first token: queued, loading, generating.
         const queued = ticket.position > 0;
@@ -440,47 +507,11 @@ export class GenerationService {
           // The hosts' state may have changed while the request waited.
           hosts = await pool.candidates(model.name);
           host = hosts[0];
-          markBusy(host);
         }
-        let loading = (await host.isLoaded(model.name)) === false;
+        let loading = (await (loadedEarly ?? host.isLoaded(model.name))) === false;
         yield { type: 'PHASE', generationId: id, phase: loading ? 'LOADING_MODEL' : 'GENERATING', queuePosition: null };
-        const request = { model: model.name, options: options as Partial<OllamaOptions>, ...(model.keepAlive !== undefined ? { keep_alive: model.keepAlive } : {}) };
-        const failover = {
-          retries: this.deps.upstreamRetries ?? 0,
-          delayMs: this.deps.upstreamRetryDelayMs ?? 250,
-          onFailover: (failed: OllamaHost, next: OllamaHost, e: GatewayError) =>
-            log.warn({ requestId: meta.requestId, generationId: id, model: model.name, host: failed.url, next: next.url, errorCode: e.code }, 'Ollama failed before answering; trying again'),
-        };
-        const onHost = (h: OllamaHost) => {
-          host = h;
-          markBusy(h);
-        };
-        const chunks =
-          plan.kind === 'chat'
-            ? mapChunks(
-                pool.stream(hosts, (h) => h.upstream.chatStream({ ...request, messages: (plan.messages ?? []) as OllamaMessage[] }, controller.signal), failover, controller.signal, onHost),
-                (c) => c.message?.content ?? '',
-              )
-            : mapChunks(
-                pool.stream(
-                  hosts,
-                  (h) =>
-                    h.upstream.generateStream(
-                      { ...request, prompt: plan.prompt, ...(plan.system ? { system: plan.system } : {}), ...(plan.images?.length ? { images: plan.images } : {}) },
-                      controller.signal,
-                    ),
-                  failover,
-                  controller.signal,
-                  onHost,
-                ),
-                (c) => c.response ?? '',
-              );
-        const sentAt = Date.now();
+        reader ??= ask();
         let answered = false;
-        // Chunks that arrive while the client is being sent the previous event go out together as
-        // one TOKEN event (tokenCount says how many); a chunk that finds the client waiting goes at once.
-        const reader = new ReadAhead(chunks.source[Symbol.asyncIterator](), { delta: chunks.delta, isFinal: chunkIsFinal, maxChars: MAX_EVENT_CHARS, maxTokens: MAX_EVENT_TOKENS });
-        reader.start();
         try {
           for (;;) {
             const batch = await reader.take();
@@ -557,11 +588,13 @@ export class GenerationService {
         const stoppedByGateway = controller.signal.aborted && controller.signal.reason instanceof GatewayError;
         if (stoppedByGateway || error.code !== ErrorCode.CANCELLED) throw error;
       } finally {
+        // A consumer that stopped at a phase event leaves a request that was asked early still open.
+        reader?.close();
         // Reached without `finished` when the consumer stopped at a yield (return()): the client left mid-stream.
         if (!finished) await finish('CANCELLED', { promptTokens: 0, completionTokens: tokens }, ErrorCode.CANCELLED, null);
         ticket.release();
-        for (const notBusy of busyOn.values()) notBusy();
-        closeOnHost?.();
+        markIdle();
+        controller.signal.removeEventListener('abort', abortUpstream);
         settle();
       }
     } finally {
