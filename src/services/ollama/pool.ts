@@ -221,6 +221,7 @@ export class OllamaPool {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    for (const h of this.hosts) h.upstream.close();
   }
 
   /**

@@ -9,6 +9,7 @@ import type {
   ShowResponse,
 } from 'ollama';
 import { type AbortReason, mapUpstreamError } from './errors.js';
+import { type ClientInit, OllamaHttpTransport } from './http-fetch.js';
 
 export interface UpstreamTimeouts {
   /** Until the response headers arrive (Ollama may be loading the model meanwhile). */
@@ -18,15 +19,23 @@ export interface UpstreamTimeouts {
 }
 
 /**
- * The gateway's only door to one Ollama host. Every call goes through the `ollama` npm client;
- * a per-call fetch wrapper gives each request an AbortSignal (the client has no way to take one),
- * so cancellation, timeouts and disconnects close the HTTP request to Ollama.
+ * The gateway's only door to one Ollama host. Every call goes through the `ollama` npm client,
+ * given a `fetch` (its documented option) that carries each request's AbortSignal (the client has
+ * no way to take one), so cancellation, timeouts and disconnects close the HTTP request to Ollama.
  */
 export class OllamaUpstream {
+  /** How the client's requests travel: node:http with keep-alive (see http-fetch.ts). */
+  private readonly transport = new OllamaHttpTransport();
+
   constructor(
     readonly host: string,
     private readonly timeouts: UpstreamTimeouts,
   ) {}
+
+  /** Closes idle keep-alive connections to this host. */
+  close(): void {
+    this.transport.close();
+  }
 
   /** Streams `/api/generate` chunks; throws GatewayErrors. */
   generateStream(request: Omit<GenerateRequest, 'stream'>, signal?: AbortSignal): AsyncGenerator<GenerateResponse> {
@@ -86,8 +95,8 @@ export class OllamaUpstream {
   private client(signal: AbortSignal): Ollama {
     return new Ollama({
       host: this.host,
-      fetch: (input, init) =>
-        fetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal }),
+      // Aborted by the client's own signal (abort()) or by ours (cancellation, timeouts).
+      fetch: (input, init) => this.transport.fetch(input as string | URL, init as ClientInit | undefined, signal),
     });
   }
 
