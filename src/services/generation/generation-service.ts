@@ -133,7 +133,7 @@ const MAX_EVENT_TOKENS = 4096;
  * 20 updates a second still reads as smooth, and at 10 ms a token it is a fifth of the events
  * (measured at 100 paced streams: gateway CPU 89–90 % at 20 ms, 77–81 % at 50 ms).
  */
-const BUSY_EVENT_INTERVAL_MS = 50;
+export const BUSY_EVENT_INTERVAL_MS = 50;
 
 /**
  * Runs generations against Ollama: admits the request, reserves credits, streams tokens, records
