@@ -238,7 +238,6 @@ function qualifiedTable(ds: DataSource, metadata: { schema?: string; tableName: 
 export class RowWriter<E extends object> {
   private readonly metadata;
   private readonly table: string;
-  private readonly numbered: boolean;
   private readonly statements = new Map<string, string>();
 
   constructor(
@@ -247,7 +246,6 @@ export class RowWriter<E extends object> {
   ) {
     this.metadata = ds.getMetadata(entity);
     this.table = qualifiedTable(ds, this.metadata);
-    this.numbered = ds.options.type === 'postgres';
   }
 
   /** INSERT of the given properties (the others take their column defaults). */
@@ -285,11 +283,7 @@ export class RowWriter<E extends object> {
   private statement(key: string, build: () => string): string {
     let sql = this.statements.get(key);
     if (sql === undefined) {
-      sql = build();
-      if (this.numbered) {
-        let n = 0;
-        sql = sql.replace(/\?/g, () => `$${++n}`);
-      }
+      sql = placeholders(this.ds, build());
       this.statements.set(key, sql);
     }
     return sql;

@@ -371,12 +371,6 @@ export class GenerationService {
         closeOnHost?.();
         closeOnHost = h.open();
       };
-      const markIdle = () => {
-        for (const notBusy of busyOn.values()) notBusy();
-        busyOn.clear();
-        closeOnHost?.();
-        closeOnHost = undefined;
-      };
       // The request to Ollama: aborted with the run, or on its own when the reservation fails.
       const upstream = new AbortController();
       const abortUpstream = () => upstream.abort();
@@ -426,6 +420,13 @@ export class GenerationService {
 
       // Queue by canonical name, so `llama3.2` and `Llama3.2:latest` share one model's slots.
       const ticket = this.slots.enter(modelKey(model.name), controller.signal);
+      /** Gives back what the run holds: its slot, the model's busy marks and open count, the abort wiring. */
+      const letGo = () => {
+        ticket.release();
+        for (const notBusy of busyOn.values()) notBusy();
+        closeOnHost?.();
+        controller.signal.removeEventListener('abort', abortUpstream);
+      };
       // With a slot free, Ollama is asked as soon as the conditional UPDATE has reserved the credits,
       // while that transaction commits, instead of after the commit: the first token comes one
       // commit (an fsync on SQLite) sooner. A request the credits cannot cover still never reaches
@@ -444,9 +445,7 @@ export class GenerationService {
       } catch (e) {
         reader?.close();
         upstream.abort();
-        ticket.release();
-        markIdle();
-        controller.signal.removeEventListener('abort', abortUpstream);
+        letGo();
         if (e instanceof GatewayError && e.code === ErrorCode.INSUFFICIENT_CREDITS) {
           // Refused before reaching the model; still one row in the usage log.
           await inTransaction(db, (tx) =>
@@ -596,9 +595,7 @@ export class GenerationService {
         reader?.close();
         // Reached without `finished` when the consumer stopped at a yield (return()): the client left mid-stream.
         if (!finished) await finish('CANCELLED', { promptTokens: 0, completionTokens: tokens }, ErrorCode.CANCELLED, null);
-        ticket.release();
-        markIdle();
-        controller.signal.removeEventListener('abort', abortUpstream);
+        letGo();
         settle();
       }
     } finally {
