@@ -93,7 +93,7 @@ function gatewayEnv(dbPath: string, emulatorUrl: string, adminKey: string): { en
     ADMIN_API_KEY: adminKey,
     DEFAULT_CREDITS: '1000000000',
     LOG_LEVEL: 'info',
-    MAX_CONCURRENT_PER_MODEL: '0',
+    OLLAMA_NUM_PARALLEL: '1024',
     RATE_LIMIT_REQUESTS_PER_MINUTE: '0',
     RATE_LIMIT_TOKENS_PER_MINUTE: '0',
     MAX_CONCURRENT_STREAMS_PER_KEY: '0',

@@ -39,8 +39,12 @@ export interface Config {
   upstreamStallTimeoutMs: number;
   /** Time given to running streams to finish on SIGTERM before they are cancelled. */
   shutdownGraceMs: number;
-  /** Concurrent generations per model; more wait in the gateway's queue (0 = no cap). */
-  maxConcurrentPerModel: number;
+  /** OLLAMA_NUM_PARALLEL of each host (one value for all, or one per host): requests per (host, model) sent at once. */
+  ollamaNumParallel: number[];
+  /** keep_alive sent when no inactivity threshold applies: seconds, or a Go duration string ("5m", "-1" pins). */
+  ollamaKeepAlive: number | string;
+  /** Longest silence tolerated while a pull runs (Ollama is quiet while it verifies a large download). */
+  pullStallTimeoutMs: number;
   /** How often partial answers of running streams are saved (crash safety); 0 = never. */
   partialFlushMs: number;
   /** Largest image accepted (decoded bytes), whether base64, upload or URL. */
@@ -133,7 +137,20 @@ const envSchema = z.object({
   UPSTREAM_CONNECT_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1).default(120_000)),
   UPSTREAM_STALL_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1).default(60_000)),
   SHUTDOWN_GRACE_MS: z.preprocess(emptyToUndefined, int(0).default(10_000)),
-  MAX_CONCURRENT_PER_MODEL: z.preprocess(emptyToUndefined, int(0, 100_000).default(4)),
+  OLLAMA_NUM_PARALLEL: z.preprocess(
+    emptyToUndefined,
+    list.pipe(z.array(z.string().regex(/^\d+$/, 'must be whole numbers').transform(Number).pipe(z.number().int().min(1).max(1024))).min(1)).default([1]),
+  ),
+  OLLAMA_KEEP_ALIVE: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .trim()
+      .regex(/^-?(\d+|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$/, 'must be seconds ("300", "-1") or a Go duration ("5m", "1h30m")')
+      .transform((v) => (/^-?\d+$/.test(v) ? Number(v) : v))
+      .default('5m'),
+  ),
+  PULL_STALL_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(1).default(600_000)),
   PARTIAL_FLUSH_MS: z.preprocess(emptyToUndefined, int(0, 3_600_000).default(1000)),
   RATE_LIMIT_REQUESTS_PER_MINUTE: z.preprocess(emptyToUndefined, int(0, 1_000_000_000).default(120)),
   RATE_LIMIT_TOKENS_PER_MINUTE: z.preprocess(emptyToUndefined, int(0, 1_000_000_000).default(200_000)),
@@ -184,8 +201,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   const hostKeys = e.OLLAMA_HOST.map((h) => h.replace(/\/+$/, '').toLowerCase());
   if (new Set(hostKeys).size !== hostKeys.length) throw new ConfigError('Invalid configuration:\n  OLLAMA_HOST: lists the same host twice');
-  if (e.GPU_VRAM_BYTES && e.GPU_VRAM_BYTES.length > 1 && e.GPU_VRAM_BYTES.length !== e.OLLAMA_HOST.length) {
-    throw new ConfigError(`Invalid configuration:\n  GPU_VRAM_BYTES: give one value, or one per OLLAMA_HOST entry (${e.OLLAMA_HOST.length})`);
+  for (const [name, values] of [['GPU_VRAM_BYTES', e.GPU_VRAM_BYTES], ['OLLAMA_NUM_PARALLEL', e.OLLAMA_NUM_PARALLEL]] as const) {
+    if (values && values.length > 1 && values.length !== e.OLLAMA_HOST.length) {
+      throw new ConfigError(`Invalid configuration:\n  ${name}: give one value, or one per OLLAMA_HOST entry (${e.OLLAMA_HOST.length})`);
+    }
   }
   return {
     port: e.PORT,
@@ -213,7 +232,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     upstreamConnectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
     upstreamStallTimeoutMs: e.UPSTREAM_STALL_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
-    maxConcurrentPerModel: e.MAX_CONCURRENT_PER_MODEL,
+    ollamaNumParallel: e.OLLAMA_NUM_PARALLEL,
+    ollamaKeepAlive: e.OLLAMA_KEEP_ALIVE,
+    pullStallTimeoutMs: e.PULL_STALL_TIMEOUT_MS,
     partialFlushMs: e.PARTIAL_FLUSH_MS,
     rateLimitRequestsPerMinute: e.RATE_LIMIT_REQUESTS_PER_MINUTE,
     rateLimitTokensPerMinute: e.RATE_LIMIT_TOKENS_PER_MINUTE,

@@ -228,6 +228,7 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
       services.pool.stop();
       await orphans.stop();
       await services.instance.stop();
+      await services.slots.close();
       await services.redis?.close();
       if (database.isInitialized) await database.destroy();
       log.info('stopped');

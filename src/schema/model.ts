@@ -146,7 +146,7 @@ const loadFields = <R extends LoadResult>(t: PothosSchemaTypes.ObjectFieldBuilde
   model: t.field({ type: Model, description: 'The model, as it is now.', resolve: (r, _a, ctx) => ctx.services.models.overview.get(r.model) }),
   neededBytes: t.float({ description: 'VRAM the model needs (its size).', resolve: (r) => r.neededBytes }),
   freeBytes: t.float({ nullable: true, description: 'Free VRAM it was checked against; null when unknown (no check).', resolve: (r) => r.freeBytes }),
-  keepAliveSeconds: t.int({ nullable: true, description: 'keep_alive sent to Ollama (the inactivity threshold); null: Ollama\'s default.', resolve: (r) => r.keepAliveSeconds }),
+  keepAliveSeconds: t.int({ nullable: true, description: 'keep_alive sent to Ollama as the inactivity threshold; null: none applies, so the gateway sent its OLLAMA_KEEP_ALIVE default.', resolve: (r) => r.keepAliveSeconds }),
   warnings: t.stringList({ description: 'E.g. VRAM unknown, or forced past the VRAM check.', resolve: (r) => r.warnings }),
 });
 

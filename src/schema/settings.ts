@@ -16,7 +16,7 @@ export const Settings = builder.objectRef<SettingsShape>('Settings').implement({
       nullable: true,
       description:
         'Global idle time in seconds after which a loaded model is unloaded (models may have their own). Sent to Ollama as keep_alive. ' +
-        'Null: no threshold (Ollama\'s own keep_alive default applies).',
+        'Null: no threshold (the gateway sends OLLAMA_KEEP_ALIVE, default 5m).',
       resolve: (_s, _a, ctx) => ctx.services.settings.getInactivityThresholdSeconds(),
     }),
     defaultModel: t.string({

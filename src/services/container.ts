@@ -6,7 +6,8 @@ import { CreditLedger } from './credits.js';
 import { ActiveStreams } from './generation/active-streams.js';
 import { GenerationService } from './generation/generation-service.js';
 import { PartialFlusher } from './generation/partial-flusher.js';
-import { ModelSlots } from './generation/model-slots.js';
+import { LocalOllamaSlots, type OllamaSlots, capacityOf } from './generation/ollama-slots.js';
+import { RedisOllamaSlots } from './generation/redis-ollama-slots.js';
 import { ChatService } from './chat-service.js';
 import { ConnectionRegistry } from './connections.js';
 import { PubSubKeyEventBus } from './key-events.js';
@@ -47,6 +48,8 @@ export interface Services {
   connections: ConnectionRegistry;
   /** Typed pub/sub (model events, pull progress); in-process unless given a distributed event target. */
   pubsub: GatewayPubSub;
+  /** Request slots per (Ollama host, model) (closed on shutdown). */
+  slots: OllamaSlots;
   /** Redis connections when REDIS_URL is set (closed on shutdown). */
   redis?: RedisBackplane;
   /** Runtime settings: default system prompt, global inactivity threshold. */
@@ -69,7 +72,7 @@ export function defaultInstanceId(config: Pick<Config, 'instanceId' | 'port'>): 
 
 export function createServices(config: Config, db: DataSource, log: Logger): Services {
   const pool = new OllamaPool(config.ollamaHosts, {
-    timeouts: { connectMs: config.upstreamConnectTimeoutMs, stallMs: config.upstreamStallTimeoutMs },
+    timeouts: { connectMs: config.upstreamConnectTimeoutMs, stallMs: config.upstreamStallTimeoutMs, pullStallMs: config.pullStallTimeoutMs },
     healthCheckIntervalMs: config.ollamaHealthCheckIntervalMs,
     log,
   });
@@ -94,6 +97,9 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const metrics = new GatewayMetrics();
   metrics.watch({ activeStreams: () => activeStreams.size, loadedModels: (signal) => models.fleet.loaded(signal) });
   const partials = new PartialFlusher(db, log, config.partialFlushMs);
+  // Ollama's capacity per (host, model); with REDIS_URL shared by every instance, so N gateways never oversubscribe a host.
+  const capacity = capacityOf(config.ollamaHosts, config.ollamaNumParallel);
+  const slots: OllamaSlots = redis ? new RedisOllamaSlots(redis.publisher, capacity, config.instanceTtlMs, log) : new LocalOllamaSlots(capacity);
   const generation = new GenerationService({
     models: models.directory,
     db,
@@ -108,7 +114,8 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     maxPromptChars: config.limits.maxPromptChars,
     upstreamRetries: config.limits.upstreamRetries,
     upstreamRetryDelayMs: config.limits.upstreamRetryDelayMs,
-    slots: new ModelSlots(config.maxConcurrentPerModel),
+    slots,
+    defaultKeepAlive: config.ollamaKeepAlive,
     admission: rateLimits,
     observer: metrics,
   });
@@ -124,5 +131,5 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const connections = new ConnectionRegistry();
   enforceRevocations({ events: keyEvents, activeStreams, connections, log });
   const keys = new KeyService(db, config.defaultCredits, keyEvents);
-  return { config, db, log, redis, keys, pool, instance, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, metrics };
+  return { config, db, log, redis, slots, keys, pool, instance, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, metrics };
 }

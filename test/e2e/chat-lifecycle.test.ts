@@ -19,7 +19,7 @@ type ChatEvents = { chat: Event };
 let gw: TestGateway;
 beforeAll(async () => {
   // Slow tokens keep streams running; one generation per model at a time shows the queue.
-  gw = await startGateway({ env: { MAX_CONCURRENT_PER_MODEL: '1' }, emulator: { tokenDelayMs: 30 } });
+  gw = await startGateway({ env: { OLLAMA_NUM_PARALLEL: '1' }, emulator: { tokenDelayMs: 30 } });
 });
 afterEach(() => gw.emulator.clearFaults());
 afterAll(async () => {

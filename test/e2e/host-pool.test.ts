@@ -23,7 +23,7 @@ describe('a pool of two Ollama hosts', () => {
     second = await startEmulator({ tokenDelayMs: 0, models: [...defaultModels(), phi3] });
     gw = await startGateway({
       moreOllamaHosts: [second.url],
-      env: { GPU_VRAM_BYTES: `${8 * GB},${24 * GB}`, NVIDIA_SMI_PATH: 'off', OLLAMA_HEALTH_CHECK_INTERVAL_MS: '200', MAX_CONCURRENT_PER_MODEL: '0' },
+      env: { GPU_VRAM_BYTES: `${8 * GB},${24 * GB}`, NVIDIA_SMI_PATH: 'off', OLLAMA_HEALTH_CHECK_INTERVAL_MS: '200', OLLAMA_NUM_PARALLEL: '1024' },
     });
     one = gw.emulator.url;
     two = second.url;

@@ -72,7 +72,7 @@ describe.skipIf(Boolean(skipReason))(`two gateway processes, PostgreSQL, Redis a
         ADMIN_API_KEY: ADMIN,
         LOG_LEVEL: 'info',
         NVIDIA_SMI_PATH: 'off',
-        MAX_CONCURRENT_PER_MODEL: '0',
+        OLLAMA_NUM_PARALLEL: '1024',
         RATE_LIMIT_REQUESTS_PER_MINUTE: '0',
         RATE_LIMIT_TOKENS_PER_MINUTE: '0',
         MAX_CONCURRENT_STREAMS_PER_KEY: '0',

@@ -38,7 +38,7 @@ beforeAll(async () => {
       MAX_CONCURRENT_STREAMS_PER_IP: '0',
       MAX_SOCKETS_PER_IP: '0',
       MAX_SOCKETS_PER_KEY: '0',
-      MAX_CONCURRENT_PER_MODEL: '0',
+      OLLAMA_NUM_PARALLEL: '1024',
     },
     emulator: { tokenDelayMs: 40 },
   });

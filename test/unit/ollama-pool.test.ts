@@ -103,7 +103,7 @@ describe('OllamaPool.stream over several hosts (failover before the first chunk)
       yield host.url;
     };
     const out = await drain(
-      pool.stream(pool.hosts, source, { ...noRetry, onFailover: (from, to) => failovers.push(`${from.url}>${to.url}`) }, live(), (h) => tried.push(h.url)),
+      pool.stream(pool.hosts, source, { ...noRetry, onFailover: (from, to) => failovers.push(`${from.url}>${to.url}`) }, live(), (h) => void tried.push(h.url)),
     );
     expect(out).toEqual([pool.hosts[2].url]);
     expect(tried).toEqual(pool.hosts.map((h) => h.url));

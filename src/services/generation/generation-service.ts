@@ -11,7 +11,7 @@ import type { Logger } from '../logger.js';
 import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
 import type { ActiveStreams } from './active-streams.js';
 import { type GenerationObserver, type ModelDirectory, type RequestAdmission, admitEverything, passThroughModels } from './hooks.js';
-import { ModelSlots } from './model-slots.js';
+import { LocalOllamaSlots, type OllamaSlots, type SlotTicket } from './ollama-slots.js';
 import { type GenerationOptions, toOllamaOptions } from './options.js';
 import type { PartialFlusher } from './partial-flusher.js';
 import { eventLoopLoad } from './load.js';
@@ -103,8 +103,10 @@ export interface GenerationServiceDeps {
   maxPromptChars?: number;
   models?: ModelDirectory;
   admission?: RequestAdmission;
-  /** Per-model cap on concurrent generations (requests over it wait in a queue). */
-  slots?: ModelSlots;
+  /** Ollama's capacity per (host, model): a request is sent only with a slot; the others wait in the gateway's queue. */
+  slots?: OllamaSlots;
+  /** keep_alive sent when neither the model nor the gateway sets an inactivity threshold (Ollama's own default is 5m). */
+  defaultKeepAlive?: number | string;
   /** Saves partial answers periodically so a crash loses at most one interval of text. */
   partials?: PartialFlusher;
   /** Follows each generation (Prometheus metrics). */
@@ -142,7 +144,7 @@ export const BUSY_EVENT_INTERVAL_MS = 50;
 export class GenerationService {
   private readonly models: ModelDirectory;
   private readonly admission: RequestAdmission;
-  private readonly slots: ModelSlots;
+  private readonly slots: OllamaSlots;
   /** /api/show capabilities per model, kept for a minute (a model may be re-pulled or deleted). */
   private readonly capabilityCache = new Map<string, { at: number; capabilities: Promise<string[] | null> }>();
   /** The usage-log writes of every request, as plain SQL. */
@@ -151,7 +153,7 @@ export class GenerationService {
   constructor(private readonly deps: GenerationServiceDeps) {
     this.models = deps.models ?? passThroughModels;
     this.admission = deps.admission ?? admitEverything;
-    this.slots = deps.slots ?? new ModelSlots(0);
+    this.slots = deps.slots ?? new LocalOllamaSlots(() => 1);
     this.rows = new RowWriter(deps.db, Generation);
   }
 
@@ -332,21 +334,34 @@ export class GenerationService {
   }
 
   private async *run(principal: Principal, plan: GenerationPlan, meta: RequestMeta, controller: AbortController): AsyncGenerator<GenerationEvent> {
-    const { db, pool, credits, active, log, requestCost, defaultMaxTokens } = this.deps;
+    const { db, pool, credits, active, log, requestCost } = this.deps;
     this.validate(plan);
-    const options = toOllamaOptions(plan.options);
+    // Every reply is bounded by what was reserved: without maxTokens Ollama's num_predict is -1 and
+    // a reply runs to the context limit, past what the reservation covers.
+    const options = { ...toOllamaOptions(plan.options) };
+    options.num_predict ??= this.deps.defaultMaxTokens;
     const model = await this.models.resolve(plan.model);
     if (plan.images?.length || plan.messages?.some((m) => m.images?.length)) await this.requireVision(model.name, model.capabilities);
     const release = await this.admit(principal, plan, model.name, meta);
     let totalTokens = 0;
     try {
       const pricing = model.pricing;
-      const reserved = costOf({ promptTokens: estimatePromptTokens(plan), completionTokens: options.num_predict ?? defaultMaxTokens }, pricing, requestCost);
+      const reserved = costOf({ promptTokens: promptTokenBound(plan), completionTokens: options.num_predict }, pricing, requestCost);
+      /** Prompt tokens charged when Ollama evaluated the prompt but reported no count (cancel, error). */
+      const promptEstimate = estimatePromptTokens(plan);
       const id = randomUUID();
       const startedAt = Date.now();
-      // The hosts to try, best first; the row names the first (a failover rewrites it at the end).
-      let hosts = await pool.candidates(model.name);
-      let host = hosts[0];
+      // The hosts that may serve it, best first. The request waits for a slot of one of them; the
+      // row names the host it got (a failover rewrites it at the end).
+      const candidates = await pool.candidates(model.name);
+      const healthy = candidates.filter((h) => h.isHealthy);
+      // Queue by canonical name, so `llama3.2` and `Llama3.2:latest` share one model's slots.
+      const slotModel = modelKey(model.name);
+      let ticket: SlotTicket<OllamaHost> = await this.slots.enter(slotModel, healthy.length > 0 ? healthy : candidates, controller.signal);
+      let host = ticket.position === 0 ? await ticket.granted : candidates[0];
+      /** Failover order: the host holding the slot first. */
+      const hostsFrom = (first: OllamaHost) => [first, ...candidates.filter((h) => h !== first)];
+      let hosts = hostsFrom(host);
       const row = {
         id,
         apiKeyId: principal.id,
@@ -379,14 +394,23 @@ export class GenerationService {
       /** Sends the request to Ollama (to the best host, failing over before the first chunk) and starts reading its answer. */
       const ask = (): ReadAhead<UpstreamChunk> => {
         markBusy(host);
-        const request = { model: model.name, options: options as Partial<OllamaOptions>, ...(model.keepAlive !== undefined ? { keep_alive: model.keepAlive } : {}) };
+        // keep_alive on every request: Ollama keeps a loaded model's previous duration when a request
+        // has none (server/sched.go useLoadedRunner), so an old threshold or a -1 pin would persist.
+        const keepAlive = model.keepAlive ?? this.deps.defaultKeepAlive ?? DEFAULT_KEEP_ALIVE;
+        const request = { model: model.name, options: options as Partial<OllamaOptions>, keep_alive: keepAlive };
         const failover = {
           retries: this.deps.upstreamRetries ?? 0,
           delayMs: this.deps.upstreamRetryDelayMs ?? 250,
           onFailover: (failed: OllamaHost, next: OllamaHost, e: GatewayError) =>
             log.warn({ requestId: meta.requestId, generationId: id, model: model.name, host: failed.url, next: next.url, errorCode: e.code }, 'Ollama failed before answering; trying again'),
         };
-        const onHost = (h: OllamaHost) => {
+        const onHost = async (h: OllamaHost) => {
+          if (h !== host) {
+            // A failover: the next host is asked only with one of its slots.
+            ticket.release();
+            ticket = await this.slots.enter(slotModel, [h], upstream.signal);
+            await ticket.granted;
+          }
           host = h;
           markBusy(h);
         };
@@ -418,8 +442,6 @@ export class GenerationService {
         return reading;
       };
 
-      // Queue by canonical name, so `llama3.2` and `Llama3.2:latest` share one model's slots.
-      const ticket = this.slots.enter(modelKey(model.name), controller.signal);
       /** Gives back what the run holds: its slot, the model's busy marks and open count, the abort wiring. */
       const letGo = () => {
         ticket.release();
@@ -462,12 +484,18 @@ export class GenerationService {
       let tokens = 0;
       let firstTokenMs: number | null = null;
       let finished = false;
+      /** Ollama sent something, so it evaluated the prompt. */
+      let answered = false;
+      /** Usage of a run that ended without Ollama's counts: the prompt estimated once Ollama answered, the tokens relayed. */
+      const usageSoFar = () => ({ promptTokens: answered ? promptEstimate : 0, completionTokens: tokens });
 
       const finish = async (status: GenerationOutcome['status'], usage: GenerationOutcome['usage'], errorCode: string | null, doneReason: string | null) => {
         finished = true;
         this.deps.partials?.forget(id);
-        // Nothing produced means nothing charged: a request that never got a token costs no credits.
-        const charged = status === 'COMPLETE' || tokens > 0 ? Math.min(reserved, costOf(usage, pricing, requestCost)) : 0;
+        // Every token delivered is paid for, and so is a prompt Ollama evaluated (it answered at all);
+        // a request Ollama never answered costs nothing. The reservation bounds the charge: it covers
+        // num_predict and a generous prompt bound, so it is reached only by a miscounted prompt.
+        const charged = status === 'COMPLETE' || answered ? Math.min(reserved, costOf(usage, pricing, requestCost)) : 0;
         const durationMs = Date.now() - startedAt;
         totalTokens = usage.promptTokens + usage.completionTokens;
         probe?.end({ status, errorCode, creditsCharged: charged, completionTokens: usage.completionTokens });
@@ -507,14 +535,12 @@ export class GenerationService {
           await Promise.race([ticket.granted, ticket.moved()]);
         }
         if (queued) {
-          // The hosts' state may have changed while the request waited.
-          hosts = await pool.candidates(model.name);
-          host = hosts[0];
+          host = await ticket.granted;
+          hosts = hostsFrom(host);
         }
         let loading = (await (loadedEarly ?? host.isLoaded(model.name))) === false;
         yield { type: 'PHASE', generationId: id, phase: loading ? 'LOADING_MODEL' : 'GENERATING', queuePosition: null };
         reader ??= ask();
-        let answered = false;
         try {
           for (;;) {
             const batch = await reader.take();
@@ -539,7 +565,7 @@ export class GenerationService {
                 this.deps.partials?.update(id, {
                   text,
                   completionTokens: tokens,
-                  creditsSoFar: Math.min(reserved, costOf({ promptTokens: 0, completionTokens: tokens }, pricing, requestCost)),
+                  creditsSoFar: Math.min(reserved, costOf(usageSoFar(), pricing, requestCost)),
                   messageId: plan.messageId,
                 });
                 yield { type: 'TOKEN', generationId: id, delta: batch.text, tokenCount: batch.tokens };
@@ -585,7 +611,7 @@ export class GenerationService {
             ? e
             : new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Generation failed unexpectedly.', {}, { cause: e });
         if (error.code === ErrorCode.INTERNAL_SERVER_ERROR) log.error({ err: e, requestId: meta.requestId, generationId: id }, 'generation crashed');
-        await finish(controller.signal.aborted ? 'CANCELLED' : 'ERROR', { promptTokens: 0, completionTokens: tokens }, error.code, null);
+        await finish(controller.signal.aborted ? 'CANCELLED' : 'ERROR', usageSoFar(), error.code, null);
         // A client that stopped the stream itself needs no error; one stopped by the gateway
         // (revocation, shutdown, cancelGeneration elsewhere) is told why.
         const stoppedByGateway = controller.signal.aborted && controller.signal.reason instanceof GatewayError;
@@ -594,7 +620,7 @@ export class GenerationService {
         // A consumer that stopped at a phase event leaves a request that was asked early still open.
         reader?.close();
         // Reached without `finished` when the consumer stopped at a yield (return()): the client left mid-stream.
-        if (!finished) await finish('CANCELLED', { promptTokens: 0, completionTokens: tokens }, ErrorCode.CANCELLED, null);
+        if (!finished) await finish('CANCELLED', usageSoFar(), ErrorCode.CANCELLED, null);
         letGo();
         settle();
       }
@@ -625,10 +651,32 @@ const chunkIsFinal = (c: UpstreamChunk) => c.done;
 
 const finalUsage = (c: UpstreamChunk) => ({ promptTokens: c.prompt_eval_count ?? 0, completionTokens: c.eval_count, doneReason: c.done_reason });
 
-/** Rough upper bound of prompt tokens (used only to size the credit reservation). */
+/** keep_alive when no inactivity threshold applies and none is configured: Ollama's own default. */
+const DEFAULT_KEEP_ALIVE = '5m';
+/** Tokens one image takes in the prompt (vision encoders use a few hundred to about a thousand). */
+const IMAGE_TOKENS = 1024;
+/** Tokens a chat template adds around each message (role markers). */
+const MESSAGE_OVERHEAD_TOKENS = 8;
+
+function promptShape(plan: GenerationPlan): { chars: number; images: number; messages: number } {
+  const messages = plan.messages ?? [];
+  return {
+    chars: plan.prompt.length + (plan.system?.length ?? 0) + messages.reduce((n, m) => n + m.content.length, 0),
+    images: (plan.images?.length ?? 0) + messages.reduce((n, m) => n + (m.images?.length ?? 0), 0),
+    messages: Math.max(1, messages.length),
+  };
+}
+
+/** Upper bound of prompt tokens (a token is rarely under 2 characters), to size the credit reservation. */
+function promptTokenBound(plan: GenerationPlan): number {
+  const p = promptShape(plan);
+  return Math.ceil(p.chars / 2) + 16 + p.messages * MESSAGE_OVERHEAD_TOKENS + p.images * IMAGE_TOKENS;
+}
+
+/** Likely prompt tokens (about 4 characters a token), charged when Ollama evaluated a prompt but never reported its count. */
 function estimatePromptTokens(plan: GenerationPlan): number {
-  const chars = plan.prompt.length + (plan.system?.length ?? 0) + (plan.messages ?? []).reduce((n, m) => n + m.content.length, 0);
-  return Math.ceil(chars / 2) + 16 + (plan.images?.length ?? 0) * 1024;
+  const p = promptShape(plan);
+  return Math.ceil(p.chars / 4) + p.messages * MESSAGE_OVERHEAD_TOKENS + p.images * IMAGE_TOKENS;
 }
 
 /** The conversation as stored in the usage log (images are counted, not copied). */

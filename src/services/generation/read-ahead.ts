@@ -4,7 +4,7 @@ export interface ReadBatch<T> {
   text: string;
   /** Chunks with a non-empty delta (one token each). */
   tokens: number;
-  /** Chunks read, with or without text (the final chunk not included). */
+  /** Chunks read, with or without text (the final chunk counts only when it carries text). */
   chunks: number;
   /** The final chunk (`done`), when it has been read. */
   final?: T;
@@ -16,7 +16,7 @@ export interface ReadBatch<T> {
 }
 
 export interface ReadAheadOptions<T> {
-  /** Text of a non-final chunk (may be empty). */
+  /** Text of a chunk, the final one included (may be empty). */
   delta(chunk: T): string;
   isFinal(chunk: T): boolean;
   /** Stop reading ahead once this much text waits to be taken (the consumer is slower than the source). */
@@ -129,16 +129,19 @@ export class ReadAhead<T> {
     if (this.closed) return;
     if (r.done) {
       this.ended = true;
-    } else if (this.options.isFinal(r.value)) {
-      this.final = r.value;
     } else {
-      this.chunks++;
+      // The final chunk is a content chunk too: Ollama's output parsers (harmony, tool and thinking
+      // parsers) flush held-back text on it (server/routes.go: the parser's Add(content, done) result
+      // goes on the response that has Done), so its text counts before its metrics.
+      const final = this.options.isFinal(r.value);
       const delta = this.options.delta(r.value);
+      if (!final || delta) this.chunks++;
       if (delta) {
         this.text += delta;
         this.tokens++;
       }
-      this.pump();
+      if (final) this.final = r.value;
+      else this.pump();
     }
     this.wakeUp();
     if (this.endLinger && this.settled) this.endLinger();

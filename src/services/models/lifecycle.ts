@@ -23,6 +23,8 @@ export interface LifecycleDeps {
   reaper: IdleReaper;
   publish(event: ModelEvent): void;
   log: Logger;
+  /** keep_alive sent when no inactivity threshold applies (OLLAMA_KEEP_ALIVE). */
+  defaultKeepAlive: number | string;
 }
 
 export interface LoadResult {
@@ -36,7 +38,7 @@ export interface LoadResult {
   /** Free VRAM counted for the load (including what the model itself or a replaced model held); null = unknown. */
   freeBytes: number | null;
   vram: VramReport;
-  /** keep_alive sent (the inactivity threshold), or null for Ollama's default. */
+  /** keep_alive sent as the inactivity threshold, or null when none applies (OLLAMA_KEEP_ALIVE was sent). */
   keepAliveSeconds: number | null;
   warnings: string[];
 }
@@ -199,7 +201,8 @@ export class ModelLifecycle {
   private async doLoad(target: Target, numCtx: number | undefined, check: Awaited<ReturnType<ModelLifecycle['checkVram']>>, reason: ModelEventReason): Promise<LoadResult> {
     const { installed, entry } = target;
     const keepAliveSeconds = entry?.inactivityThresholdSeconds ?? (await this.deps.settings.getInactivityThresholdSeconds());
-    await this.deps.upstream.load(installed.name, { keepAlive: keepAliveSeconds ?? undefined, numCtx });
+    // Always explicit: Ollama keeps a loaded model's previous keep_alive when a request has none.
+    await this.deps.upstream.load(installed.name, { keepAlive: keepAliveSeconds ?? this.deps.defaultKeepAlive, numCtx });
     this.deps.reaper.touch(installed.key);
     this.emit('LOADED', reason, installed);
     return {

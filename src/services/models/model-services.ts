@@ -86,7 +86,7 @@ export function createModelServices(deps: {
       intervalMs: config.idleCheckIntervalMs,
       unloadIdle: (name, key) => lifecycle?.unloadIdle(name, key) ?? Promise.resolve(false),
     });
-    lifecycle = new ModelLifecycle({ host: host.url, upstream: host.upstream, inventory, catalog, settings, gpu, reaper, publish, log });
+    lifecycle = new ModelLifecycle({ host: host.url, upstream: host.upstream, inventory, catalog, settings, gpu, reaper, publish, log, defaultKeepAlive: config.ollamaKeepAlive });
     const pulls = new PullManager({ host: host.url, upstream: host.upstream, inventory, catalog, pubsub, publish, log });
     return { host, inventory, gpu, reaper, lifecycle, pulls };
   };

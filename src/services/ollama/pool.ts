@@ -251,15 +251,15 @@ export class OllamaPool {
    * skipped while others remain); after a whole round fails, `policy.retries` more rounds follow
    * with a pause. Once a chunk has arrived nothing is retried (a second answer would be a second
    * charge), and every further `next()` goes straight to the host's stream: no layer per token.
-   * `onHost` hears which host is being asked (again on a failover); the caller counts the request
-   * against it (`OllamaHost.open`).
+   * `onHost` hears which host is about to be asked (again on a failover) and may wait (for a slot
+   * of that host); the caller counts the request against it (`OllamaHost.open`).
    */
   stream<T>(
     hosts: readonly OllamaHost[],
     open: (host: OllamaHost) => AsyncIterable<T>,
     policy: FailoverPolicy,
     signal: AbortSignal,
-    onHost?: (host: OllamaHost) => void,
+    onHost?: (host: OllamaHost) => void | Promise<void>,
   ): AsyncGenerator<T> {
     let inner: AsyncIterator<T> | undefined;
     let received = false;
@@ -274,7 +274,7 @@ export class OllamaPool {
         }
         for (let i = 0; i < hosts.length; i++) {
           const host = hosts[i];
-          onHost?.(host);
+          await onHost?.(host);
           try {
             inner = open(host)[Symbol.asyncIterator]();
             const r = await inner.next();

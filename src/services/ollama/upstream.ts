@@ -16,6 +16,8 @@ export interface UpstreamTimeouts {
   connectMs: number;
   /** Longest gap allowed between two chunks while the gateway is waiting on Ollama. */
   stallMs: number;
+  /** The same for a pull: Ollama says nothing while it verifies a large download. */
+  pullStallMs?: number;
 }
 
 /**
@@ -49,7 +51,7 @@ export class OllamaUpstream {
 
   /** Streams `/api/pull` progress; throws GatewayErrors. */
   pullStream(model: string, signal?: AbortSignal): AsyncGenerator<ProgressResponse> {
-    return this.stream(model, signal, (client) => client.pull({ model, stream: true }), { stallMs: this.timeouts.connectMs });
+    return this.stream(model, signal, (client) => client.pull({ model, stream: true }), { stallMs: this.timeouts.pullStallMs ?? this.timeouts.connectMs });
   }
 
   list(signal?: AbortSignal): Promise<ListResponse> {
