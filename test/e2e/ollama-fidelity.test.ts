@@ -1,0 +1,166 @@
+// The gateway against Ollama's real behaviours (../shared/ollama-api.md section 7), each one a
+// failure found against an Ollama-compatible server: keep_alive is sticky, Ollama serves one request
+// per model at a time and sends the others no headers, and a reply without num_predict runs on.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Generation } from '../../src/entities/generation.js';
+import { type EmulatedModel, defaultModels } from '../../src/emulator/server.js';
+import { type GraphQLResponse, type TestGateway, collect, startGateway, wsClient } from '../helpers/gateway.js';
+import { gql } from '../helpers/models.js';
+import { until } from '../helpers/wait.js';
+
+const GENERATE = `subscription G($input: GenerateInput!) {
+  generate(input: $input) { type generationId phase queuePosition delta tokenCount doneReason creditsCharged usage { promptTokens completionTokens } }
+}`;
+interface Event {
+  type: 'PHASE' | 'TOKEN' | 'DONE';
+  generationId: string;
+  phase: string | null;
+  queuePosition: number | null;
+  delta: string | null;
+  tokenCount: number | null;
+  doneReason: string | null;
+  creditsCharged: number | null;
+  usage: { promptTokens: number; completionTokens: number } | null;
+}
+type Events = { generate: Event };
+
+/** A model that talks for about 3,000 tokens when nothing stops it. */
+const chatty: EmulatedModel = {
+  name: 'chatty:latest',
+  size: 1_000_000_000,
+  family: 'llama',
+  parameterSize: '1B',
+  quantizationLevel: 'Q4_K_M',
+  capabilities: ['completion'],
+  contextLength: 131_072,
+  reply: 'word '.repeat(3000).trim(),
+};
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway({
+    env: { DEFAULT_MAX_TOKENS: '500', UPSTREAM_CONNECT_TIMEOUT_MS: '2000' },
+    emulator: { models: [...defaultModels(), chatty] },
+  });
+});
+afterAll(async () => {
+  await gw?.stop();
+});
+
+const phasesOf = (results: GraphQLResponse<Events>[]) =>
+  results.filter((r) => r.data?.generate.type === 'PHASE').map((r) => [r.data!.generate.phase, r.data!.generate.queuePosition]);
+const keepAliveOf = (text: string) =>
+  (gw.emulator.requests.find((r) => r.path === '/api/generate' && JSON.stringify(r.body).includes(text))?.body as { keep_alive?: unknown } | undefined)?.keep_alive;
+
+describe('keep_alive is explicit on every request', () => {
+  it('sends the default, then the threshold, then the default again once the threshold is removed', async () => {
+    const run = (prompt: string) => gql(gw, 'mutation($p: String!) { generate(input: { model: "llama3.2", prompt: $p }) { text } }', { p: prompt }, gw.userSecret);
+    await run('keepalive one');
+    await gql(gw, 'mutation { setInactivityThreshold(seconds: 30) { seconds } }');
+    await run('keepalive two');
+    await gql(gw, 'mutation { setInactivityThreshold(seconds: null) { seconds } }');
+    await run('keepalive three');
+    // Ollama keeps a model's previous keep_alive when a request has none: never leave it out.
+    expect([keepAliveOf('keepalive one'), keepAliveOf('keepalive two'), keepAliveOf('keepalive three')]).toEqual(['5m', 30, '5m']);
+  });
+});
+
+describe("Ollama's capacity is the admission unit (OLLAMA_NUM_PARALLEL, default 1)", () => {
+  it('sends one request per model at a time; the others see QUEUED with their true position', async () => {
+    await gw.app.services.pool.primary.upstream.load('llama3.2');
+    gw.emulator.setTokenDelay(40);
+    try {
+      const client = wsClient(gw, gw.userSecret);
+      // Each answer takes well over the 2 s connect timeout, so a request sent early and left
+      // waiting inside Ollama would time out; the gateway must hold it back instead.
+      const options = { maxTokens: 80 };
+      const a = collect<Events>(client, GENERATE, { input: { model: 'llama3.2', prompt: 'queue alpha ' + 'x '.repeat(70), options } });
+      await until(() => a.results.some((r) => r.data?.generate.type === 'TOKEN'), 10_000, 'the first stream to start');
+      const b = collect<Events>(client, GENERATE, { input: { model: 'llama3.2', prompt: 'queue bravo ' + 'x '.repeat(70), options } });
+      const c = collect<Events>(client, GENERATE, { input: { model: 'llama3.2', prompt: 'queue charlie ' + 'x '.repeat(70), options } });
+      await until(() => phasesOf(c.results).length > 0 && phasesOf(b.results).length > 0, 10_000, 'b and c to report a phase');
+      expect(phasesOf(b.results)[0]).toEqual(['QUEUED', 1]);
+      expect(phasesOf(c.results)[0]).toEqual(['QUEUED', 2]);
+      const [ra, rb, rc] = await Promise.all([a.done, b.done, c.done]);
+      for (const r of [ra, rb, rc]) {
+        expect(r.every((e) => !e.errors), JSON.stringify(r.find((e) => e.errors))).toBe(true);
+        expect(r.at(-1)?.data?.generate.type).toBe('DONE');
+      }
+      expect(phasesOf(rc)).toContainEqual(['QUEUED', 1]);
+      // GENERATING only once the request holds the slot.
+      expect(phasesOf(rb).at(-1)).toEqual(['GENERATING', null]);
+      // Ollama never had two of them at once.
+      const asked = gw.emulator.requests.filter((r) => r.path === '/api/generate' && /queue (alpha|bravo|charlie)/.test(JSON.stringify(r.body)));
+      expect(asked).toHaveLength(3);
+      asked.sort((x, y) => x.receivedAt - y.receivedAt);
+      for (let i = 1; i < asked.length; i++) expect(asked[i].receivedAt).toBeGreaterThanOrEqual(asked[i - 1].endedAt!);
+      await client.dispose();
+    } finally {
+      gw.emulator.setTokenDelay(0);
+    }
+  });
+});
+
+describe('every token delivered is paid for', () => {
+  let secret: string;
+  beforeAll(async () => {
+    await gql(gw, 'mutation { registerModel(input: { name: "chatty", completionPricePer1k: 1000, promptPricePer1k: 1000 }) { name } }');
+    const created = await gql<{ createApiKey: { secret: string } }>(gw, 'mutation { createApiKey(input: { name: "payer", credits: 100000 }) { secret } }');
+    secret = created.createApiKey.secret;
+  });
+
+  it('bounds a reply without maxTokens by the reservation (num_predict) and charges every token it delivered', async () => {
+    const client = wsClient(gw, secret);
+    const results = await collect<Events>(client, GENERATE, { input: { model: 'chatty', prompt: 'talk to me' } }).done;
+    await client.dispose();
+    const delivered = results.reduce((n, r) => n + (r.data?.generate.type === 'TOKEN' ? r.data.generate.tokenCount! : 0), 0);
+    const done = results.at(-1)!.data!.generate;
+    expect(done.type).toBe('DONE');
+    expect(done.doneReason).toBe('length');
+    expect(done.usage!.completionTokens).toBe(500);
+    expect(delivered).toBe(500);
+    // REQUEST_COST 1 + one credit per prompt token + one per completion token.
+    expect(done.creditsCharged).toBe(1 + done.usage!.promptTokens + 500);
+    const sent = gw.emulator.requests.find((r) => r.path === '/api/generate' && JSON.stringify(r.body).includes('talk to me'))!.body as { options?: { num_predict?: number } };
+    expect(sent.options?.num_predict).toBe(500);
+  });
+
+  it('charges the prompt Ollama evaluated when the client cancels mid-stream', async () => {
+    gw.emulator.setTokenDelay(30);
+    try {
+      const client = wsClient(gw, secret);
+      const prompt = 'cancel me please ' + 'y'.repeat(400);
+      const sub = collect<Events>(client, GENERATE, { input: { model: 'chatty', prompt } });
+      await until(() => sub.results.filter((r) => r.data?.generate.type === 'TOKEN').length >= 2, 10_000, 'two tokens');
+      const id = sub.results[0].data!.generate.generationId;
+      sub.cancel();
+      const row = await until(async () => {
+        const r = await gw.app.services.db.getRepository(Generation).findOneBy({ id });
+        return r && r.status !== 'STREAMING' ? r : undefined;
+      }, 10_000, 'the row to settle');
+      await client.dispose();
+      expect(row.status).toBe('CANCELLED');
+      // About 4 characters a token, plus the template's few: never 0 once Ollama answered.
+      expect(row.promptTokens).toBeGreaterThanOrEqual(Math.ceil(prompt.length / 4));
+      expect(row.completionTokens).toBeGreaterThanOrEqual(2);
+      expect(row.creditsCharged).toBe(1 + row.promptTokens + row.completionTokens);
+    } finally {
+      gw.emulator.setTokenDelay(0);
+    }
+  });
+
+  it('counts images in the reservation, for chat messages as for generate', async () => {
+    await gql(gw, 'mutation { registerModel(input: { name: "llava:7b", promptPricePer1k: 1000 }) { name } }');
+    const poor = await gql<{ createApiKey: { secret: string } }>(gw, 'mutation { createApiKey(input: { name: "poor", credits: 900 }) { secret } }');
+    const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+    const { body } = await (await import('../helpers/gateway.js')).post(
+      gw,
+      'mutation($i: ChatInput!) { chat(input: $i) { creditsCharged } }',
+      { i: { model: 'llava:7b', messages: [{ role: 'USER', content: 'what is this?', images: [png] }], options: { maxTokens: 8 } } },
+      poor.createApiKey.secret,
+    );
+    expect(body.errors?.[0]?.extensions?.code).toBe('INSUFFICIENT_CREDITS');
+    // One image counts as 1,024 prompt tokens at one credit each.
+    expect(body.errors?.[0]?.extensions?.creditsNeeded).toBeGreaterThan(1024);
+  });
+});
