@@ -98,6 +98,11 @@ export class RedisOllamaSlots implements OllamaSlots {
       renew.unref();
     };
     const announce = () => void this.client.publish(CHANNEL, model).catch(() => {});
+    /** Leaves the line (released or cancelled while waiting); the others move up at once. */
+    const leave = () =>
+      void Promise.all([this.client.zrem(queueKey(model), id), this.client.del(`${PREFIX}alive:${id}`)]).then(announce, (err: Error) =>
+        this.log.warn({ err: err.message }, 'redis queue leave failed'),
+      );
 
     let granted: Promise<H>;
     if (host) {
@@ -150,6 +155,8 @@ export class RedisOllamaSlots implements OllamaSlots {
         };
         const onAbort = () => {
           stopWaiting();
+          released = true;
+          leave();
           reject(cancelledWhileQueued());
         };
         wakers.add(look);
@@ -172,10 +179,8 @@ export class RedisOllamaSlots implements OllamaSlots {
         released = true;
         stopWaiting();
         clearInterval(renew);
-        const done = host
-          ? this.client.zrem(slotKey(host.url, model), id)
-          : Promise.all([this.client.zrem(queueKey(model), id), this.client.del(`${PREFIX}alive:${id}`)]);
-        void done.then(announce, (err: Error) => this.log.warn({ err: err.message }, 'redis slot release failed'));
+        if (!host) leave();
+        else void this.client.zrem(slotKey(host.url, model), id).then(announce, (err: Error) => this.log.warn({ err: err.message }, 'redis slot release failed'));
         notify = [];
       },
     };
