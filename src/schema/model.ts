@@ -3,6 +3,7 @@ import type { ModelEvent as ModelEventShape, PullProgress as PullProgressShape }
 import type { FleetPullStart, FleetUnloadResult, Placement } from '../services/models/fleet.js';
 import { type ChangeResult, type LoadResult, toGb } from '../services/models/lifecycle.js';
 import { MODEL_LIMITS } from '../services/models/limits.js';
+import { type Offload, offloadOf } from '../services/models/inventory.js';
 import type { ModelView } from '../services/models/overview.js';
 import { builder } from './builder.js';
 import { Settings, type SettingsShape } from './settings.js';
@@ -14,11 +15,22 @@ export const NUM_CTX_RANGE = `${MODEL_LIMITS.numCtx.min} to ${MODEL_LIMITS.numCt
 /** Model-name arguments accept an alias or an Ollama name. */
 export const MODEL_NAME_HELP = 'A catalog alias or an Ollama name ("llama3.2" means "llama3.2:latest"; case does not matter).';
 
+export const ModelOffload = builder.enumType('ModelOffload', {
+  description: 'Where a loaded model runs. A model that does not fit in VRAM runs partly or wholly on the CPU, much slower.',
+  values: {
+    GPU: { description: 'Wholly in GPU memory.' },
+    PARTIAL: { description: 'Split: some layers in GPU memory, the rest on the CPU (partly offloaded).' },
+    CPU: { description: 'Wholly on the CPU.' },
+  } satisfies Record<Offload, { description: string }>,
+});
+
 export const ModelRuntime = builder.objectRef<ModelView>('ModelRuntime').implement({
   description: 'A model loaded in memory, as Ollama reports it (/api/ps), plus the gateway\'s idle tracking.',
   fields: (t) => ({
     vramBytes: t.float({ description: 'Bytes of the model in GPU memory (size_vram); 0 when it runs on the CPU.', resolve: (v) => v.loaded!.vramBytes }),
     sizeBytes: t.float({ description: 'Bytes the loaded model takes in memory.', resolve: (v) => v.loaded!.sizeBytes }),
+    cpuBytes: t.float({ description: 'Bytes of it in CPU memory (sizeBytes - vramBytes): more than 0 when it is partly or wholly offloaded.', resolve: (v) => Math.max(0, v.loaded!.sizeBytes - v.loaded!.vramBytes) }),
+    offload: t.field({ type: ModelOffload, description: 'GPU, PARTIAL or CPU: where it runs.', resolve: (v) => offloadOf(v.loaded!) }),
     expiresAt: t.field({ type: 'DateTime', nullable: true, description: 'When Ollama will unload it unless it is used again (its keep_alive).', resolve: (v) => v.loaded!.expiresAt }),
     contextLength: t.int({ nullable: true, description: 'Context window it was loaded with, in tokens.', resolve: (v) => v.loaded!.contextLength }),
     busy: t.boolean({ description: 'True while requests through the gateway are running on it (the idle reaper leaves it alone).', resolve: (v) => v.busy }),
@@ -34,6 +46,8 @@ export const ModelPlacement = builder.objectRef<Placement>('ModelPlacement').imp
     digest: t.string({ nullable: true, description: 'Digest of the host\'s copy.', resolve: (p) => p.installed?.digest ?? null }),
     loaded: t.boolean({ description: 'True while the model is in the host\'s memory.', resolve: (p) => p.loaded !== null }),
     vramBytes: t.float({ nullable: true, description: 'Bytes of it in the host\'s GPU memory while loaded.', resolve: (p) => p.loaded?.vramBytes ?? null }),
+    cpuBytes: t.float({ nullable: true, description: 'Bytes of it in the host\'s CPU memory while loaded (partly or wholly offloaded).', resolve: (p) => (p.loaded ? Math.max(0, p.loaded.sizeBytes - p.loaded.vramBytes) : null) }),
+    offload: t.field({ type: ModelOffload, nullable: true, description: 'Where it runs on this host while loaded: GPU, PARTIAL or CPU.', resolve: (p) => (p.loaded ? offloadOf(p.loaded) : null) }),
     expiresAt: t.field({ type: 'DateTime', nullable: true, description: 'When the host will unload it unless it is used again.', resolve: (p) => p.loaded?.expiresAt ?? null }),
   }),
 });

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
 import { type EmulatedModel, defaultModels } from '../../src/emulator/server.js';
-import { type GraphQLResponse, type TestGateway, collect, startGateway, wsClient } from '../helpers/gateway.js';
+import { type GraphQLResponse, type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
 import { gql } from '../helpers/models.js';
 import { until } from '../helpers/wait.js';
 
@@ -153,7 +153,7 @@ describe('every token delivered is paid for', () => {
     await gql(gw, 'mutation { registerModel(input: { name: "llava:7b", promptPricePer1k: 1000 }) { name } }');
     const poor = await gql<{ createApiKey: { secret: string } }>(gw, 'mutation { createApiKey(input: { name: "poor", credits: 900 }) { secret } }');
     const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
-    const { body } = await (await import('../helpers/gateway.js')).post(
+    const { body } = await post(
       gw,
       'mutation($i: ChatInput!) { chat(input: $i) { creditsCharged } }',
       { i: { model: 'llava:7b', messages: [{ role: 'USER', content: 'what is this?', images: [png] }], options: { maxTokens: 8 } } },
@@ -162,5 +162,38 @@ describe('every token delivered is paid for', () => {
     expect(body.errors?.[0]?.extensions?.code).toBe('INSUFFICIENT_CREDITS');
     // One image counts as 1,024 prompt tokens at one credit each.
     expect(body.errors?.[0]?.extensions?.creditsNeeded).toBeGreaterThan(1024);
+  });
+});
+
+describe('errors and states as Ollama reports them', () => {
+  it("maps Ollama's 400 `invalid model name` to BAD_USER_INPUT, not MODEL_NOT_FOUND", async () => {
+    for (const path of ['/api/generate', '/api/chat']) {
+      gw.emulator.addFault({ fault: { kind: 'status', status: 400, error: 'invalid model name' }, path, times: 1 });
+    }
+    const generate = await post(gw, 'mutation { generate(input: { model: "llama3.2", prompt: "name check" }) { text } }', undefined, gw.userSecret);
+    const chat = await post(gw, 'mutation { chat(input: { model: "llama3.2", message: "name check" }) { text } }', undefined, gw.userSecret);
+    gw.emulator.clearFaults();
+    expect(generate.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(chat.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('pulls have their own stall limit', () => {
+  let slow: TestGateway;
+  beforeAll(async () => {
+    // Each pull step is 1.2 s of silence, longer than the 0.8 s connect timeout (which pulls used as their stall limit).
+    slow = await startGateway({ env: { UPSTREAM_CONNECT_TIMEOUT_MS: '800' }, emulator: { pullStepDelayMs: 1200 } });
+  });
+  afterAll(async () => {
+    await slow?.stop();
+  });
+
+  it('does not abort a pull while Ollama is quiet (verifying a large download)', { timeout: 60_000 }, async () => {
+    const client = wsClient(slow, slow.adminSecret);
+    // An installed model: its layers are on disk, so the pull is short (one message per layer).
+    const results = await collect<{ pullModel: { status: string; done: boolean } }>(client, 'subscription { pullModel(name: "llama3.2") { status done } }').done;
+    await client.dispose();
+    expect(results.every((r) => !r.errors), JSON.stringify(results.find((r) => r.errors)?.errors)).toBe(true);
+    expect(results.at(-1)?.data?.pullModel).toEqual({ status: 'success', done: true });
   });
 });

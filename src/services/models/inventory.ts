@@ -26,6 +26,15 @@ export interface LoadedModel {
   contextLength: number | null;
 }
 
+/** Where a loaded model runs: all on the GPU, split between GPU and CPU (partly offloaded), or on the CPU alone. */
+export type Offload = 'GPU' | 'PARTIAL' | 'CPU';
+
+/** From /api/ps: `size_vram` equals `size` when fully on the GPU, is less when partly offloaded, and 0 on the CPU. */
+export function offloadOf(m: Pick<LoadedModel, 'sizeBytes' | 'vramBytes'>): Offload {
+  if (m.vramBytes <= 0) return 'CPU';
+  return m.vramBytes < m.sizeBytes ? 'PARTIAL' : 'GPU';
+}
+
 const date = (v: unknown): Date | null => {
   if (v === undefined || v === null || v === '') return null;
   const d = new Date(v as string);
