@@ -1,7 +1,7 @@
 import { builder } from '../schema/builder.js';
 import { GenerationEvent } from '../schema/generation.js';
 import { ChatInput, ChatResultRef } from '../schema/session.js';
-import { failuresAsItems, rethrowFailure } from './stream.js';
+import { rethrowFailure } from '../services/generation/event-stream.js';
 
 builder.mutationField('chat', (t) =>
   t.field({
@@ -22,7 +22,7 @@ builder.subscriptionField('chat', (t) =>
     authScopes: { authenticated: true },
     args: { input: t.arg({ type: ChatInput, required: true, description: 'Session and message, or model and messages.' }) },
     subscribe: (_root, { input }, ctx) =>
-      failuresAsItems(ctx.services.chat.stream(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal, streamed: true })),
+      ctx.services.chat.stream(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal, streamed: true }, { failuresAsItems: true }),
     resolve: rethrowFailure,
   }),
 );

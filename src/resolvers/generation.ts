@@ -1,6 +1,6 @@
 import { builder } from '../schema/builder.js';
 import { GenerateInput, GenerationEvent, GenerationResult } from '../schema/generation.js';
-import { failuresAsItems, rethrowFailure } from './stream.js';
+import { rethrowFailure } from '../services/generation/event-stream.js';
 
 builder.mutationField('generate', (t) =>
   t.field({
@@ -22,7 +22,7 @@ builder.subscriptionField('generate', (t) =>
     authScopes: { authenticated: true },
     args: { input: t.arg({ type: GenerateInput, required: true, description: 'Model, prompt and options.' }) },
     subscribe: (_root, { input }, ctx) =>
-      failuresAsItems(ctx.services.generation.generate(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal, streamed: true })),
+      ctx.services.generation.generate(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal, streamed: true }, { failuresAsItems: true }),
     resolve: rethrowFailure,
   }),
 );

@@ -14,7 +14,7 @@ import {
   UpdateModelInput,
 } from '../schema/model.js';
 import { OllamaHostStatusType } from '../schema/ollama-host.js';
-import { failuresAsItems, rethrowFailure } from './stream.js';
+import { eventStream, rethrowFailure } from '../services/generation/event-stream.js';
 
 const HOST_HELP = 'URL of one Ollama host, as in OLLAMA_HOST (see Query.ollamaHosts); BAD_USER_INPUT for another.';
 
@@ -168,7 +168,7 @@ builder.subscriptionField('pullModel', (t) =>
       'every healthy host (each message names its host) until all are done. Admin only.',
     authScopes: { admin: true },
     args: { name: t.arg.string({ required: true, description: MODEL_NAME_HELP }), host: t.arg.string({ required: false, description: HOST_HELP }) },
-    subscribe: (_root, { name, host }, ctx) => failuresAsItems(ctx.services.models.fleet.followPull(name, host)),
+    subscribe: (_root, { name, host }, ctx) => eventStream(() => ctx.services.models.fleet.followPull(name, host), { failuresAsItems: true }),
     resolve: rethrowFailure,
   }),
 );

@@ -3,7 +3,7 @@ import type {
   GenerationEvent as GenerationEventShape,
   GenerationResult as GenerationResultShape,
   Usage as UsageShape,
-} from '../services/generation/generation-service.js';
+} from '../services/generation/types.js';
 import { OPTION_LIMITS as L } from '../services/generation/options.js';
 import { builder } from './builder.js';
 

@@ -1,7 +1,7 @@
 import type { GenerationMessage } from '../entities/generation.js';
 import { badInput } from './errors.js';
-import type { GenerationEvent, GenerationPlan, GenerationResult, GenerationService, RequestMeta } from './generation/generation-service.js';
-import { lazyStream } from './generation/lazy-stream.js';
+import type { GenerationItems, GenerationService, GenerationStream } from './generation/generation-service.js';
+import type { GenerationPlan, GenerationResult, RequestMeta } from './generation/types.js';
 import type { GenerationOptions } from './generation/options.js';
 import { imageFromBase64 } from './images/image-bytes.js';
 import { type ImageLimits, type ImageSources, resolveImages } from './images/resolve-images.js';
@@ -43,13 +43,16 @@ export class ChatService {
     private readonly imageLimits: ImageLimits,
   ) {}
 
-  stream(principal: Principal, input: ChatInput, meta: RequestMeta): AsyncIterableIterator<GenerationEvent> {
-    return lazyStream(async () => this.generation.stream(principal, await this.plan(principal, input), meta));
+  /** Streams a chat turn; the plan (images, the session) is prepared on the first pull, cancellable like the rest. */
+  stream(principal: Principal, input: ChatInput, meta: RequestMeta): GenerationStream;
+  stream(principal: Principal, input: ChatInput, meta: RequestMeta, opts: { failuresAsItems: true }): GenerationItems;
+  stream(principal: Principal, input: ChatInput, meta: RequestMeta, opts?: { failuresAsItems: true }): GenerationItems {
+    return opts ? this.generation.stream(principal, () => this.plan(principal, input), meta, opts) : this.generation.stream(principal, () => this.plan(principal, input), meta);
   }
 
   async complete(principal: Principal, input: ChatInput, meta: Omit<RequestMeta, 'streamed'>): Promise<ChatResult> {
-    const plan = await this.plan(principal, input);
-    const result = await this.generation.complete(principal, plan, meta);
+    let plan!: GenerationPlan;
+    const result = await this.generation.complete(principal, async () => (plan = await this.plan(principal, input)), meta);
     if (input.sessionId) {
       const session = await this.sessions.get(principal, input.sessionId);
       const history = await this.sessions.history(session);

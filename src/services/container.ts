@@ -112,7 +112,7 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     requestCost: config.requestCost,
     defaultMaxTokens: config.defaultMaxTokens,
     maxPromptChars: config.limits.maxPromptChars,
-    upstreamRetries: config.limits.upstreamRetries,
+    upstreamRetryRounds: config.limits.upstreamRetries,
     upstreamRetryDelayMs: config.limits.upstreamRetryDelayMs,
     slots,
     defaultKeepAlive: config.ollamaKeepAlive,

@@ -6,7 +6,8 @@ import { Generation } from '../../src/entities/generation.js';
 import { CreditLedger, costOf } from '../../src/services/credits.js';
 import { GatewayError } from '../../src/services/errors.js';
 import { ActiveStreams } from '../../src/services/generation/active-streams.js';
-import { type GenerationEvent, GenerationService } from '../../src/services/generation/generation-service.js';
+import { GenerationService } from '../../src/services/generation/generation-service.js';
+import type { GenerationEvent } from '../../src/services/generation/types.js';
 import type { ModelDirectory } from '../../src/services/generation/hooks.js';
 import { KeyService, type Principal, toPrincipal } from '../../src/services/keys.js';
 import { createLogger } from '../../src/services/logger.js';
@@ -142,7 +143,7 @@ describeEachDatabase('credit reservation and settlement with per-model prices', 
             await tx.query("UPDATE generations SET api_key_id = 'no-such-key' WHERE id = ?", [generationId]);
           },
         };
-        for await (const e of service.stream(p, plan, meta)) received.push(e);
+        for await (const e of service.stream(p, async () => plan, meta)) received.push(e);
       })();
       await expect(run).rejects.toThrow(/FOREIGN KEY/i);
       // Ollama was asked while the transaction committed, and the failed commit closed that request.

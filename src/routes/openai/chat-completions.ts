@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Services } from '../../services/container.js';
-import type { DoneEvent, GenerationEvent } from '../../services/generation/generation-service.js';
+import type { DoneEvent, GenerationEvent } from '../../services/generation/types.js';
 import type { Principal } from '../../services/keys.js';
 import { parseChatCompletionRequest } from './chat-request.js';
 

@@ -5,7 +5,7 @@ import { Message } from '../../entities/message.js';
 import { Session } from '../../entities/session.js';
 import { inTransaction } from '../database.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
-import type { GenerationOutcome, GenerationPlan } from '../generation/generation-service.js';
+import type { GenerationOutcome, GenerationPlan } from '../generation/types.js';
 import { type GenerationOptions, toOllamaOptions } from '../generation/options.js';
 import type { Principal } from '../keys.js';
 

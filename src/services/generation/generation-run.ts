@@ -1,0 +1,427 @@
+import { randomUUID } from 'node:crypto';
+import type { Options as OllamaOptions } from 'ollama';
+import type { DataSource } from 'typeorm';
+import { Generation, type GenerationMessage } from '../../entities/generation.js';
+import { type CreditLedger, costOf } from '../credits.js';
+import { type RowWriter, inTransaction } from '../database.js';
+import { ErrorCode, GatewayError, badInput } from '../errors.js';
+import type { Principal } from '../keys.js';
+import type { Logger } from '../logger.js';
+import { modelKey } from '../models/names.js';
+import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
+import type { ActiveStreams } from './active-streams.js';
+import type { AdmissionRelease, GenerationObserver, GenerationProbe, ModelDirectory, RequestAdmission, ResolvedModel } from './hooks.js';
+import { eventLoopLoad } from './load.js';
+import type { OllamaSlots, SlotTicket } from './ollama-slots.js';
+import { toOllamaOptions } from './options.js';
+import type { PartialFlusher } from './partial-flusher.js';
+import { ReadAhead, nextTurn } from './read-ahead.js';
+import { estimatePromptTokens, promptChars, promptTokenBound } from './reservation.js';
+import type { GenerationEvent, GenerationOutcome, GenerationPlan, RequestMeta } from './types.js';
+import { type UpstreamCall, type UpstreamChunk, chunkText, isFinalChunk } from './upstream-call.js';
+
+/** What every run shares; owned by the GenerationService. */
+export interface RunContext {
+  db: DataSource;
+  pool: OllamaPool;
+  instanceId?: string;
+  credits: CreditLedger;
+  active: ActiveStreams;
+  log: Logger;
+  requestCost: number;
+  defaultMaxTokens: number;
+  maxPromptChars: number;
+  defaultKeepAlive: number | string;
+  models: ModelDirectory;
+  admission: RequestAdmission;
+  slots: OllamaSlots;
+  partials?: PartialFlusher;
+  observer?: GenerationObserver;
+  /** The usage-log writes, as plain SQL. */
+  rows: RowWriter<Generation>;
+  /** Sends the request to Ollama (failing over between hosts before the first chunk). */
+  upstream: UpstreamCall;
+  /** Refuses images for a model without the vision capability. */
+  requireVision(name: string, known: string[] | null | undefined): Promise<void>;
+}
+
+/** Most text one TOKEN event carries; past it the relay stops reading ahead until the client took it. */
+const MAX_EVENT_CHARS = 16_384;
+const MAX_EVENT_TOKENS = 4096;
+/**
+ * While the event loop is busy: the shortest interval between two TOKEN events of one stream.
+ * 20 updates a second still reads as smooth, and at 10 ms a token it is a fifth of the events
+ * (measured at 100 paced streams: gateway CPU 89–90 % at 20 ms, 77–81 % at 50 ms).
+ */
+export const BUSY_EVENT_INTERVAL_MS = 50;
+/** keep_alive when no inactivity threshold applies and none is configured: Ollama's own default. */
+export const DEFAULT_KEEP_ALIVE = '5m';
+
+type Status = GenerationOutcome['status'];
+type TokenUsage = GenerationOutcome['usage'];
+
+/**
+ * One generation, step by step: `admit` (validation, model, rate limits), `reserve` (credits and the
+ * usage row, in one transaction), `queue` (a slot of Ollama), `relay` (chunks to events) and
+ * `settle` (the row, the charge, the refund). `settle` runs once, whoever calls it first: the
+ * relay at the final chunk, the failure path, or the consumer leaving (the `finally` of `events`).
+ * The run is cancelled through the AbortController it is given (the stream adapter's).
+ */
+export class GenerationRun {
+  readonly id = randomUUID();
+  private readonly startedAt = Date.now();
+  private model!: ResolvedModel;
+  private options!: Partial<OllamaOptions> & { num_predict: number };
+  private releaseAdmission: AdmissionRelease = () => {};
+  private reserved = 0;
+  private promptEstimate = 0;
+  private candidates: OllamaHost[] = [];
+  private ticket: SlotTicket<OllamaHost> | undefined;
+  private host!: OllamaHost;
+  private loadedEarly: Promise<boolean | undefined> | undefined;
+  /** The request to Ollama: aborted with the run, or on its own when the reservation fails. */
+  private readonly upstreamAbort = new AbortController();
+  private reader: ReadAhead<UpstreamChunk> | undefined;
+  private sentAt = 0;
+  /** The model counts as busy on every host asked (the idle reaper leaves it alone there). */
+  private readonly busyOn = new Map<OllamaHost, () => void>();
+  /** The request counts as open on the host asked last (least-busy routing). */
+  private closeOnHost: (() => void) | undefined;
+  private probe: GenerationProbe | undefined;
+  private registered: (() => void) | undefined;
+  private text = '';
+  private tokens = 0;
+  private firstTokenMs: number | null = null;
+  /** Ollama sent something, so it evaluated the prompt. */
+  private answered = false;
+  private totalTokens = 0;
+  private settlement: Promise<{ charged: number; durationMs: number }> | undefined;
+
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly principal: Principal,
+    private readonly plan: GenerationPlan,
+    private readonly meta: RequestMeta,
+    private readonly controller: AbortController,
+  ) {}
+
+  /** The whole run as events: phases, tokens, then one DONE (or a thrown GatewayError). */
+  async *events(): AsyncGenerator<GenerationEvent> {
+    await this.admit();
+    try {
+      await this.reserve();
+      try {
+        yield* this.queue();
+        yield* this.relay();
+      } catch (e) {
+        if (this.settlement) throw e; // settling itself failed: nothing to add
+        const error = this.failure(e);
+        await this.settle(this.controller.signal.aborted ? 'CANCELLED' : 'ERROR', this.usageSoFar(), error.code, null);
+        // A client that stopped the stream itself needs no error; one stopped by the gateway
+        // (revocation, shutdown, cancelGeneration elsewhere) is told why.
+        const stoppedByGateway = this.controller.signal.aborted && this.controller.signal.reason instanceof GatewayError;
+        if (stoppedByGateway || error.code !== ErrorCode.CANCELLED) throw error;
+      } finally {
+        // The consumer stopped at a yield (return()): the client left mid-stream.
+        this.reader?.close();
+        try {
+          await this.settle('CANCELLED', this.usageSoFar(), ErrorCode.CANCELLED, null);
+        } finally {
+          this.letGo();
+          this.registered?.();
+        }
+      }
+    } finally {
+      this.releaseAdmission({ totalTokens: this.totalTokens });
+    }
+  }
+
+  /** Step 1: validation, the model (alias, prices, keep_alive), vision, and the key's rate limits. */
+  private async admit(): Promise<void> {
+    const { plan, ctx } = this;
+    if (!plan.model.trim()) throw badInput('model must not be empty.', { field: 'model' });
+    if (promptChars(plan) > ctx.maxPromptChars) throw badInput(`The prompt is longer than ${ctx.maxPromptChars} characters.`, { field: 'prompt' });
+    // Every reply is bounded by what was reserved: without maxTokens Ollama's num_predict is -1 and
+    // a reply runs to the context limit, past what the reservation covers.
+    const options = toOllamaOptions(plan.options);
+    this.options = { ...options, num_predict: options.num_predict ?? ctx.defaultMaxTokens };
+    this.model = await ctx.models.resolve(plan.model);
+    if (plan.images?.length || plan.messages?.some((m) => m.images?.length)) await ctx.requireVision(this.model.name, this.model.capabilities);
+    try {
+      this.releaseAdmission = await ctx.admission.admit(this.principal, { streamed: this.meta.streamed });
+    } catch (e) {
+      if (e instanceof GatewayError && e.code === ErrorCode.RATE_LIMITED) await this.recordRefusal(e.code, this.candidates[0]?.url ?? null);
+      throw e;
+    }
+  }
+
+  /**
+   * Step 2: a slot of Ollama (or a place in the queue), then credits and the usage row in one
+   * transaction. With a slot free, Ollama is asked as soon as the conditional UPDATE has reserved
+   * the credits, while that transaction commits: the first token comes one commit (an fsync on
+   * SQLite) sooner. A request the credits cannot cover never reaches the model, nothing reaches the
+   * client before the commit, and a commit that fails aborts the request to Ollama.
+   */
+  private async reserve(): Promise<void> {
+    const { ctx, plan, model } = this;
+    this.reserved = costOf({ promptTokens: promptTokenBound(plan), completionTokens: this.options.num_predict }, model.pricing, ctx.requestCost);
+    this.promptEstimate = estimatePromptTokens(plan);
+    this.candidates = await ctx.pool.candidates(model.name);
+    const healthy = this.candidates.filter((h) => h.isHealthy);
+    try {
+      // Queue by canonical name, so `llama3.2` and `Llama3.2:latest` share one model's slots.
+      this.ticket = await ctx.slots.enter(modelKey(model.name), healthy.length > 0 ? healthy : this.candidates, this.controller.signal);
+      this.host = this.ticket.position === 0 ? await this.ticket.granted : this.candidates[0];
+      this.controller.signal.addEventListener('abort', this.abortUpstream, { once: true });
+      const early = this.ticket.position === 0;
+      if (early) this.loadedEarly = this.host.isLoaded(model.name);
+      await inTransaction(
+        ctx.db,
+        async (tx) => {
+          await ctx.credits.reserve(tx, this.principal.id, this.reserved);
+          await ctx.rows.insert(tx, { ...this.row(), status: 'STREAMING', creditsReserved: this.reserved });
+          await plan.onStart?.(tx, this.id);
+          if (early && !this.controller.signal.aborted) this.ask();
+        },
+        { yieldBeforeCommit: early },
+      );
+    } catch (e) {
+      this.reader?.close();
+      this.upstreamAbort.abort();
+      this.letGo();
+      // Refused before reaching the model; still one row in the usage log.
+      if (e instanceof GatewayError && e.code === ErrorCode.INSUFFICIENT_CREDITS) await this.recordRefusal(e.code, this.host?.url ?? null);
+      throw e;
+    }
+    let done!: () => void;
+    ctx.active.add(this.id, this.principal.id, this.controller, new Promise<void>((r) => (done = r)));
+    this.registered = done;
+    this.probe = ctx.observer?.begin(model.name);
+  }
+
+  /** Step 3: QUEUED with the position while waiting for a slot, then LOADING_MODEL or GENERATING. */
+  private async *queue(): AsyncGenerator<GenerationEvent> {
+    const ticket = this.ticket!;
+    if (ticket.position > 0) {
+      while (ticket.position > 0) {
+        yield { type: 'PHASE', generationId: this.id, phase: 'QUEUED', queuePosition: ticket.position };
+        await Promise.race([ticket.granted, ticket.moved()]);
+      }
+      this.host = await ticket.granted;
+    }
+    const loading = (await (this.loadedEarly ?? this.host.isLoaded(this.model.name))) === false;
+    yield { type: 'PHASE', generationId: this.id, phase: loading ? 'LOADING_MODEL' : 'GENERATING', queuePosition: null };
+    if (loading) this.loading = true;
+  }
+
+  private loading = false;
+
+  /** Step 4: chunks to TOKEN events (coalesced while the client is busy), then settle and DONE. */
+  private async *relay(): AsyncGenerator<GenerationEvent> {
+    const { ctx, meta } = this;
+    const reader = this.reader ?? this.ask();
+    for (;;) {
+      const batch = await reader.take();
+      if (!this.answered && (batch.chunks > 0 || batch.final)) {
+        this.answered = true;
+        this.probe?.upstreamAnswered(Date.now() - this.sentAt);
+      }
+      if (batch.chunks > 0 && this.loading) {
+        this.loading = false;
+        this.host.markLoaded(this.model.name);
+        yield { type: 'PHASE', generationId: this.id, phase: 'GENERATING', queuePosition: null };
+      }
+      if (batch.tokens > 0) {
+        if (this.firstTokenMs === null) {
+          this.firstTokenMs = Date.now() - this.startedAt;
+          this.probe?.firstToken(this.firstTokenMs);
+        }
+        this.text += batch.text;
+        this.tokens += batch.tokens;
+        this.probe?.tokens(batch.tokens);
+        ctx.partials?.update(this.id, {
+          text: this.text,
+          completionTokens: this.tokens,
+          creditsSoFar: Math.min(this.reserved, costOf(this.usageSoFar(), this.model.pricing, ctx.requestCost)),
+          messageId: this.plan.messageId,
+        });
+        yield { type: 'TOKEN', generationId: this.id, delta: batch.text, tokenCount: batch.tokens };
+        // Under load, paced tokens of a stream go out at most every BUSY_EVENT_INTERVAL_MS (the
+        // first token never waits, the last is not held: linger ends at the final chunk).
+        if (meta.streamed && eventLoopLoad.busy) await reader.linger(BUSY_EVENT_INTERVAL_MS);
+      }
+      if (batch.final) {
+        const usage = { promptTokens: batch.final.prompt_eval_count ?? 0, completionTokens: batch.final.eval_count ?? this.tokens };
+        const doneReason = batch.final.done_reason || 'stop';
+        // Committed before the client hears that the answer is complete.
+        const { charged, durationMs } = await this.settle('COMPLETE', usage, null, doneReason);
+        yield {
+          type: 'DONE',
+          generationId: this.id,
+          doneReason,
+          usage: { ...usage, totalTokens: usage.promptTokens + usage.completionTokens },
+          creditsCharged: charged,
+          durationMs,
+          messageId: this.plan.messageId ?? null,
+        };
+        return;
+      }
+      if (batch.failed) throw batch.error;
+      if (batch.ended) throw new GatewayError(ErrorCode.UPSTREAM_ERROR, 'Ollama ended the stream before it was complete.');
+      // More is already read: let I/O, timers and the other streams have a turn first (a buffered
+      // upstream must not keep the event loop in microtasks); meanwhile more coalesces.
+      if (reader.ready) await nextTurn();
+    }
+  }
+
+  /**
+   * Step 5, once: the usage row, the charge and the refund, and the plan's `onFinish`, in one
+   * transaction. Every token delivered is paid for, and so is a prompt Ollama evaluated (it
+   * answered at all); a request Ollama never answered costs nothing. The reservation bounds the
+   * charge: it covers num_predict and a generous prompt bound.
+   */
+  private settle(status: Status, usage: TokenUsage, errorCode: string | null, doneReason: string | null): Promise<{ charged: number; durationMs: number }> {
+    this.settlement ??= this.writeOutcome(status, usage, errorCode, doneReason);
+    return this.settlement;
+  }
+
+  private async writeOutcome(status: Status, usage: TokenUsage, errorCode: string | null, doneReason: string | null) {
+    const { ctx, plan, principal } = this;
+    ctx.partials?.forget(this.id);
+    const charged = status === 'COMPLETE' || this.answered ? Math.min(this.reserved, costOf(usage, this.model.pricing, ctx.requestCost)) : 0;
+    const durationMs = Date.now() - this.startedAt;
+    this.totalTokens = usage.promptTokens + usage.completionTokens;
+    this.probe?.end({ status, errorCode, creditsCharged: charged, completionTokens: usage.completionTokens });
+    await inTransaction(ctx.db, async (tx) => {
+      await ctx.rows.update(
+        tx,
+        { id: this.id, status: 'STREAMING' },
+        {
+          status,
+          response: this.text,
+          promptTokens: usage.promptTokens,
+          completionTokens: usage.completionTokens,
+          creditsCharged: charged,
+          errorCode,
+          doneReason,
+          firstTokenMs: this.firstTokenMs,
+          host: this.host.url,
+          totalDurationMs: durationMs,
+          finishedAt: new Date(),
+        },
+      );
+      await ctx.credits.refund(tx, principal.id, this.reserved - charged);
+      await plan.onFinish?.(tx, { generationId: this.id, status, text: this.text, usage, errorCode, doneReason });
+    });
+    ctx.log.info(
+      {
+        requestId: this.meta.requestId,
+        generationId: this.id,
+        key: principal.prefix,
+        model: this.model.name,
+        kind: plan.kind,
+        outcome: status,
+        errorCode,
+        completionTokens: usage.completionTokens,
+        firstTokenMs: this.firstTokenMs,
+        durationMs,
+      },
+      'generation finished',
+    );
+    return { charged, durationMs };
+  }
+
+  /** Sends the request to Ollama and starts reading its answer. */
+  private ask(): ReadAhead<UpstreamChunk> {
+    const { ctx, plan, model } = this;
+    this.markBusy(this.host);
+    // keep_alive on every request: Ollama keeps a loaded model's previous duration when a request
+    // has none (server/sched.go useLoadedRunner), so an old threshold or a -1 pin would persist.
+    const keepAlive = model.keepAlive ?? ctx.defaultKeepAlive;
+    const hosts = [this.host, ...this.candidates.filter((h) => h !== this.host)];
+    const onHost = async (h: OllamaHost) => {
+      if (h !== this.host) {
+        // A failover: the next host is asked only with one of its slots.
+        this.ticket?.release();
+        this.ticket = await ctx.slots.enter(modelKey(model.name), [h], this.upstreamAbort.signal);
+        await this.ticket.granted;
+      }
+      this.host = h;
+      this.markBusy(h);
+    };
+    const chunks = ctx.upstream({ kind: plan.kind, model: model.name, options: this.options, keepAlive, plan, hosts, onHost, signal: this.upstreamAbort.signal, requestId: this.meta.requestId, generationId: this.id });
+    this.sentAt = Date.now();
+    // Chunks that arrive while the client is being sent the previous event go out together as
+    // one TOKEN event (tokenCount says how many); a chunk that finds the client waiting goes at once.
+    this.reader = new ReadAhead(chunks[Symbol.asyncIterator](), { delta: chunkText, isFinal: isFinalChunk, maxChars: MAX_EVENT_CHARS, maxTokens: MAX_EVENT_TOKENS });
+    this.reader.start();
+    return this.reader;
+  }
+
+  private markBusy(h: OllamaHost): void {
+    if (!this.busyOn.has(h)) this.busyOn.set(h, this.ctx.models.markBusy(this.model.name, h.url));
+    this.closeOnHost?.();
+    this.closeOnHost = h.open();
+  }
+
+  private readonly abortUpstream = () => this.upstreamAbort.abort();
+
+  /** Gives back what the run holds: its slot, the model's busy marks and open count, the abort wiring. */
+  private letGo(): void {
+    this.ticket?.release();
+    for (const notBusy of this.busyOn.values()) notBusy();
+    this.busyOn.clear();
+    this.closeOnHost?.();
+    this.closeOnHost = undefined;
+    this.controller.signal.removeEventListener('abort', this.abortUpstream);
+  }
+
+  /** Usage of a run that ended without Ollama's counts: the prompt estimated once Ollama answered, the tokens relayed. */
+  private usageSoFar(): TokenUsage {
+    return { promptTokens: this.answered ? this.promptEstimate : 0, completionTokens: this.tokens };
+  }
+
+  /** What a failure becomes for the client: the abort's reason, CANCELLED, or the typed error. */
+  private failure(e: unknown): GatewayError {
+    const { signal } = this.controller;
+    if (signal.aborted) return signal.reason instanceof GatewayError ? signal.reason : new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.');
+    if (e instanceof GatewayError) return e;
+    this.ctx.log.error({ err: e, requestId: this.meta.requestId, generationId: this.id }, 'generation crashed');
+    return new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Generation failed unexpectedly.', {}, { cause: e });
+  }
+
+  private row() {
+    return {
+      id: this.id,
+      apiKeyId: this.principal.id,
+      sessionId: this.plan.sessionId ?? null,
+      model: this.model.name,
+      kind: this.plan.kind,
+      streamed: this.meta.streamed,
+      prompt: this.plan.prompt,
+      messages: loggedMessages(this.plan),
+      requestId: this.meta.requestId,
+      host: this.host?.url ?? null,
+      instanceId: this.ctx.instanceId ?? null,
+      createdAt: new Date(this.startedAt),
+    };
+  }
+
+  /** A request refused before reaching the model (rate limit, credits) still leaves one ERROR row. */
+  private async recordRefusal(errorCode: string, host: string | null): Promise<void> {
+    const now = new Date();
+    const row = { ...this.row(), host, createdAt: now, finishedAt: now, status: 'ERROR' as const, errorCode, creditsReserved: 0, totalDurationMs: 0 };
+    await inTransaction(this.ctx.db, (tx) => this.ctx.rows.insert(tx, row));
+    this.ctx.log.info(
+      { requestId: this.meta.requestId, generationId: this.id, key: this.principal.prefix, model: this.model.name, kind: this.plan.kind, outcome: 'ERROR', errorCode },
+      'generation refused',
+    );
+  }
+}
+
+/** The conversation as stored in the usage log (images are counted, not copied). */
+function loggedMessages(plan: GenerationPlan): GenerationMessage[] | null {
+  if (plan.messages) return plan.messages.map(({ role, content, images }) => ({ role, content, ...(images?.length ? { images: images.map(() => '[image]') } : {}) }));
+  if (plan.system) return [{ role: 'system', content: plan.system }, { role: 'user', content: plan.prompt }];
+  return null;
+}
