@@ -38,7 +38,7 @@ describe('a parser that flushes on the final chunk (flushOnDone)', () => {
     expect(final.eval_count).toBeGreaterThan(0);
     expect(final.done_reason).toBe('stop');
     expect(parts.map((p) => p.response).join('')).toBe(whole.response);
-    expect(whole.response.endsWith(final.response)).toBe(true);
+    expect((whole.response ?? '').endsWith(final.response ?? '')).toBe(true);
   });
 
   it('chat, with thinking on by default: thinking chunks, then content, the last of it on the done chunk', async () => {
@@ -192,7 +192,7 @@ describe('thinking and format', () => {
     const r = await client.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'who' }], format: schema });
     expect(Object.keys(JSON.parse(r.message.content))).toEqual(['name', 'age']);
     const j = await client.generate({ model: 'llama3.2', prompt: 'who', format: 'json' });
-    expect(JSON.parse(j.response)).toHaveProperty('answer');
+    expect(JSON.parse(j.response ?? '')).toHaveProperty('answer');
   });
 });
 
