@@ -173,10 +173,28 @@ export class Scheduler {
       if (!toExpire) continue;
       // "resetting model to expire immediately to make room", then wait for an unload.
       toExpire.keepAliveMs = 0;
-      const unloaded = new Promise<void>((resolve) => this.unloads.once('unloaded', resolve));
+      const unloaded = this.nextUnload();
       if (toExpire.refCount <= 0) this.drop(toExpire);
       await unloaded;
     }
+  }
+
+  /**
+   * The next unload: an event, or the moment an idle runner's keep_alive runs out (Ollama's expire
+   * timer; here expiry is otherwise only noticed when the state is read).
+   */
+  private nextUnload(): Promise<void> {
+    return new Promise((resolve) => {
+      const idle = [...this.loaded.values()].filter((r) => r.refCount === 0).map((r) => r.expiresAt - Date.now());
+      const wait = idle.length > 0 ? Math.min(...idle) : Infinity;
+      const done = () => {
+        clearTimeout(timer);
+        this.unloads.off('unloaded', done);
+        resolve();
+      };
+      const timer = Number.isFinite(wait) && wait < 2 ** 31 ? setTimeout(done, Math.max(0, wait) + 1) : undefined;
+      this.unloads.on('unloaded', done);
+    });
   }
 
   private fits(model: EmulatedModel): boolean {
