@@ -2,7 +2,8 @@
 // a GPU. Env: EMULATOR_HOST (127.0.0.1), EMULATOR_PORT (11434), EMULATOR_TOKEN_DELAY_MS (20), and
 // Ollama's scheduling settings under the emulator's prefix (defaults as in Ollama's envconfig):
 // EMULATOR_NUM_PARALLEL (1), EMULATOR_MAX_QUEUE (512), EMULATOR_MAX_LOADED_MODELS (3),
-// EMULATOR_VRAM_BYTES (24 GiB; 0 = CPU only), EMULATOR_KEEP_ALIVE_SECONDS (300; negative = forever).
+// EMULATOR_VRAM_BYTES (24 GiB; 0 = CPU only), EMULATOR_KEEP_ALIVE_SECONDS (300; negative = forever),
+// and EMULATOR_PULL_VERIFY_MS (the silent digest check of a pull).
 
 import { startEmulator } from './server.js';
 
@@ -31,6 +32,7 @@ try {
     maxLoadedModels: optional('EMULATOR_MAX_LOADED_MODELS'),
     vramBytes: optional('EMULATOR_VRAM_BYTES'),
     defaultKeepAliveSeconds: optional('EMULATOR_KEEP_ALIVE_SECONDS', true),
+    pullVerifyMs: optional('EMULATOR_PULL_VERIFY_MS'),
   });
 } catch (err) {
   console.error(err instanceof Error ? err.message : err);

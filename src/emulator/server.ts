@@ -70,7 +70,7 @@ function modelOf(body: unknown): string | undefined {
 
 export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulator> {
   const host = opts.host ?? '127.0.0.1';
-  const config = withDefaults(opts);
+  const config = withDefaults({ ...opts, pullVerifyMs: opts.pullVerifyMs ?? opts.pullStepDelayMs });
   const configError = checkConfig(config);
   if (configError) throw new TypeError(`emulator: ${configError}`);
   const state = new EmulatorState({

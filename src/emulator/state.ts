@@ -23,6 +23,7 @@ export function withDefaults(c: EmulatorConfig): Required<EmulatorConfig> {
     maxLoadedModels: c.maxLoadedModels ?? 3,
     defaultKeepAliveSeconds: c.defaultKeepAliveSeconds ?? 300,
     tokenDelayMs: c.tokenDelayMs ?? 0,
+    pullVerifyMs: c.pullVerifyMs ?? 5,
   };
 }
 
@@ -36,6 +37,7 @@ export function checkConfig(c: unknown): string | undefined {
     maxLoadedModels: { min: 1, integer: true },
     defaultKeepAliveSeconds: { min: -Infinity, integer: false },
     tokenDelayMs: { min: 0, integer: false },
+    pullVerifyMs: { min: 0, integer: false },
   };
   for (const [key, value] of Object.entries(c)) {
     const limit = limits[key];
@@ -54,6 +56,7 @@ export class EmulatorState {
   readonly pullStepDelayMs: number;
   readonly version: string;
   tokenDelayMs: number;
+  pullVerifyMs: number;
   private defaultKeepAliveSeconds: number;
 
   constructor(opts: {
@@ -65,6 +68,7 @@ export class EmulatorState {
   }) {
     const c = opts.config;
     this.tokenDelayMs = c.tokenDelayMs;
+    this.pullVerifyMs = c.pullVerifyMs;
     this.defaultKeepAliveSeconds = c.defaultKeepAliveSeconds;
     this.pullStepDelayMs = opts.pullStepDelayMs;
     this.version = opts.version;
@@ -83,7 +87,15 @@ export class EmulatorState {
 
   config(): Required<EmulatorConfig> {
     const { numParallel, maxQueue, vramBytes, maxLoadedModels } = this.sched.config;
-    return { numParallel, maxQueue, vramBytes, maxLoadedModels, defaultKeepAliveSeconds: this.defaultKeepAliveSeconds, tokenDelayMs: this.tokenDelayMs };
+    return {
+      numParallel,
+      maxQueue,
+      vramBytes,
+      maxLoadedModels,
+      defaultKeepAliveSeconds: this.defaultKeepAliveSeconds,
+      tokenDelayMs: this.tokenDelayMs,
+      pullVerifyMs: this.pullVerifyMs,
+    };
   }
 
   /** Apply new settings (already checked); models loaded earlier keep their VRAM placement. */
@@ -92,6 +104,7 @@ export class EmulatorState {
     if (err) throw new TypeError(err);
     const next = { ...this.config(), ...c };
     this.tokenDelayMs = next.tokenDelayMs;
+    this.pullVerifyMs = next.pullVerifyMs;
     this.defaultKeepAliveSeconds = next.defaultKeepAliveSeconds;
     Object.assign(this.sched.config, {
       numParallel: next.numParallel,

@@ -72,6 +72,11 @@ export interface EmulatorConfig {
   defaultKeepAliveSeconds?: number;
   /** Delay before each token (emulator only; default 0). */
   tokenDelayMs?: number;
+  /**
+   * Silence after a pull's "verifying sha256 digest" (real Ollama hashes the whole download there,
+   * minutes for large models, sending nothing); default: the pull step delay.
+   */
+  pullVerifyMs?: number;
 }
 
 export interface EmulatorOptions extends EmulatorConfig {

@@ -53,10 +53,11 @@ describe('tsx src/emulator/main.ts', () => {
       EMULATOR_MAX_LOADED_MODELS: '1',
       EMULATOR_VRAM_BYTES: '0',
       EMULATOR_KEEP_ALIVE_SECONDS: '-1',
+      EMULATOR_PULL_VERIFY_MS: '1500',
     });
     try {
       const config = await (await fetch(`${await url}/__emulator/config`)).json();
-      expect(config).toEqual({ numParallel: 2, maxQueue: 7, maxLoadedModels: 1, vramBytes: 0, defaultKeepAliveSeconds: -1, tokenDelayMs: 20 });
+      expect(config).toEqual({ numParallel: 2, maxQueue: 7, maxLoadedModels: 1, vramBytes: 0, defaultKeepAliveSeconds: -1, tokenDelayMs: 20, pullVerifyMs: 1500 });
     } finally {
       child.kill('SIGKILL');
     }

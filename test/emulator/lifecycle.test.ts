@@ -243,6 +243,14 @@ describe('pull', () => {
     expect((await client.generate({ model: 'smollm2:135m', prompt: 'hi' })).done).toBe(true);
   });
 
+  it('stays silent while it verifies the download (pullVerifyMs), then finishes', async () => {
+    emu.configure({ pullVerifyMs: 400 });
+    const at: Record<string, number> = {};
+    for await (const p of await client.pull({ model: 'smollm2:135m', stream: true })) at[p.status] ??= Date.now();
+    expect(at['writing manifest'] - at['verifying sha256 digest']).toBeGreaterThanOrEqual(390);
+    expect(at.success).toBeGreaterThanOrEqual(at['writing manifest']);
+  });
+
   it('stream:false answers only {"status":"success"}; an installed model pulls quickly', async () => {
     const r = await post(emu.url, '/api/pull', { model: 'phi3:mini', stream: false });
     expect(r).toMatchObject({ status: 200, contentType: 'application/json; charset=utf-8', objects: [{ status: 'success' }] });

@@ -247,6 +247,7 @@ describe('configuration', () => {
       maxLoadedModels: 3,
       defaultKeepAliveSeconds: 300,
       tokenDelayMs: 0,
+      pullVerifyMs: 5,
     });
     const changed = await post(emu.url, '/__emulator/config', { numParallel: 4, maxQueue: 8 });
     expect(changed.objects[0]).toMatchObject({ numParallel: 4, maxQueue: 8, maxLoadedModels: 3 });
