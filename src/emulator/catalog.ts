@@ -2,7 +2,17 @@
 // DELETE /api/delete.
 
 import type { Exchange } from './exchange.js';
-import { digestOf, displayName, familiesOf, isValidName, nameKey, parameterCount, parseModelName } from './models.js';
+import {
+  INVALID_MODEL_NAME,
+  digestOf,
+  displayName,
+  familiesOf,
+  isValidName,
+  modelRefError,
+  nameKey,
+  parameterCount,
+  parseModelName,
+} from './models.js';
 import { DELETE_FIELDS, SHOW_FIELDS, decodeRequest, type NamedBody } from './requests.js';
 import type { EmulatedModel } from './types.js';
 import { msToRfc3339, sendEmpty, sendError, sendJson, sendText } from './wire.js';
@@ -41,10 +51,11 @@ export function tags(ex: Exchange): void {
 }
 
 export function ps(ex: Exchange): void {
-  const models = ex.state.runtime.running().map((r) => ({
+  // size_vram < size: partly offloaded (the rest runs on the CPU); 0: CPU only.
+  const models = ex.state.sched.running().map((r) => ({
     name: r.name,
     model: r.name,
-    size: r.model.size,
+    size: r.size,
     digest: digestOf(r.model),
     details: details(r.model),
     expires_at: msToRfc3339(r.expiresAt.getTime()),
@@ -69,7 +80,8 @@ export function show(ex: Exchange): void {
   const requested = body.model || body.name;
   if (!requested) return sendError(ex.res, 400, 'model is required');
   const name = parseModelName(requested);
-  if (!isValidName(name)) return sendError(ex.res, 400, `unqualified name: ${requested}`);
+  // ShowHandler: parseAndValidateModelRef -> writeModelRefParseError.
+  if (modelRefError(requested) === 'invalid') return sendError(ex.res, 400, INVALID_MODEL_NAME);
   const inst = ex.state.find(requested);
   // Unlike generate/chat, show reports the normalized name: 'model 'x:latest' not found'.
   if (!inst) return sendError(ex.res, 404, `model '${displayName(name)}' not found`);
@@ -86,7 +98,7 @@ export function show(ex: Exchange): void {
     [`${arch}.attention.head_count_kv`]: 8,
     [`${arch}.block_count`]: 28,
     [`${arch}.context_length`]: m.contextLength,
-    [`${arch}.embedding_length`]: 3072,
+    [`${arch}.embedding_length`]: m.embeddingLength ?? 3072,
     'tokenizer.ggml.model': 'gpt2',
   };
   sendJson(ex.res, 200, {
@@ -121,6 +133,6 @@ export function remove(ex: Exchange): void {
   const inst = ex.state.find(requested);
   if (!inst) return sendError(ex.res, 404, `model '${requested}' not found`);
   ex.state.installed.delete(nameKey(inst.model.name));
-  ex.state.runtime.unload(inst.model.name);
+  ex.state.sched.unload(inst.model.name);
   sendEmpty(ex.res);
 }

@@ -4,8 +4,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validateRule, type FaultBook } from './faults.js';
 import type { Recorder } from './recorder.js';
-import type { EmulatorState } from './state.js';
-import type { FaultRule } from './types.js';
+import { normalizeModelName } from './models.js';
+import { checkConfig, type EmulatorState } from './state.js';
+import type { EmulatorConfig, FaultRule } from './types.js';
 import { sendJson } from './wire.js';
 
 export const CONTROL_PREFIX = '/__emulator/';
@@ -46,11 +47,19 @@ export function handleControl(req: IncomingMessage, res: ServerResponse, path: s
       return sendJson(res, 200, { ok: true, ms });
     }
     case 'GET /__emulator/running':
-      return sendJson(
-        res,
-        200,
-        c.state.runtime.running().map(({ name, expiresAt, sizeVram, contextLength }) => ({ name, expiresAt, sizeVram, contextLength })),
-      );
+      return sendJson(res, 200, c.state.sched.running().map(({ model: _model, ...r }) => r));
+    case 'GET /__emulator/config':
+      return sendJson(res, 200, c.state.config());
+    case 'POST /__emulator/config': {
+      const body = parse(raw);
+      const err = checkConfig(body);
+      if (err) return sendJson(res, 400, { error: err });
+      return sendJson(res, 200, c.state.configure(body as EmulatorConfig));
+    }
+    case 'GET /__emulator/queue': {
+      const model = new URL(req.url ?? '/', 'http://emulator').searchParams.get('model');
+      return sendJson(res, 200, { queued: c.state.sched.queued(model ? normalizeModelName(model) : undefined) });
+    }
     default:
       return sendJson(res, 404, { error: `unknown emulator control route: ${route}` });
   }

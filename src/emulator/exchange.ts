@@ -25,6 +25,8 @@ export interface Exchange {
   failed: boolean;
   /** Set when the server itself destroyed the socket (truncated non-stream reply). */
   serverClosed: boolean;
+  /** Record that the scheduler gave the request its runner and slot. */
+  scheduled(): void;
 }
 
 function faultThreshold(f: TokenFault): number {
@@ -67,12 +69,15 @@ export class NdjsonStream {
     const f = this.ex.fault;
     if (!f || (!final && this.units < faultThreshold(f))) return !this.ex.signal.aborted;
     const { res } = this.ex;
+    // routes.go streamResponse: an error before the first chunk still gets a real status (500) and a
+    // JSON body; only after the first chunk does it become a 200 stream's last {"error"} line.
+    if (f.kind === 'errorAfter') {
+      this.fail(500, f.error ?? RUNNER_ERROR);
+      return false;
+    }
     this.start();
     this.ex.failed = true;
     switch (f.kind) {
-      case 'errorAfter':
-        if (isWritable(res)) res.end(`${JSON.stringify({ error: f.error ?? RUNNER_ERROR })}\n`);
-        break;
       case 'truncate':
         if (isWritable(res)) res.end();
         break;

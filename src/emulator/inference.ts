@@ -1,21 +1,27 @@
-// POST /api/generate and POST /api/chat: validation in the same order as Ollama's handlers, load /
-// unload replies, then a deterministic token stream (or one JSON object for stream:false) whose
-// final chunk carries done_reason and the six metrics.
+// POST /api/generate and POST /api/chat: validation in the same order as Ollama's handlers
+// (server/routes.go GenerateHandler / ChatHandler), load / unload replies, scheduling (sched.ts: no
+// headers until the request has its runner and slot), then a deterministic token stream (or one
+// JSON object for stream:false) whose final chunk carries done_reason, the metrics and whatever
+// text the model's parser held back.
 
 import { decodeKeepAlive } from './duration.js';
 import { applySingleReplyFault, NdjsonStream, type Exchange } from './exchange.js';
-import { isValidName, parseModelName, qualifiedName } from './models.js';
+import { BUSY_MESSAGE } from './faults.js';
+import { INVALID_MODEL_NAME, modelRefError, parseModelName, qualifiedName } from './models.js';
 import {
   CHAT_FIELDS,
   GENERATE_FIELDS,
   decodeRequest,
   parseOptions,
   type ChatBody,
+  type ChatMessage,
   type GenerateBody,
   type ModelOptions,
 } from './requests.js';
-import { defaultReply, defaultThinking, jsonReply, planOutput, tokenIds, tokenize, type Plan } from './script.js';
+import type { Lease } from './sched.js';
+import { defaultReply, defaultThinking, fillerTokens, jsonReply, planOutput, tokenIds, tokenize, type Plan } from './script.js';
 import type { Installed } from './state.js';
+import { toolAnswer, toolCallFor, type ToolCall } from './tools.js';
 import { nowNs, rfc3339Nano, sendError, sendJson, sleep } from './wire.js';
 
 type Kind = 'generate' | 'chat';
@@ -35,9 +41,26 @@ interface Job {
   think: boolean;
   format: unknown;
   raw: boolean;
+  /** `shift: false`: the runner stops at the context window instead of shifting it. */
+  noShift: boolean;
+  tools?: unknown[] | null;
+  messages?: ChatMessage[];
 }
 
+/** llm/llama_server.go openEndedGenerationContextMultiplier: num_predict -1 is bounded to 10 context windows. */
+const OPEN_ENDED_CONTEXTS = 10;
+
 const truthyThink = (t: boolean | string | null | undefined) => t !== undefined && t !== null && t !== false;
+
+/** parseAndValidateModelRef + writeModelRefParseError; true when an error was sent. */
+function badModelRef(ex: Exchange, modelSent: string, kind: Kind): boolean {
+  const err = modelRefError(modelSent);
+  if (!err) return false;
+  if (err === 'invalid') sendError(ex.res, 400, INVALID_MODEL_NAME);
+  else if (kind === 'generate') sendError(ex.res, 404, `model '${modelSent}' not found`);
+  else sendError(ex.res, 400, 'model is required');
+  return true;
+}
 
 export async function generate(ex: Exchange): Promise<void> {
   const body = decodeRequest<GenerateBody>(ex, 'GenerateRequest', GENERATE_FIELDS);
@@ -45,10 +68,9 @@ export async function generate(ex: Exchange): Promise<void> {
   const { res, state } = ex;
   if (!topLogprobsOk(ex, body.top_logprobs)) return;
   const modelSent = body.model ?? '';
-  const notFound = `model '${modelSent}' not found`;
-  if (!isValidName(parseModelName(modelSent))) return sendError(res, 404, notFound);
-  const installed = state.find(modelSent);
-  if (!installed) return sendError(res, 404, notFound);
+  if (badModelRef(ex, modelSent, 'generate')) return;
+  const installed = state.find(modelSent.trim());
+  if (!installed) return sendError(res, 404, `model '${modelSent}' not found`);
   const keepAliveMs = keepAliveOf(body.keep_alive);
   const prompt = body.prompt ?? '';
 
@@ -72,9 +94,9 @@ export async function generate(ex: Exchange): Promise<void> {
     promptText: prompt,
     format: body.format,
     raw: body.raw === true,
+    noShift: body.shift === false,
   };
-  if (prompt === '') return loadReply(job);
-  return run(job);
+  return serve(job, prompt === '');
 }
 
 export async function chat(ex: Exchange): Promise<void> {
@@ -83,8 +105,8 @@ export async function chat(ex: Exchange): Promise<void> {
   const { res, state } = ex;
   if (!topLogprobsOk(ex, body.top_logprobs)) return;
   const modelSent = body.model ?? '';
-  if (!isValidName(parseModelName(modelSent))) return sendError(res, 400, 'model is required');
-  const installed = state.find(modelSent);
+  if (badModelRef(ex, modelSent, 'chat')) return;
+  const installed = state.find(modelSent.trim());
   if (!installed) return sendError(res, 404, `model '${modelSent}' not found`);
   const keepAliveMs = keepAliveOf(body.keep_alive);
   const messages = body.messages ?? [];
@@ -107,9 +129,11 @@ export async function chat(ex: Exchange): Promise<void> {
     promptText: lastUser?.content ?? '',
     format: body.format,
     raw: false,
+    noShift: body.shift === false,
+    tools: body.tools,
+    messages,
   };
-  if (messages.length === 0) return loadReply(job);
-  return run(job);
+  return serve(job, messages.length === 0);
 }
 
 function topLogprobsOk(ex: Exchange, top: number | undefined): boolean {
@@ -118,7 +142,7 @@ function topLogprobsOk(ex: Exchange, top: number | undefined): boolean {
   return false;
 }
 
-/** keep_alive was validated while decoding; undefined = not given (server default applies). */
+/** keep_alive was validated while decoding; undefined = not given (the loaded model's value stays). */
 function keepAliveOf(v: unknown): number | undefined {
   const ka = decodeKeepAlive(v);
   return ka?.ok ? ka.ms : undefined;
@@ -154,29 +178,68 @@ function emptyMessage(kind: Kind): Record<string, unknown> {
 
 /** Empty prompt + keep_alive 0: answered before scheduling, so 200 even when the model was not loaded. */
 function unloadReply(ex: Exchange, kind: Kind, modelSent: string, inst: Installed): void {
-  ex.state.runtime.unload(inst.model.name);
+  ex.state.sched.unload(inst.model.name);
   sendJson(ex.res, 200, { model: modelSent, created_at: rfc3339Nano(), ...emptyMessage(kind), done: true, done_reason: 'unload' });
 }
 
-/** Empty prompt / no messages: load the model and answer one plain JSON object, even when streaming. */
-async function loadReply(job: Job): Promise<void> {
+/**
+ * scheduleRunner, then either the load reply or a completion. A full pending queue is 503; a client
+ * that leaves while queued is dropped with nothing written.
+ */
+async function serve(job: Job, loadOnly: boolean): Promise<void> {
   const { ex } = job;
-  const { runtime } = ex.state;
-  runtime.acquire(job.installed.model, job.keepAliveMs, job.opts.numCtx);
+  const { sched } = ex.state;
+  const lease = await sched.schedule(job.installed.model, job.keepAliveMs, job.opts.numCtx, ex.signal);
+  if (lease === 'aborted') return;
+  if (lease === 'busy') return sendError(ex.res, 503, BUSY_MESSAGE);
   try {
-    if (await applySingleReplyFault(ex, ex.state.tokenDelayMs)) return;
-    sendJson(ex.res, 200, { model: job.modelSent, created_at: rfc3339Nano(), ...emptyMessage(job.kind), done: true, done_reason: 'load' });
+    if (loadOnly) return await loadReply(job);
+    // The runner's NUM_PARALLEL semaphore (llm/llama_server.go Completion: s.sem.Acquire).
+    if (!(await sched.acquireSlot(lease.runner, ex.signal))) return;
+    try {
+      ex.scheduled();
+      await run(job, lease);
+    } finally {
+      sched.releaseSlot(lease.runner);
+    }
   } finally {
-    runtime.release(job.installed.model);
+    sched.release(lease.runner);
   }
 }
 
-function planFor(job: Job): Plan {
+/** Empty prompt / no messages: one plain JSON object, even when streaming. */
+async function loadReply(job: Job): Promise<void> {
+  const { ex } = job;
+  ex.scheduled();
+  if (await applySingleReplyFault(ex, ex.state.tokenDelayMs)) return;
+  sendJson(ex.res, 200, { model: job.modelSent, created_at: rfc3339Nano(), ...emptyMessage(job.kind), done: true, done_reason: 'load' });
+}
+
+interface Reply extends Plan {
+  toolCall?: ToolCall;
+}
+
+function planFor(job: Job, contextLength: number): Reply {
   const model = job.installed.model;
-  let reply = model.reply ?? defaultReply(model.name, job.promptText);
-  if (job.format !== undefined && job.format !== null && job.format !== '') reply = jsonReply(job.format, reply);
   const thinking = job.think ? tokenize(defaultThinking(job.promptText)) : [];
-  return planOutput(thinking, tokenize(reply), job.opts.numPredict, job.opts.stop);
+  // boundedNumPredict; without context shift the window itself is the end.
+  const window = job.noShift ? Math.max(1, contextLength - job.promptTokens.length) : OPEN_ENDED_CONTEXTS * contextLength;
+  const numPredict = job.opts.numPredict;
+  const limit = numPredict !== undefined && numPredict > 0 ? Math.min(numPredict, window) : window;
+  const toolCall = job.kind === 'chat' ? toolCallFor(job.tools, job.messages ?? [], job.promptText) : undefined;
+  if (toolCall) {
+    // The call's JSON is generated (and counted) but the tool parser turns it into tool_calls.
+    const text = JSON.stringify({ name: toolCall.function.name, arguments: toolCall.function.arguments });
+    return { ...planOutput(thinking, tokenize(text), limit, []), toolCall };
+  }
+  let content: string[];
+  const afterTool = job.kind === 'chat' ? toolAnswer(job.messages ?? []) : undefined;
+  if (model.reply !== undefined || afterTool !== undefined) content = tokenize(afterTool ?? model.reply ?? '');
+  else if (model.endless) content = fillerTokens(limit + 1 - thinking.length);
+  else if (model.replyTokens !== undefined) content = fillerTokens(model.replyTokens);
+  else content = tokenize(defaultReply(model.name, job.promptText));
+  if (job.format !== undefined && job.format !== null && job.format !== '') content = tokenize(jsonReply(job.format, content.join('')));
+  return planOutput(thinking, content, limit, job.opts.stop);
 }
 
 /** Plausible, internally consistent durations (ns): total >= load + prompt eval + eval >= wall time. */
@@ -199,50 +262,49 @@ function metrics(job: Job, plan: Plan, cold: boolean, genStartNs: bigint): Recor
   };
 }
 
-async function run(job: Job): Promise<void> {
+async function run(job: Job, lease: Lease): Promise<void> {
   const { ex } = job;
-  const { runtime } = ex.state;
-  const model = job.installed.model;
-  const { cold } = runtime.acquire(model, job.keepAliveMs, job.opts.numCtx);
-  try {
-    const plan = planFor(job);
-    const genStart = nowNs();
-    const content = plan.pieces.filter((p) => p.kind === 'content').map((p) => p.text);
-    const thinking = plan.pieces.filter((p) => p.kind === 'thinking').map((p) => p.text);
-    const context = job.kind === 'generate' && !job.raw ? { context: tokenIds([...job.promptTokens, ...content]) } : {};
-    const head = () => ({ model: job.modelSent, created_at: rfc3339Nano() });
+  const plan = planFor(job, lease.runner.contextLength);
+  const genStart = nowNs();
+  const content = plan.pieces.filter((p) => p.kind === 'content').map((p) => p.text);
+  const thinking = plan.pieces.filter((p) => p.kind === 'thinking').map((p) => p.text);
+  const calls = plan.toolCall ? { tool_calls: [plan.toolCall] } : {};
+  const spoken = plan.toolCall ? [] : content;
+  const context = job.kind === 'generate' && !job.raw ? { context: tokenIds([...job.promptTokens, ...spoken]) } : {};
+  const head = () => ({ model: job.modelSent, created_at: rfc3339Nano() });
+  const chunk = (text: string, extra: Record<string, unknown>, done: boolean) =>
+    job.kind === 'generate'
+      ? { ...head(), response: text, ...extra, done }
+      : { ...head(), message: { role: 'assistant', content: text, ...extra }, done };
 
-    if (!job.stream) {
-      if (await applySingleReplyFault(ex, ex.state.tokenDelayMs)) return;
-      // The whole reply still takes the tokens' worth of time, so timeouts are testable without streaming.
-      if (!(await sleep(ex.state.tokenDelayMs * plan.pieces.length, ex.signal))) return;
-      const text = content.join('');
-      const thought = thinking.length > 0 ? { thinking: thinking.join('') } : {};
-      const reply =
-        job.kind === 'generate'
-          ? { ...head(), response: text, ...thought, done: true, done_reason: plan.doneReason, ...context }
-          : { ...head(), message: { role: 'assistant', content: text, ...thought }, done: true, done_reason: plan.doneReason };
-      sendJson(ex.res, 200, { ...reply, ...metrics(job, plan, cold, genStart) });
-      return;
-    }
-
-    const stream = new NdjsonStream(ex);
-    for (const piece of plan.pieces) {
-      if (!(await sleep(ex.state.tokenDelayMs, ex.signal))) return;
-      const text = piece.kind === 'content' ? piece.text : '';
-      const thought = piece.kind === 'thinking' ? { thinking: piece.text } : {};
-      const chunk =
-        job.kind === 'generate'
-          ? { ...head(), response: text, ...thought, done: false }
-          : { ...head(), message: { role: 'assistant', content: text, ...thought }, done: false };
-      if (!(await stream.unit(chunk))) return;
-    }
-    const final =
-      job.kind === 'generate'
-        ? { ...head(), response: '', done: true, done_reason: plan.doneReason, ...context }
-        : { ...head(), message: { role: 'assistant', content: '' }, done: true, done_reason: plan.doneReason };
-    await stream.finish({ ...final, ...metrics(job, plan, cold, genStart) });
-  } finally {
-    runtime.release(model);
+  if (!job.stream) {
+    if (await applySingleReplyFault(ex, ex.state.tokenDelayMs)) return;
+    // The whole reply still takes the tokens' worth of time, so timeouts are testable without streaming.
+    if (!(await sleep(ex.state.tokenDelayMs * plan.pieces.length, ex.signal))) return;
+    const thought = thinking.length > 0 ? { thinking: thinking.join('') } : {};
+    const final = chunk(spoken.join(''), { ...thought, ...calls }, true);
+    sendJson(ex.res, 200, { ...final, done_reason: plan.doneReason, ...context, ...metrics(job, plan, lease.cold, genStart) });
+    return;
   }
+
+  // A built-in parser holds the last `flushOnDone` content tokens back and flushes them with done.
+  const parser = job.installed.model.flushOnDone ?? 0;
+  const heldFrom = spoken.length - Math.min(Math.max(0, parser), spoken.length);
+  let held = '';
+  let said = 0;
+  const stream = new NdjsonStream(ex);
+  for (const piece of plan.pieces) {
+    if (!(await sleep(ex.state.tokenDelayMs, ex.signal))) return;
+    if (piece.kind === 'thinking') {
+      if (!(await stream.unit(chunk('', { thinking: piece.text }, false)))) return;
+      continue;
+    }
+    if (plan.toolCall) continue; // the tool parser buffers the call's text
+    if (said++ >= heldFrom) held += piece.text;
+    else if (!(await stream.unit(chunk(piece.text, {}, false)))) return;
+  }
+  // A template tool parser sends the call on a chunk of its own; a built-in parser on the final chunk.
+  if (plan.toolCall && parser === 0 && !(await stream.unit(chunk('', calls, false)))) return;
+  const finalExtra = plan.toolCall && parser > 0 ? calls : {};
+  await stream.finish({ ...chunk(held, finalExtra, true), done_reason: plan.doneReason, ...context, ...metrics(job, plan, lease.cold, genStart) });
 }

@@ -75,6 +75,20 @@ export function isValidName(n: ModelName): boolean {
   );
 }
 
+/**
+ * server/model_resolver.go parseAndValidateModelRef: a blank name is "model is required"
+ * (modelref.ErrModelRequired), one that fails name.go IsValid is "unqualified name", which the
+ * handlers answer with 400 `invalid model name` (routes.go writeModelRefParseError).
+ */
+export function modelRefError(raw: string | undefined): 'required' | 'invalid' | undefined {
+  const trimmed = (raw ?? '').trim();
+  if (trimmed === '') return 'required';
+  return isValidName(parseModelName(trimmed)) ? undefined : 'invalid';
+}
+
+/** errtypes.InvalidModelNameErrMsg */
+export const INVALID_MODEL_NAME = 'invalid model name';
+
 /** DisplayShortest: 'llama3.2:latest', 'user/m:tag', 'host/ns/m:tag'. This is what /api/tags and /api/ps show. */
 export function displayName(n: ModelName): string {
   let prefix = '';
@@ -153,6 +167,38 @@ export function defaultModels(): EmulatedModel[] {
       quantizationLevel: 'Q4_0',
       capabilities: ['completion', 'vision'],
       contextLength: 32_768,
+    },
+    {
+      // Harmony output parser: thinks by default and flushes held-back text on the done chunk.
+      name: 'gpt-oss:20b',
+      size: 13_780_173_839,
+      family: 'gptoss',
+      parameterSize: '20.9B',
+      quantizationLevel: 'MXFP4',
+      capabilities: ['completion', 'tools', 'thinking'],
+      contextLength: 131_072,
+      flushOnDone: 3,
+    },
+    {
+      name: 'nomic-embed-text:latest',
+      size: 274_302_450,
+      family: 'nomic-bert',
+      parameterSize: '137M',
+      quantizationLevel: 'F16',
+      capabilities: ['embedding'],
+      contextLength: 2_048,
+      embeddingLength: 768,
+    },
+    {
+      // A base (text) model: it rarely emits an end token, so without num_predict it runs on.
+      name: 'llama3.2:3b-text-q4_K_M',
+      size: 2_019_393_312,
+      family: 'llama',
+      parameterSize: '3.2B',
+      quantizationLevel: 'Q4_K_M',
+      capabilities: ['completion'],
+      contextLength: 131_072,
+      endless: true,
     },
   ];
 }

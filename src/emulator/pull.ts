@@ -8,6 +8,8 @@ import type { EmulatedModel } from './types.js';
 import { sendError, sendJson, sleep } from './wire.js';
 
 const MANIFEST_ERROR = 'pull model manifest: file does not exist';
+/** download.go verifies each blob's digest here; the stream is silent meanwhile. */
+const VERIFYING = 'verifying sha256 digest';
 /** Progress messages per large layer (completed goes 1/4, 2/4, ... of total). */
 const STEPS_PER_LAYER = 4;
 
@@ -26,7 +28,7 @@ function progressFor(model: EmulatedModel, cached: boolean): Progress[] {
     const steps = layer.size > 1_000_000 ? STEPS_PER_LAYER : 1;
     for (let s = 1; s <= steps; s++) out.push({ ...base, completed: Math.round((layer.size * s) / steps) });
   }
-  out.push({ status: 'verifying sha256 digest' }, { status: 'writing manifest' });
+  out.push({ status: VERIFYING }, { status: 'writing manifest' });
   return out;
 }
 
@@ -39,14 +41,14 @@ export async function pull(ex: Exchange): Promise<void> {
   const installed = state.find(requested);
   const source = installed?.model ?? state.registry.get(nameKey(requested));
   const steps = source ? progressFor(source, installed !== undefined) : [];
-  const delay = () => sleep(state.pullStepDelayMs, signal);
+  const delay = (after?: Progress) => sleep(after?.status === VERIFYING ? state.pullVerifyMs : state.pullStepDelayMs, signal);
   const install = () => {
     if (source && !installed) state.install(source);
   };
 
   if (body.stream === false) {
     if (await applySingleReplyFault(ex, state.pullStepDelayMs)) return;
-    for (let i = 0; i <= steps.length; i++) if (!(await delay())) return;
+    for (let i = 0; i <= steps.length; i++) if (!(await delay(steps[i]))) return;
     if (!source) return sendError(res, 500, MANIFEST_ERROR);
     install();
     return sendJson(res, 200, { status: 'success' });
@@ -58,7 +60,7 @@ export async function pull(ex: Exchange): Promise<void> {
   if (!source) return stream.fail(500, MANIFEST_ERROR); // already streaming: 200 + {"error"} line
   for (const step of steps) {
     if (!(await stream.unit(step))) return;
-    if (!(await delay())) return;
+    if (!(await delay(step))) return;
   }
   install();
   await stream.finish({ status: 'success' });

@@ -29,6 +29,12 @@ export class Recorder {
     this.changes.emit('change');
   }
 
+  scheduled(rec: RecordedRequest): void {
+    if (rec.scheduledAt !== undefined) return;
+    rec.scheduledAt = Date.now();
+    this.changes.emit('change');
+  }
+
   /** The first final outcome wins: later events (e.g. the socket closing after an error) don't overwrite it. */
   end(rec: RecordedRequest, outcome: Exclude<RecordedRequest['outcome'], 'open'>): void {
     if (rec.outcome !== 'open') return;

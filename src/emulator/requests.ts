@@ -53,6 +53,7 @@ export interface GenerateBody {
   options?: Record<string, unknown> | null;
   think?: boolean | string | null;
   top_logprobs?: number;
+  shift?: boolean | null;
 }
 export const GENERATE_FIELDS: Record<string, GoType> = {
   model: str, prompt: str, suffix: str, system: str, template: str,
@@ -65,6 +66,7 @@ export interface ChatMessage {
   role?: string;
   content?: string;
   images?: string[];
+  tool_name?: string;
 }
 export interface ChatBody {
   model?: string;
@@ -76,6 +78,7 @@ export interface ChatBody {
   keep_alive?: unknown;
   think?: boolean | string | null;
   top_logprobs?: number;
+  shift?: boolean | null;
 }
 export const CHAT_FIELDS: Record<string, GoType> = {
   model: str,
@@ -94,6 +97,19 @@ export interface NamedBody {
 export const PULL_FIELDS: Record<string, GoType> = { model: str, name: str, insecure: bool, stream: bool };
 export const SHOW_FIELDS: Record<string, GoType> = { model: str, name: str, system: str, template: str, verbose: bool, options };
 export const DELETE_FIELDS: Record<string, GoType> = { model: str, name: str };
+
+export interface EmbedBody {
+  model?: string;
+  input?: unknown;
+  prompt?: string;
+  truncate?: boolean | null;
+  dimensions?: number;
+  keep_alive?: unknown;
+  options?: Record<string, unknown> | null;
+}
+/** api.EmbedRequest (input is `any`, checked by the handler) and the deprecated api.EmbeddingRequest. */
+export const EMBED_FIELDS: Record<string, GoType> = { model: str, input: any, truncate: bool, dimensions: int, keep_alive: keepAlive, options };
+export const EMBEDDINGS_FIELDS: Record<string, GoType> = { model: str, prompt: str, keep_alive: keepAlive, options };
 
 /** Decode and type-check a body; on failure the 400 is already sent and undefined is returned. */
 export function decodeRequest<T>(ex: Exchange, typeName: string, fields: Record<string, GoType>): T | undefined {

@@ -39,32 +39,41 @@ export function defaultThinking(prompt: string): string {
   return `The user wrote "${words}". I should answer briefly and politely.`;
 }
 
+const FILLER = tokenize(' The llama keeps talking — about the café, the weather and 🦙 things, on and on.');
+
+/** `n` tokens of deterministic filler, for models that talk long or without end. */
+export function fillerTokens(n: number): string[] {
+  return Array.from({ length: Math.max(0, n) }, (_, i) => FILLER[i % FILLER.length]);
+}
+
+/** A value shaped by a JSON Schema: objects get every property, strings get `text`. */
+export function fromSchema(schema: unknown, text: string, depth = 0): unknown {
+  if (!schema || typeof schema !== 'object' || depth > 5) return text;
+  const s = schema as Record<string, unknown>;
+  if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum[0];
+  const type = Array.isArray(s.type) ? s.type[0] : s.type;
+  switch (type) {
+    case 'object': {
+      const props = (s.properties ?? {}) as Record<string, unknown>;
+      return Object.fromEntries(Object.entries(props).map(([k, v]) => [k, fromSchema(v, text, depth + 1)]));
+    }
+    case 'array':
+      return [fromSchema(s.items, text, depth + 1)];
+    case 'integer':
+    case 'number':
+      return 42;
+    case 'boolean':
+      return true;
+    case 'null':
+      return null;
+    default:
+      return text;
+  }
+}
+
 /** A JSON reply for `format`: "json" gives a small object, a schema gives an object matching its shape. */
 export function jsonReply(format: unknown, text: string): string {
-  const fromSchema = (schema: unknown, depth: number): unknown => {
-    if (!schema || typeof schema !== 'object' || depth > 5) return text;
-    const s = schema as Record<string, unknown>;
-    if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum[0];
-    const type = Array.isArray(s.type) ? s.type[0] : s.type;
-    switch (type) {
-      case 'object': {
-        const props = (s.properties ?? {}) as Record<string, unknown>;
-        return Object.fromEntries(Object.entries(props).map(([k, v]) => [k, fromSchema(v, depth + 1)]));
-      }
-      case 'array':
-        return [fromSchema(s.items, depth + 1)];
-      case 'integer':
-      case 'number':
-        return 42;
-      case 'boolean':
-        return true;
-      case 'null':
-        return null;
-      default:
-        return text;
-    }
-  };
-  const value = format === 'json' ? { answer: text } : fromSchema(format, 0);
+  const value = format === 'json' ? { answer: text } : fromSchema(format, text);
   return JSON.stringify(value);
 }
 
@@ -80,7 +89,7 @@ export interface Plan {
 }
 
 /**
- * Apply num_predict (> 0 caps the token count, done_reason "length") and stop strings (matched in
+ * Apply the token limit (num_predict or the runner's bound: done_reason "length") and stop strings (matched in
  * the content, output cut right before the match, done_reason "stop"). A stop string spanning several
  * tokens is withheld as a whole, like the runner's pending-text buffer does. Thinking tokens count
  * toward num_predict like they do on a real runner.

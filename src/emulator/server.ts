@@ -8,15 +8,16 @@ import { remove, ps, root, show, tags, version } from './catalog.js';
 import { CONTROL_PREFIX, handleControl } from './control.js';
 import { applySingleReplyFault, type Exchange } from './exchange.js';
 import { FaultBook, defaultStatusMessage } from './faults.js';
+import { embed, embeddings } from './embed.js';
 import { chat, generate } from './inference.js';
-import { defaultModels, defaultRegistry } from './models.js';
+import { defaultModels, defaultRegistry, normalizeModelName } from './models.js';
 import { pull } from './pull.js';
 import { Recorder } from './recorder.js';
-import { EmulatorState } from './state.js';
+import { EmulatorState, checkConfig, withDefaults } from './state.js';
 import type { Emulator, EmulatorOptions, RecordedRequest } from './types.js';
 import { sendError, sendText } from './wire.js';
 
-export type { EmulatedModel, Emulator, EmulatorOptions, Fault, FaultRule, RecordedRequest, RunningModel } from './types.js';
+export type { EmulatedModel, Emulator, EmulatorConfig, EmulatorOptions, Fault, FaultRule, RecordedRequest, RunningModel } from './types.js';
 export { defaultModels, defaultRegistry, normalizeModelName } from './models.js';
 
 type Handler = (ex: Exchange) => void | Promise<void>;
@@ -37,6 +38,8 @@ const ROUTES: Record<string, Route> = {
   '/api/generate': { methods: { POST: generate }, streams: true },
   '/api/chat': { methods: { POST: chat }, streams: true },
   '/api/pull': { methods: { POST: pull }, streams: true },
+  '/api/embed': { methods: { POST: embed } },
+  '/api/embeddings': { methods: { POST: embeddings } },
 };
 
 function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
@@ -67,12 +70,14 @@ function modelOf(body: unknown): string | undefined {
 
 export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulator> {
   const host = opts.host ?? '127.0.0.1';
+  const config = withDefaults({ ...opts, pullVerifyMs: opts.pullVerifyMs ?? opts.pullStepDelayMs });
+  const configError = checkConfig(config);
+  if (configError) throw new TypeError(`emulator: ${configError}`);
   const state = new EmulatorState({
     models: opts.models ?? defaultModels(),
     registry: opts.registry ?? defaultRegistry(),
-    tokenDelayMs: opts.tokenDelayMs ?? 0,
+    config,
     pullStepDelayMs: opts.pullStepDelayMs ?? 5,
-    defaultKeepAliveMs: (opts.defaultKeepAliveSeconds ?? 300) * 1000,
     version: opts.version ?? '0.12.6',
   });
   const faults = new FaultBook();
@@ -97,6 +102,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     const ex: Exchange = {
       req, res, path, raw: Buffer.alloc(0), record, state,
       signal: aborter.signal, failed: false, serverClosed: false,
+      scheduled: () => recorder.scheduled(record),
     };
     inflight.add(ex);
     res.on('finish', () => recorder.end(record, res.statusCode >= 400 || ex.failed ? 'error' : 'completed'));
@@ -182,8 +188,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     setTokenDelay: (ms) => {
       state.tokenDelayMs = ms;
     },
-    running: () =>
-      state.runtime.running().map(({ name, expiresAt, sizeVram, contextLength }) => ({ name, expiresAt, sizeVram, contextLength })),
+    configure: (c) => state.configure(c),
+    running: () => state.sched.running().map(({ model: _model, ...r }) => r),
+    queued: (model) => state.sched.queued(model === undefined ? undefined : normalizeModelName(model)),
     waitForRequest: (pred, timeoutMs = 5000) => recorder.waitFor(pred, timeoutMs, 'a matching request'),
     waitForOutcome: (id, outcome: RecordedRequest['outcome'], timeoutMs = 5000) =>
       recorder.waitFor((r) => r.id === id && r.outcome === outcome, timeoutMs, `request ${id} to be '${outcome}'`),

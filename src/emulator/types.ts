@@ -3,7 +3,7 @@
 export interface EmulatedModel {
   /** Normalized 'name:tag', e.g. 'llama3.2:latest'. */
   name: string;
-  /** Bytes on disk; also size_vram when loaded (fully offloaded to the "GPU"). */
+  /** Bytes on disk, also the memory it needs when loaded (size in /api/ps; size_vram is what fits on the GPU). */
   size: number;
   /** 64 hex chars without "sha256:"; derived deterministically from the name when absent. */
   digest?: string;
@@ -16,6 +16,18 @@ export interface EmulatedModel {
   contextLength: number;
   /** Scripted reply text; by default it derives deterministically from the model name and the prompt. */
   reply?: string;
+  /**
+   * A built-in output parser (harmony, tool/thinking parsers) that holds back this many trailing content
+   * tokens and flushes them on the `done: true` chunk, together with the metrics (routes.go: the parser's
+   * `Add(content, done)` result goes on the response that has Done).
+   */
+  flushOnDone?: number;
+  /** The model talks this many tokens of deterministic filler, then stops ("stop") unless cut first. */
+  replyTokens?: number;
+  /** Never stops by itself: only num_predict or the runner's open-ended budget end it ("length"). */
+  endless?: boolean;
+  /** Vector length for /api/embed (model_info "<arch>.embedding_length"); default 3072. */
+  embeddingLength?: number;
 }
 
 export type Fault =
@@ -40,24 +52,48 @@ export interface RecordedRequest {
   /** Parsed JSON body, or undefined when there was none or it did not parse. */
   body: unknown;
   receivedAt: number;
+  /** When the scheduler gave it a runner and a generation slot (queued requests have none yet). */
+  scheduledAt?: number;
   endedAt?: number;
   outcome: 'open' | 'completed' | 'client-closed' | 'error' | 'refused';
 }
 
-export interface EmulatorOptions {
+/** Settings that can change while the emulator runs (Ollama's env defaults unless noted). */
+export interface EmulatorConfig {
+  /** OLLAMA_NUM_PARALLEL: requests generating at once per loaded model (default 1). */
+  numParallel?: number;
+  /** OLLAMA_MAX_QUEUE: requests that may wait to be scheduled before 503 (default 512). */
+  maxQueue?: number;
+  /** Emulated GPU memory (default 24 GiB, one GPU); 0 = CPU only. */
+  vramBytes?: number;
+  /** OLLAMA_MAX_LOADED_MODELS (default 3: 3 per GPU). */
+  maxLoadedModels?: number;
+  /** OLLAMA_KEEP_ALIVE in seconds, for loads without keep_alive (default 300). */
+  defaultKeepAliveSeconds?: number;
+  /** Delay before each token (emulator only; default 0). */
+  tokenDelayMs?: number;
+  /**
+   * Silence after a pull's "verifying sha256 digest" (real Ollama hashes the whole download there,
+   * minutes for large models, sending nothing); default: the pull step delay.
+   */
+  pullVerifyMs?: number;
+}
+
+export interface EmulatorOptions extends EmulatorConfig {
   host?: string;
   port?: number;
   models?: EmulatedModel[];
   registry?: EmulatedModel[];
-  tokenDelayMs?: number;
   pullStepDelayMs?: number;
-  defaultKeepAliveSeconds?: number;
   version?: string;
 }
 
 export interface RunningModel {
   name: string;
   expiresAt: Date;
+  /** Memory the model takes. */
+  size: number;
+  /** The part of `size` on the GPU; the rest runs on the CPU. */
   sizeVram: number;
   contextLength: number;
 }
@@ -69,7 +105,11 @@ export interface Emulator {
   addFault(rule: FaultRule): void;
   clearFaults(): void;
   setTokenDelay(ms: number): void;
+  /** Change scheduling settings at run time; returns the settings now in force. */
+  configure(config: EmulatorConfig): Required<EmulatorConfig>;
   running(): RunningModel[];
+  /** Requests waiting to be scheduled or for a generation slot (for one model, as sent or normalized). */
+  queued(model?: string): number;
   waitForRequest(pred: (r: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>;
   waitForOutcome(id: number, outcome: RecordedRequest['outcome'], timeoutMs?: number): Promise<RecordedRequest>;
   stop(): Promise<void>;

@@ -44,4 +44,29 @@ describe('tsx src/emulator/main.ts', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
   });
+
+  it('takes Ollama\'s scheduling settings from EMULATOR_* variables, and refuses bad ones', async () => {
+    const { child, url } = launch({
+      EMULATOR_PORT: '0',
+      EMULATOR_NUM_PARALLEL: '2',
+      EMULATOR_MAX_QUEUE: '7',
+      EMULATOR_MAX_LOADED_MODELS: '1',
+      EMULATOR_VRAM_BYTES: '0',
+      EMULATOR_KEEP_ALIVE_SECONDS: '-1',
+      EMULATOR_PULL_VERIFY_MS: '1500',
+    });
+    try {
+      const config = await (await fetch(`${await url}/__emulator/config`)).json();
+      expect(config).toEqual({ numParallel: 2, maxQueue: 7, maxLoadedModels: 1, vramBytes: 0, defaultKeepAliveSeconds: -1, tokenDelayMs: 20, pullVerifyMs: 1500 });
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const bad = launch({ EMULATOR_PORT: '0', EMULATOR_NUM_PARALLEL: '0' });
+    let err = '';
+    bad.child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = await once(bad.child, 'exit');
+    await bad.url.catch(() => undefined);
+    expect(code).toBe(2);
+    expect(err).toContain('numParallel must be an integer >= 1');
+  });
 });

@@ -1,7 +1,7 @@
 // Fault injection, client aborts, request recording, stop/start and the HTTP control surface.
 import { Ollama } from 'ollama';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../src/emulator/server.js';
+import { defaultModels, startEmulator, type Emulator } from '../../src/emulator/server.js';
 import { failure, post, raw, sleep } from './helpers.js';
 
 const BUSY = 'server busy, please try again.  maximum pending requests exceeded';
@@ -112,7 +112,7 @@ describe('faults as the ollama client sees them', () => {
     expect(err.name).toBe('TypeError');
     expect(err.message).toBe('fetch failed');
     await failure(fetch(`${emu.url}/api/tags`));
-    expect((await client.list()).models.length).toBe(3); // times exhausted
+    expect((await client.list()).models.length).toBe(defaultModels().length); // times exhausted
     expect(emu.requests.filter((r) => r.path === '/api/tags').map((r) => r.outcome)).toEqual(['refused', 'refused', 'completed']);
   });
 
@@ -190,7 +190,7 @@ describe('recording', () => {
 describe('stop() and start()', () => {
   it('refuses connections while stopped, then serves again on the same port', async () => {
     const port = emu.port;
-    expect((await client.list()).models.length).toBe(3);
+    expect((await client.list()).models.length).toBe(defaultModels().length);
     await emu.stop();
     const down = await failure(fetch(`${emu.url}/`));
     expect(down.message).toBe('fetch failed');
@@ -235,6 +235,8 @@ describe('HTTP control surface', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(95);
     expect(await post(emu.url, '/__emulator/token-delay', { ms: -1 })).toMatchObject({ status: 400 });
     const running = JSON.parse((await raw(emu.url, 'GET', '/__emulator/running')).text);
-    expect(running).toEqual([{ name: 'llama3.2:latest', expiresAt: expect.any(String), sizeVram: 2_019_393_189, contextLength: 4096 }]);
+    expect(running).toEqual([
+      { name: 'llama3.2:latest', expiresAt: expect.any(String), size: 2_019_393_189, sizeVram: 2_019_393_189, contextLength: 4096 },
+    ]);
   });
 });

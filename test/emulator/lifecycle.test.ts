@@ -1,7 +1,7 @@
 // Model lifecycle and catalogue routes: load/unload, keep_alive, /api/ps, tags, show, pull, delete.
 import { Ollama } from 'ollama';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../src/emulator/server.js';
+import { defaultModels, startEmulator, type Emulator } from '../../src/emulator/server.js';
 import { failure, post, raw, sleep } from './helpers.js';
 
 let emu: Emulator;
@@ -176,7 +176,7 @@ describe('catalogue routes', () => {
 
   it('/api/tags lists installed models in the contract shape', async () => {
     const { models } = await client.list();
-    expect(models.map((m) => m.name)).toEqual(['llama3.2:latest', 'qwen3:0.6b', 'llava:7b']);
+    expect(models.map((m) => m.name)).toEqual(['llama3.2:latest', 'qwen3:0.6b', 'llava:7b', 'gpt-oss:20b', 'nomic-embed-text:latest', 'llama3.2:3b-text-q4_K_M']);
     const [llama] = models as unknown as Array<Record<string, unknown>>;
     expect(Object.keys(llama)).toEqual(['name', 'model', 'modified_at', 'size', 'digest', 'details']);
     expect(llama.details).toEqual({
@@ -243,6 +243,14 @@ describe('pull', () => {
     expect((await client.generate({ model: 'smollm2:135m', prompt: 'hi' })).done).toBe(true);
   });
 
+  it('stays silent while it verifies the download (pullVerifyMs), then finishes', async () => {
+    emu.configure({ pullVerifyMs: 400 });
+    const at: Record<string, number> = {};
+    for await (const p of await client.pull({ model: 'smollm2:135m', stream: true })) at[p.status] ??= Date.now();
+    expect(at['writing manifest'] - at['verifying sha256 digest']).toBeGreaterThanOrEqual(390);
+    expect(at.success).toBeGreaterThanOrEqual(at['writing manifest']);
+  });
+
   it('stream:false answers only {"status":"success"}; an installed model pulls quickly', async () => {
     const r = await post(emu.url, '/api/pull', { model: 'phi3:mini', stream: false });
     expect(r).toMatchObject({ status: 200, contentType: 'application/json; charset=utf-8', objects: [{ status: 'success' }] });
@@ -277,7 +285,7 @@ describe('delete', () => {
     const r = await raw(emu.url, 'DELETE', '/api/delete', { name: 'llama3.2' });
     expect(r).toMatchObject({ status: 200, text: '' });
     expect(emu.running()).toEqual([]);
-    expect((await client.list()).models.map((m) => m.name)).toEqual(['qwen3:0.6b', 'llava:7b']);
+    expect((await client.list()).models.map((m) => m.name)).toEqual(defaultModels().slice(1).map((m) => m.name));
     const missing = await raw(emu.url, 'DELETE', '/api/delete', { model: 'llama3.2' });
     expect(missing).toMatchObject({ status: 404, objects: [{ error: "model 'llama3.2' not found" }] });
     expect(await client.delete({ model: 'llava:7b' })).toEqual({ status: 'success' });
