@@ -21,7 +21,8 @@ afterEach(async () => {
 
 async function start(env: Record<string, string>) {
   const capture = captureLog('warn');
-  gw = await startGateway({ env, emulator: { models: [...defaultModels(), longModel] }, log: capture.log });
+  // An Ollama with OLLAMA_NUM_PARALLEL=4, and the gateway told so: several streams of one model run at once.
+  gw = await startGateway({ env: { OLLAMA_NUM_PARALLEL: '4', ...env }, emulator: { models: [...defaultModels(), longModel], numParallel: 4 }, log: capture.log });
   return { gw, capture };
 }
 

@@ -72,7 +72,8 @@ describe('coalescing tokens into events', () => {
     let tokensSeen = 0;
     const ended = new Promise<number>((resolve) => {
       client.subscribe<Event>(
-        { query: SUBSCRIPTION, variables: { input: { model: 'long', prompt: 'Everything.' } } },
+        // Without maxTokens the reply would end at DEFAULT_MAX_TOKENS (num_predict): ask for all of it.
+        { query: SUBSCRIPTION, variables: { input: { model: 'long', prompt: 'Everything.', options: { maxTokens: LONG_TOKENS } } } },
         {
           next: (r) => {
             const e = r.data?.generate;

@@ -27,6 +27,7 @@ function startProcess(dbFile: string, env: Record<string, string>): Promise<{ ch
       OLLAMA_HOST: emulator.url,
       ADMIN_API_KEY: ADMIN,
       PARTIAL_FLUSH_MS: '50',
+      OLLAMA_NUM_PARALLEL: '8',
       LOG_LEVEL: 'info',
       ...env,
     },
@@ -55,7 +56,8 @@ async function gql<T>(url: string, query: string, variables: Record<string, unkn
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ tokenDelayMs: 20 });
+  // An Ollama with OLLAMA_NUM_PARALLEL=8 (the gateways below are told so): the streams run at once.
+  emulator = await startEmulator({ tokenDelayMs: 20, numParallel: 8 });
   dir = mkdtempSync(join(tmpdir(), 'gateway-crash-'));
 });
 afterAll(async () => {

@@ -20,9 +20,10 @@ describe('a pool of two Ollama hosts', () => {
   let one: string;
   let two: string;
   beforeAll(async () => {
-    second = await startEmulator({ tokenDelayMs: 0, models: [...defaultModels(), phi3] });
+    second = await startEmulator({ tokenDelayMs: 0, models: [...defaultModels(), phi3], numParallel: 1024 });
     gw = await startGateway({
       moreOllamaHosts: [second.url],
+      emulator: { numParallel: 1024 },
       env: { GPU_VRAM_BYTES: `${8 * GB},${24 * GB}`, NVIDIA_SMI_PATH: 'off', OLLAMA_HEALTH_CHECK_INTERVAL_MS: '200', OLLAMA_NUM_PARALLEL: '1024' },
     });
     one = gw.emulator.url;

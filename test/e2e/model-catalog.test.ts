@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultModels } from '../../src/emulator/server.js';
 import { type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
 import { gql, gqlError } from '../helpers/models.js';
 
@@ -27,8 +28,9 @@ describe('models query', () => {
       undefined,
       gw.userSecret,
     );
-    expect(models.map((m: { name: string }) => m.name)).toEqual(['llama3.2:latest', 'llava:7b', 'qwen3:0.6b']);
-    expect(models[0]).toEqual({
+    // Every model the emulated Ollama has installed, by name.
+    expect(models.map((m: { name: string }) => m.name)).toEqual(defaultModels().map((m) => m.name.toLowerCase()).sort());
+    expect(models.find((m: { name: string }) => m.name === 'llama3.2:latest')).toEqual({
       name: 'llama3.2:latest',
       alias: null,
       inCatalog: false,
@@ -44,7 +46,7 @@ describe('models query', () => {
       loaded: false,
       runtime: null,
     });
-    expect(models[1].capabilities).toContain('vision');
+    expect(models.find((m: { name: string }) => m.name === 'llava:7b').capabilities).toContain('vision');
   });
 
   it('caches /api/show results per model digest', async () => {
@@ -131,9 +133,10 @@ describe('requests by alias', () => {
     expect(body.data!.generate.creditsCharged).toBe(3);
   });
 
-  it('sends the global threshold as keep_alive for models without their own, and none when there is none', async () => {
+  it('sends the global threshold as keep_alive for models without their own, and OLLAMA_KEEP_ALIVE when there is none', async () => {
     await generate('qwen3:0.6b');
-    expect(lastGenerate()).not.toHaveProperty('keep_alive');
+    // Never left out: Ollama would keep the model's previous keep_alive (sticky, server/sched.go).
+    expect(lastGenerate()).toMatchObject({ model: 'qwen3:0.6b', keep_alive: '5m' });
     await gql(gw, 'mutation { setInactivityThreshold(seconds: 45) { seconds } }');
     await generate('qwen3:0.6b');
     expect(lastGenerate()).toMatchObject({ model: 'qwen3:0.6b', keep_alive: 45 });

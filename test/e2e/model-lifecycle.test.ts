@@ -41,7 +41,8 @@ describe('loadModel', () => {
     expect(loadModel.model).toMatchObject({ name: 'qwen3:0.6b', loaded: true, runtime: { vramBytes: QWEN, busy: false } });
     expect(loadModel.model.runtime.lastActiveAt).toBeTruthy();
     expect(running()).toEqual(['qwen3:0.6b']);
-    expect(residencyRequests(gw, 'qwen3:0.6b').at(-1)!.body).toEqual({ model: 'qwen3:0.6b', prompt: '', stream: false });
+    // keep_alive is never left out: with no threshold, OLLAMA_KEEP_ALIVE (5m).
+    expect(residencyRequests(gw, 'qwen3:0.6b').at(-1)!.body).toEqual({ model: 'qwen3:0.6b', prompt: '', stream: false, keep_alive: '5m' });
     await waitFor(() => eventsFor('qwen3:0.6b').length === 1, 2000, 'LOADED event');
     expect(eventsFor('qwen3:0.6b')).toEqual([{ type: 'LOADED', reason: 'REQUEST' }]);
   });

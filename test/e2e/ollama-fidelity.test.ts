@@ -1,10 +1,12 @@
 // The gateway against Ollama's real behaviours (../shared/ollama-api.md section 7), each one a
 // failure found against an Ollama-compatible server: keep_alive is sticky, Ollama serves one request
 // per model at a time and sends the others no headers, and a reply without num_predict runs on.
+import { Ollama } from 'ollama';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
 import { type EmulatedModel, defaultModels } from '../../src/emulator/server.js';
-import { type GraphQLResponse, type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
+import { type GraphQLResponse, type TestGateway, collect, post, sse, startGateway, wsClient } from '../helpers/gateway.js';
 import { gql } from '../helpers/models.js';
 import { until } from '../helpers/wait.js';
 
@@ -51,6 +53,58 @@ const phasesOf = (results: GraphQLResponse<Events>[]) =>
   results.filter((r) => r.data?.generate.type === 'PHASE').map((r) => [r.data!.generate.phase, r.data!.generate.queuePosition]);
 const keepAliveOf = (text: string) =>
   (gw.emulator.requests.find((r) => r.path === '/api/generate' && JSON.stringify(r.body).includes(text))?.body as { keep_alive?: unknown } | undefined)?.keep_alive;
+
+describe('the text on the final chunk', () => {
+  // gpt-oss's parser (harmony) holds back text and flushes it on the done:true chunk.
+  const MODEL = 'gpt-oss:20b';
+  let whole: (prompt: string, chat?: boolean) => Promise<string>;
+  beforeAll(() => {
+    const direct = new Ollama({ host: gw.emulator.url });
+    whole = async (prompt, chat = false) => {
+      if (chat) {
+        const answer = await direct.chat({ model: MODEL, messages: [{ role: 'user', content: prompt }], stream: false, think: false });
+        return answer.message.content ?? '';
+      }
+      return (await direct.generate({ model: MODEL, prompt, stream: false, think: false })).response ?? '';
+    };
+  });
+  const textOf = (results: GraphQLResponse<Events>[]) => results.map((r) => (r.data?.generate.type === 'TOKEN' ? r.data.generate.delta : '')).join('');
+
+  it('reaches graphql-ws, SSE and the generate mutation whole', async () => {
+    const expected = await whole('final chunk one');
+    expect(expected.length).toBeGreaterThan(0);
+    const client = wsClient(gw, gw.userSecret);
+    const ws = await collect<Events>(client, GENERATE, { input: { model: MODEL, prompt: 'final chunk one' } }).done;
+    await client.dispose();
+    expect(textOf(ws)).toBe(expected);
+    const overSse = await sse<Events>(gw, GENERATE, { input: { model: MODEL, prompt: 'final chunk one' } }, gw.userSecret);
+    expect(textOf(overSse.events)).toBe(expected);
+    const mutation = await gql<{ generate: { text: string } }>(gw, `mutation { generate(input: { model: "${MODEL}", prompt: "final chunk one" }) { text } }`, undefined, gw.userSecret);
+    expect(mutation.generate.text).toBe(expected);
+  });
+
+  it('reaches chat, a stored session and /v1 whole', async () => {
+    const expected = await whole('final chunk two', true);
+    const chat = await gql<{ chat: { text: string } }>(gw, `mutation { chat(input: { model: "${MODEL}", messages: [{ role: USER, content: "final chunk two" }] }) { text } }`, undefined, gw.userSecret);
+    expect(chat.chat.text).toBe(expected);
+    const session = await gql<{ createSession: { id: string } }>(gw, `mutation { createSession(input: { model: "${MODEL}" }) { id } }`, undefined, gw.userSecret);
+    const turn = await gql<{ chat: { history: Array<{ role: string; content: string }> } }>(
+      gw,
+      'mutation($id: ID!) { chat(input: { sessionId: $id, message: "final chunk two" }) { history { role content } } }',
+      { id: session.createSession.id },
+      gw.userSecret,
+    );
+    expect(turn.chat.history.at(-1)).toEqual({ role: 'ASSISTANT', content: expected });
+    const openai = new OpenAI({ apiKey: gw.userSecret, baseURL: `${gw.url}/v1`, maxRetries: 0 });
+    const completion = await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'final chunk two' }] });
+    expect(completion.choices[0].message.content).toBe(expected);
+    let streamed = '';
+    for await (const part of await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'final chunk two' }], stream: true })) {
+      streamed += part.choices[0]?.delta?.content ?? '';
+    }
+    expect(streamed).toBe(expected);
+  });
+});
 
 describe('keep_alive is explicit on every request', () => {
   it('sends the default, then the threshold, then the default again once the threshold is removed', async () => {

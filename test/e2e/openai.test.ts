@@ -13,7 +13,8 @@ let gw: TestGateway;
 let openai: OpenAI;
 
 beforeAll(async () => {
-  gw = await startGateway({ env: { MAX_CONCURRENT_STREAMS_PER_KEY: '2' } });
+  // An Ollama with OLLAMA_NUM_PARALLEL=4, and the gateway told so: a key's two streams run at once.
+  gw = await startGateway({ env: { MAX_CONCURRENT_STREAMS_PER_KEY: '2', OLLAMA_NUM_PARALLEL: '4' }, emulator: { numParallel: 4 } });
   openai = new OpenAI({ apiKey: gw.userSecret, baseURL: `${gw.url}/v1`, maxRetries: 0, timeout: 10_000 });
 });
 afterAll(async () => {

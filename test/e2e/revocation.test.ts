@@ -11,7 +11,8 @@ type Event = { generate: { type: string; generationId: string; delta: string | n
 
 let gw: TestGateway;
 beforeAll(async () => {
-  gw = await startGateway();
+  // An Ollama with OLLAMA_NUM_PARALLEL=4, and the gateway told so: a key's streams run at once.
+  gw = await startGateway({ env: { OLLAMA_NUM_PARALLEL: '4' }, emulator: { numParallel: 4 } });
 });
 afterEach(() => gw.emulator.setTokenDelay(0));
 afterAll(async () => {

@@ -109,7 +109,7 @@ describe.skipIf(Boolean(skipReason))(`two gateway processes, PostgreSQL, Redis a
     await client.connect();
     await client.query(`CREATE DATABASE ${database}`);
     await client.end();
-    [e1, e2] = await Promise.all([startEmulator({ tokenDelayMs: 5 }), startEmulator({ tokenDelayMs: 5 })]);
+    [e1, e2] = await Promise.all([startEmulator({ tokenDelayMs: 5, numParallel: 1024 }), startEmulator({ tokenDelayMs: 5, numParallel: 1024 })]);
     a = await start('gw-a');
     b = await start('gw-b'); // after A: both would otherwise race to run the migrations
   }, 60_000);

@@ -40,7 +40,7 @@ beforeAll(async () => {
       MAX_SOCKETS_PER_KEY: '0',
       OLLAMA_NUM_PARALLEL: '1024',
     },
-    emulator: { tokenDelayMs: 40 },
+    emulator: { tokenDelayMs: 40, numParallel: 1024 },
   });
 });
 afterAll(async () => {

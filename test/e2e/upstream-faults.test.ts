@@ -17,7 +17,9 @@ const tokensIn = (events: GraphQLResponse<Event>[]) =>
 let gw: TestGateway;
 beforeAll(async () => {
   gw = await startGateway({
-    env: { UPSTREAM_STALL_TIMEOUT_MS: '300', UPSTREAM_CONNECT_TIMEOUT_MS: '2000', UPSTREAM_RETRIES: '1', UPSTREAM_RETRY_DELAY_MS: '50' },
+    // An Ollama with OLLAMA_NUM_PARALLEL=4, and the gateway told so: several streams run at once.
+    env: { UPSTREAM_STALL_TIMEOUT_MS: '300', UPSTREAM_CONNECT_TIMEOUT_MS: '2000', UPSTREAM_RETRIES: '1', UPSTREAM_RETRY_DELAY_MS: '50', OLLAMA_NUM_PARALLEL: '4' },
+    emulator: { numParallel: 4 },
   });
 });
 afterEach(() => {
