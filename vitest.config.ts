@@ -11,6 +11,9 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'node',
+    // The default summary, then which optional services (PostgreSQL, Redis, Chromium) were missing
+    // and the test groups skipped because of them.
+    reporters: ['default', './test/reporters/optional-services.ts'],
     testTimeout: 20_000,
     hookTimeout: 30_000,
     // Tests start real servers on port 0; forks keep native modules (better-sqlite3) isolated.

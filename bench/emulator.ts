@@ -1,10 +1,11 @@
 // Child process: the Ollama emulator with two benchmark models, on loopback. Started by bench/run.ts
 // as `node --import tsx bench/emulator.ts`; prints one JSON line {"url": ...} once listening.
-// Env: BENCH_EMU_PORT (0 = any), BENCH_EMU_TOKEN_DELAY_MS (0), BENCH_LONG_REPLY_TOKENS (8192).
+// Env: BENCH_EMU_PORT (0 = any), BENCH_EMU_TOKEN_DELAY_MS (0), BENCH_LONG_REPLY_TOKENS (8192),
+// BENCH_EMU_NUM_PARALLEL (1024).
 // The token delay is changed between phases through the emulator's control route
 // POST /__emulator/token-delay {"ms": n}.
 
-import { startEmulator, type EmulatedModel } from '../src/emulator/server.js';
+import { type EmulatedModel, type EmulatorOptions, startEmulator } from '../src/emulator/server.js';
 import { tokenize } from '../src/emulator/script.js';
 
 const VOCAB = [
@@ -58,15 +59,20 @@ const num = (name: string, fallback: number) => {
 };
 
 const longTokens = num('BENCH_LONG_REPLY_TOKENS', 8192);
-const emulator = await startEmulator({
+// numParallel (Ollama's OLLAMA_NUM_PARALLEL: slots per model) matches the gateway's, so neither side
+// queues the other's streams. Passed through a loosely typed object: an emulator without the option
+// ignores it, and this compiles with or without it in EmulatorOptions.
+const options: Record<string, unknown> = {
   host: '127.0.0.1',
   port: num('BENCH_EMU_PORT', 0),
   tokenDelayMs: num('BENCH_EMU_TOKEN_DELAY_MS', 0),
+  numParallel: num('BENCH_EMU_NUM_PARALLEL', 1024),
   // bench-bg: the background streams of the TTFT runs (~10 s at 10 ms/token). The emulator tokenizes and
   // hashes a whole reply when a request starts, so long replies make stream starts expensive for it.
   models: [model('bench-long:latest', benchReply(longTokens)), model('bench-short:latest', benchReply(64)), model('bench-bg:latest', benchReply(1000))],
   defaultKeepAliveSeconds: 3600,
-});
+};
+const emulator = await startEmulator(options as EmulatorOptions);
 process.stdout.write(`${JSON.stringify({ url: emulator.url, pid: process.pid })}\n`);
 
 const stop = () => {

@@ -2,11 +2,12 @@
 // the `x-api-key` header, subscriptions over graphql-ws with the key in `connectionParams`.
 //
 //   GATEWAY_URL=http://localhost:4000/graphql GATEWAY_KEY=<key> npx tsx examples/apollo-client.ts
-import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from '@apollo/client';
+import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { OperationTypeNode } from 'graphql';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { type ResultOf, graphql } from './graphql.js';
 
 const url = process.env.GATEWAY_URL ?? 'http://localhost:4000/graphql';
 const key = process.env.GATEWAY_KEY;
@@ -29,37 +30,30 @@ const client = new ApolloClient({
   ),
 });
 
-const CREATE_SESSION = gql`
+const CREATE_SESSION = graphql(`
   mutation CreateSession($input: CreateSessionInput!) {
     createSession(input: $input) { id model systemPrompt }
   }
-`;
-const CHAT_STREAM = gql`
+`);
+const CHAT_STREAM = graphql(`
   subscription ChatStream($input: ChatInput!) {
     chat(input: $input) {
       type phase queuePosition delta tokenCount doneReason creditsCharged messageId generationId
       usage { promptTokens completionTokens totalTokens }
     }
   }
-`;
-const CHAT = gql`
+`);
+const CHAT = graphql(`
   mutation Chat($input: ChatInput!) {
     chat(input: $input) { text generationId history { role content } }
   }
-`;
+`);
 
-interface GenerationEvent {
-  type: 'PHASE' | 'TOKEN' | 'DONE';
-  phase: string | null;
-  delta: string | null;
-  messageId: string | null;
-  generationId: string;
-  usage: { promptTokens: number; completionTokens: number; totalTokens: number } | null;
-}
+type GenerationEvent = ResultOf<typeof CHAT_STREAM>['chat'];
 
 async function main(): Promise<void> {
   // (a) A session: the gateway keeps the history.
-  const created = await client.mutate<{ createSession: { id: string } }>({
+  const created = await client.mutate({
     mutation: CREATE_SESSION,
     variables: { input: { model, systemPrompt: 'You are a concise assistant.', title: 'Apollo example' } },
   });
@@ -70,7 +64,7 @@ async function main(): Promise<void> {
   let tokens = 0;
   const done = await new Promise<GenerationEvent>((resolve, reject) => {
     let last: GenerationEvent | undefined;
-    client.subscribe<{ chat: GenerationEvent }>({
+    client.subscribe({
       query: CHAT_STREAM,
       variables: { input: { sessionId, message: 'Hello! What can you do?' } },
     }).subscribe({
@@ -91,7 +85,7 @@ async function main(): Promise<void> {
   console.log(`\n[done: ${done.usage?.completionTokens} tokens]`);
 
   // (c) The next turn in one request, with the whole conversation.
-  const reply = await client.mutate<{ chat: { text: string; generationId: string; history: Array<{ role: string; content: string }> } }>({
+  const reply = await client.mutate({
     mutation: CHAT,
     variables: { input: { sessionId, message: 'Thanks. One more thing?' } },
   });

@@ -2,9 +2,10 @@
 // the `x-api-key` header, subscriptions over graphql-ws with the key in `connectionParams`.
 //
 //   GATEWAY_URL=http://localhost:4000/graphql GATEWAY_KEY=<key> npx tsx examples/urql.ts
-import { Client, fetchExchange, gql, subscriptionExchange } from '@urql/core';
+import { Client, fetchExchange, subscriptionExchange } from '@urql/core';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { type ResultOf, graphql } from './graphql.js';
 
 const url = process.env.GATEWAY_URL ?? 'http://localhost:4000/graphql';
 const key = process.env.GATEWAY_KEY;
@@ -31,37 +32,30 @@ const client = new Client({
   ],
 });
 
-const CREATE_SESSION = gql`
+const CREATE_SESSION = graphql(`
   mutation CreateSession($input: CreateSessionInput!) {
     createSession(input: $input) { id model systemPrompt }
   }
-`;
-const CHAT_STREAM = gql`
+`);
+const CHAT_STREAM = graphql(`
   subscription ChatStream($input: ChatInput!) {
     chat(input: $input) {
       type phase queuePosition delta tokenCount doneReason creditsCharged messageId generationId
       usage { promptTokens completionTokens totalTokens }
     }
   }
-`;
-const CHAT = gql`
+`);
+const CHAT = graphql(`
   mutation Chat($input: ChatInput!) {
     chat(input: $input) { text generationId history { role content } }
   }
-`;
+`);
 
-interface GenerationEvent {
-  type: 'PHASE' | 'TOKEN' | 'DONE';
-  phase: string | null;
-  delta: string | null;
-  messageId: string | null;
-  generationId: string;
-  usage: { promptTokens: number; completionTokens: number; totalTokens: number } | null;
-}
+type GenerationEvent = ResultOf<typeof CHAT_STREAM>['chat'];
 
 async function main(): Promise<void> {
   // (a) A session: the gateway keeps the history. urql resolves with `error` instead of throwing.
-  const created = await client.mutation<{ createSession: { id: string } }>(CREATE_SESSION, {
+  const created = await client.mutation(CREATE_SESSION, {
     input: { model, systemPrompt: 'You are a concise assistant.', title: 'urql example' },
   });
   if (created.error) throw created.error;
@@ -72,7 +66,7 @@ async function main(): Promise<void> {
   let tokens = 0;
   const done = await new Promise<GenerationEvent>((resolve, reject) => {
     const { unsubscribe } = client
-      .subscription<{ chat: GenerationEvent }>(CHAT_STREAM, { input: { sessionId, message: 'Hello! What can you do?' } })
+      .subscription(CHAT_STREAM, { input: { sessionId, message: 'Hello! What can you do?' } })
       .subscribe(({ data, error }) => {
         if (error) return reject(error);
         const event = data!.chat;
@@ -91,7 +85,7 @@ async function main(): Promise<void> {
   console.log(`\n[done: ${done.usage?.completionTokens} tokens]`);
 
   // (c) The next turn in one request, with the whole conversation.
-  const reply = await client.mutation<{ chat: { text: string; generationId: string; history: Array<{ role: string; content: string }> } }>(CHAT, {
+  const reply = await client.mutation(CHAT, {
     input: { sessionId, message: 'Thanks. One more thing?' },
   });
   if (reply.error) throw reply.error;

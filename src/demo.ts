@@ -26,13 +26,15 @@ async function demo(): Promise<void> {
 
   const client = createClient({ url: `${url.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { 'x-api-key': admin } });
   const query = `subscription Demo($input: GenerateInput!) {
-    generate(input: $input) { type delta usage { promptTokens completionTokens } creditsCharged }
+    generate(input: $input) { type phase queuePosition delta usage { promptTokens completionTokens } creditsCharged }
   }`;
+  type Event = { type: 'PHASE' | 'TOKEN' | 'DONE'; phase?: string; queuePosition?: number | null; delta?: string; usage?: unknown; creditsCharged?: number };
   for await (const result of client.iterate({ query, variables: { input: { model: 'llama3.2', prompt: 'Say hello to the demo.' } } })) {
-    const event = (result.data as { generate?: { type: string; delta?: string; usage?: unknown; creditsCharged?: number } } | null)?.generate;
+    const event = (result.data as { generate?: Event } | null)?.generate;
     if (result.errors) console.error(result.errors);
+    else if (event?.type === 'PHASE') console.log(`[${event.phase}${event.queuePosition ? ` #${event.queuePosition}` : ''}]`);
     else if (event?.type === 'TOKEN') process.stdout.write(event.delta ?? '');
-    else if (event) console.log(`\n\nDONE: usage ${JSON.stringify(event.usage)}, credits charged ${event.creditsCharged}`);
+    else if (event?.type === 'DONE') console.log(`\n\nDONE: usage ${JSON.stringify(event.usage)}, credits charged ${event.creditsCharged}`);
   }
   await client.dispose();
 

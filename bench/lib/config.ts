@@ -4,10 +4,14 @@
 import { tmpdir } from 'node:os';
 import type { Mode } from './clients.js';
 
+/** The named scenario sets; `issue16` measures exactly the figures of issue 16 (bench/lib/issue16.ts). */
+export const PHASES = ['ttft', 'throughput', 'requests', 'issue16', 'memory', 'profile'] as const;
+export type Phase = (typeof PHASES)[number];
+
 export interface BenchConfig {
   quick: boolean;
   modes: Mode[];
-  phases: Set<'ttft' | 'throughput' | 'requests' | 'memory' | 'profile'>;
+  phases: Set<Phase>;
   /** Concurrent streams for the throughput phase (the "1 → 10 → 100 → 1,000" scale). */
   levels: number[];
   /** Concurrent streams for the TTFT runs (1,000 × 100 tokens/s of background is beyond the relay's capacity). */
@@ -78,13 +82,14 @@ export function loadBenchConfig(): BenchConfig {
   const modes = (env.BENCH_MODES ?? 'direct,ws,sse').split(',').map((s) => s.trim()) as Mode[];
   if (modes.some((m) => !['direct', 'ws', 'sse'].includes(m))) throw new Error('BENCH_MODES: a comma list of direct, ws, sse');
   if (!modes.includes('direct')) modes.unshift('direct'); // ratios need the baseline
-  const phaseNames = (env.BENCH_PHASES ?? 'ttft,throughput,requests,memory').split(',').map((s) => s.trim());
+  const phaseNames = (env.BENCH_PHASES ?? 'ttft,throughput,requests,issue16,memory').split(',').map((s) => s.trim());
+  if (phaseNames.some((p) => !(PHASES as readonly string[]).includes(p))) throw new Error(`BENCH_PHASES: a comma list of ${PHASES.join(', ')}`);
   if (flag('BENCH_PROFILE')) phaseNames.push('profile');
   const profileMode = (env.BENCH_PROFILE_MODE ?? 'ws') as Mode;
   return {
     quick,
     modes,
-    phases: new Set(phaseNames as Array<'ttft' | 'throughput' | 'requests' | 'memory' | 'profile'>),
+    phases: new Set(phaseNames as Phase[]),
     levels: list('BENCH_LEVELS', [1, 10, 100, 1000], [1, 100], quick),
     ttftLevels: list('BENCH_TTFT_LEVELS', [1, 10, 100], [1, 100], quick),
     ttftTokenDelayMs: num('BENCH_TTFT_TOKEN_DELAY_MS', 10, 10, quick),

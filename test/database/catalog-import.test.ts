@@ -1,8 +1,9 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/cli/program.js';
 import { ModelEntry } from '../../src/entities/model-entry.js';
 import { openDatabase } from '../../src/services/database.js';
 import { CatalogImportError, importCatalogCsv, parseCatalogCsv } from '../../src/services/models/csv-import.js';
@@ -89,24 +90,35 @@ describeEachDatabase('importCatalogCsv', (kind) => {
   });
 });
 
-describe('npm run import-models', () => {
+describe('llm-gateway models import into a database not yet created', () => {
   const dir = mkdtempSync(join(tmpdir(), 'import-cli-'));
   const dbPath = join(dir, 'gateway.sqlite');
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const run = (args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile('npm', ['run', '--silent', 'import-models', '--', ...args], { env: { ...process.env, DB_PATH: dbPath, DATABASE_URL: '' }, timeout: 15_000 }, (error, stdout, stderr) =>
-        resolve({ code: error ? Number((error as { code?: unknown }).code ?? 1) : 0, stdout, stderr }),
-      );
+  const collector = () => {
+    const chunks: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer | string, _encoding, done) {
+        chunks.push(String(chunk));
+        done();
+      },
     });
+    return { stream, text: () => chunks.join('') };
+  };
+  const run = async (args: string[]) => {
+    const out = collector();
+    const err = collector();
+    const code = await runCli(['models', 'import', ...args], { out: out.stream, err: err.stream, env: { ...process.env, LOG_LEVEL: 'silent', DB_PATH: dbPath, DATABASE_URL: '' } });
+    return { code, stdout: out.text(), stderr: err.text() };
+  };
 
-  it('imports a file into the configured database, and reports bad rows by line without importing', async () => {
+  it('imports a file into the configured database (migrations run first), and reports bad rows by line without importing', async () => {
     const good = join(dir, 'good.csv');
     writeFileSync(good, 'Ollama name,alias,description\nllama3.2,fast,Quick\nqwen3:0.6b,tiny,Tiny\n');
     const ok = await run([good]);
     expect(ok.stderr).not.toMatch(/line/);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toMatch(/imported 2 models .*2 added, 0 updated/);
+    expect(ok.stderr).toMatch(/imported 2 models .*2 added, 0 updated/);
+    expect(ok.stdout.trim().split('\n')).toEqual(['llama3.2:latest', 'qwen3:0.6b']);
 
     const bad = join(dir, 'bad.csv');
     writeFileSync(bad, 'llava:7b,eyes\nnot valid!,x\n');

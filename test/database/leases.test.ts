@@ -7,6 +7,7 @@ import { recoverInterrupted } from '../../src/services/generation/recovery.js';
 import { KeyService } from '../../src/services/keys.js';
 import { LeaseStore } from '../../src/services/leases.js';
 import { type TestDatabase, createTestDatabase, describeEachDatabase } from '../helpers/database.js';
+import { until } from '../helpers/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,11 +23,15 @@ describeEachDatabase('leases and orphan recovery', (kind) => {
   });
 
   it('gives a lease to one owner at a time, renews it for its holder, and hands it over when it expires or is released', async () => {
-    expect(await leases.acquire('job', 'a', 200)).toBe(true);
-    expect(await leases.acquire('job', 'b', 200)).toBe(false);
-    expect(await leases.acquire('job', 'a', 200)).toBe(true); // renewal
-    await sleep(250);
-    expect(await leases.acquire('job', 'b', 60_000)).toBe(true); // a's lease ran out
+    // Long TTLs where a lease must hold (a busy machine cannot outlast them), a short one where it must run out.
+    expect(await leases.acquire('job', 'a', 60_000)).toBe(true);
+    expect(await leases.acquire('job', 'b', 60_000)).toBe(false);
+    expect(await leases.acquire('job', 'a', 60_000)).toBe(true); // renewal
+    expect(await leases.acquire('job', 'b', 60_000)).toBe(false);
+    const renewedAt = Date.now();
+    expect(await leases.acquire('job', 'a', 100)).toBe(true); // a renewal sets the new expiry
+    await until(() => leases.acquire('job', 'b', 60_000), 10_000, "b taking a's lease once it ran out", 20);
+    expect(Date.now() - renewedAt).toBeGreaterThanOrEqual(100); // not before
     expect(await leases.acquire('job', 'a', 60_000)).toBe(false);
     await leases.release('job', 'a'); // not the holder: nothing happens
     expect(await leases.acquire('job', 'a', 60_000)).toBe(false);

@@ -1,19 +1,23 @@
-// The `llm-gateway` CLI run as a child process (as an operator would) against the SQLite file of a
-// running gateway: keys, credits, catalog import, CSV exports, migrations and an online backup.
+// The `llm-gateway` CLI against the SQLite file of a running gateway: keys, credits, catalog import,
+// CSV exports, migrations and an online backup. Commands run in-process through `runCli` (the entry
+// `src/cli/main.ts` calls) with their own stdout/stderr/env; the entry point itself runs as a child
+// process, as an operator would start it, from source under tsx and as the built bin.
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { Writable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { runCli } from '../../src/cli/program.js';
 import { ModelEntry } from '../../src/entities/model-entry.js';
 import { type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const RUN_TIMEOUT_MS = 30_000;
-// Each CLI run is a fresh Node process compiling TypeScript with tsx (about a second, more on a busy machine).
+// Generous: the spawned runs compile TypeScript with tsx (seconds on a busy machine).
 vi.setConfig({ testTimeout: 120_000 });
 
 interface Run {
@@ -22,14 +26,35 @@ interface Run {
   stderr: string;
 }
 
-/** Runs a command line with a time limit; `command` defaults to the CLI from source under tsx. */
-function run(args: string[], env: Record<string, string>, command: string[] = [process.execPath, '--import', 'tsx', 'src/cli/main.ts']): Promise<Run> {
+/** Runs a command line as a child process with a time limit; `command` defaults to the CLI from source under tsx. */
+function spawnCli(args: string[], env: Record<string, string>, command: string[] = [process.execPath, '--import', 'tsx', 'src/cli/main.ts']): Promise<Run> {
   return new Promise((resolve) => {
     execFile(command[0], [...command.slice(1), ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'silent', ...env }, timeout: RUN_TIMEOUT_MS }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** A stream that appends what is written to it to a string. */
+const sink = (append: (text: string) => void) =>
+  new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      append(String(chunk));
+      done();
+    },
+  });
+
+/** Runs the CLI in this process with the environment a child would get; the exit code is returned, not set. */
+async function run(args: string[], env: Record<string, string>): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, {
+    out: sink((s) => (stdout += s)),
+    err: sink((s) => (stderr += s)),
+    env: { ...process.env, LOG_LEVEL: 'silent', ...env },
+  });
+  return { code, stdout, stderr };
 }
 
 let gw: TestGateway;
@@ -230,6 +255,19 @@ describe('exports and backups of a live database', () => {
   });
 });
 
+describe('the entry point as a child process', () => {
+  it('src/cli/main.ts under tsx: help exits 0, bad usage exits 2, a command reaches the database', async () => {
+    const help = await spawnCli(['--help'], env);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Usage: llm-gateway');
+    const unknown = await spawnCli(['frobnicate'], env);
+    expect(unknown).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown command 'frobnicate'") });
+    const created = await spawnCli(['keys', 'create', '--name', 'from tsx', '--json'], env);
+    expect(created.code).toBe(0);
+    expect((await me((JSON.parse(created.stdout) as { secret: string }).secret)).body.data?.me.name).toBe('from tsx');
+  });
+});
+
 describe('the built bin (dist/cli/main.js)', () => {
   it(
     'compiles with the build config and runs through its shebang',
@@ -239,14 +277,14 @@ describe('the built bin (dist/cli/main.js)', () => {
       // The real build config into a scratch outDir inside the repo (so node_modules resolves), not dist/ itself.
       const outDir = join(ROOT, 'test-artifacts', `dist-cli-${process.pid}`);
       try {
-        const build = await run(['-p', 'tsconfig.build.json', '--outDir', outDir], {}, [process.execPath, join(ROOT, 'node_modules/typescript/bin/tsc')]);
+        const build = await spawnCli(['-p', 'tsconfig.build.json', '--outDir', outDir], {}, [process.execPath, join(ROOT, 'node_modules/typescript/bin/tsc')]);
         expect(build, build.stdout).toMatchObject({ code: 0 });
         const bin = join(outDir, pkg.bin['llm-gateway'].replace(/^dist\//, ''));
         expect(readFileSync(bin, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
         chmodSync(bin, 0o755);
-        const version = await run(['--version'], env, [bin]);
+        const version = await spawnCli(['--version'], env, [bin]);
         expect(version).toMatchObject({ code: 0, stdout: `${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version}\n` });
-        const created = await run(['keys', 'create', '--name', 'from dist', '--json'], env, [bin]);
+        const created = await spawnCli(['keys', 'create', '--name', 'from dist', '--json'], env, [bin]);
         expect(created.code).toBe(0);
         expect((await me((JSON.parse(created.stdout) as { secret: string }).secret)).body.data?.me.name).toBe('from dist');
       } finally {

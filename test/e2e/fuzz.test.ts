@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -149,7 +150,15 @@ describe('fuzz: HTTP', () => {
 describe('fuzz: websockets', () => {
   type Outcome = { closed?: number; messages: Array<Record<string, unknown>> };
 
-  async function exchange(frames: Array<string | Buffer>, init: boolean): Promise<Outcome> {
+  // Only stops an exchange that hangs; a busy machine answers a ~1 MB variable well within it.
+  const EXCHANGE_BOUND_MS = 20_000;
+
+  /**
+   * Sends the frames, then waits for events, not a clock: a ping sent after them (its pong echoes a
+   * unique payload, so it is answered after they were read), then until `answered(messages)` holds.
+   * A close by the server ends the wait; otherwise the client closes.
+   */
+  async function exchange(frames: Array<string | Buffer>, init: boolean, answered: (messages: Array<Record<string, unknown>>) => boolean = () => true): Promise<Outcome> {
     const s = rawSocket(gw);
     await s.opened;
     if (init) {
@@ -157,8 +166,18 @@ describe('fuzz: websockets', () => {
       await s.next((m) => m.type === 'connection_ack');
     }
     for (const f of frames) if (s.ws.readyState === s.ws.OPEN) s.ws.send(f);
-    const closed = await Promise.race([s.closed.then((c) => c.code), new Promise<undefined>((r) => setTimeout(r, 150))]);
-    const messages = s.messages.filter((m) => m.type !== 'connection_ack');
+    const barrier = `barrier-${randomUUID()}`;
+    const isBarrier = (m: Record<string, unknown>) => m.type === 'pong' && (m.payload as { barrier?: unknown } | undefined)?.barrier === barrier;
+    if (s.ws.readyState === s.ws.OPEN) s.send({ type: 'ping', payload: { barrier } });
+    const settled = (async () => {
+      await s.next(isBarrier, EXCHANGE_BOUND_MS);
+      await s.next(() => answered(s.messages.filter((m) => !isBarrier(m))), EXCHANGE_BOUND_MS);
+    })().then(
+      () => undefined,
+      () => undefined,
+    );
+    const closed = await Promise.race([s.closed.then((c) => c.code), settled]);
+    const messages = s.messages.filter((m) => m.type !== 'connection_ack' && !isBarrier(m));
     if (closed === undefined) {
       s.ws.close();
       await s.closed;
@@ -216,7 +235,7 @@ describe('fuzz: websockets', () => {
     );
     await fc.assert(
       fc.asyncProperty(operationArb, async ({ payload, protocolValid }) => {
-        const o = await exchange([`{"id":"op","type":"subscribe","payload":${payload}}`], true);
+        const o = await exchange([`{"id":"op","type":"subscribe","payload":${payload}}`], true, (messages) => messages.some((m) => m.id === 'op' && (m.type === 'error' || m.type === 'next')));
         expectTypedWs(o);
         if (protocolValid && Buffer.byteLength(payload) < 4 * 1024 * 1024) {
           expect(o.closed).toBeUndefined();
