@@ -23,6 +23,7 @@ import { KeyRateLimiter } from './rate-limit.js';
 import { RedisBackplane } from './redis.js';
 import { enforceRevocations } from './revocation.js';
 import { UsageService } from './usage.js';
+import { LiveGenerations } from './live-generations.js';
 
 /** Everything the resolvers may call, built once per server. */
 export interface Services {
@@ -55,6 +56,8 @@ export interface Services {
   models: ModelServices;
   /** Prometheus metrics (served at /metrics). */
   metrics: GatewayMetrics;
+  /** Running generations of this instance with phase and tokens/s (admin console). */
+  live: LiveGenerations;
 }
 
 /**
@@ -76,6 +79,7 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const leases = new LeaseStore(db);
   const instance = new InstanceHeartbeat(defaultInstanceId(config), leases, config.instanceTtlMs, (err) => log.warn({ err }, 'instance heartbeat failed'));
   const activeStreams = new ActiveStreams();
+  const live = new LiveGenerations(activeStreams);
   // With REDIS_URL, events and rate-limit windows are shared between gateway instances.
   const redis = config.redisUrl ? new RedisBackplane(config.redisUrl, log) : undefined;
   const rateLimits = new KeyRateLimiter(
@@ -111,6 +115,7 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     slots: new ModelSlots(config.maxConcurrentPerModel),
     admission: rateLimits,
     observer: metrics,
+    live,
   });
   const sessions = new SessionService(db, () => settings.getDefaultSystemPrompt());
   const chat = new ChatService(generation, sessions, {
@@ -124,5 +129,5 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const connections = new ConnectionRegistry();
   enforceRevocations({ events: keyEvents, activeStreams, connections, log });
   const keys = new KeyService(db, config.defaultCredits, keyEvents);
-  return { config, db, log, redis, keys, pool, instance, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, metrics };
+  return { config, db, log, redis, keys, pool, instance, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, metrics, live };
 }

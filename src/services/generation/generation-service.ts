@@ -16,6 +16,7 @@ import { type GenerationOptions, toOllamaOptions } from './options.js';
 import type { PartialFlusher } from './partial-flusher.js';
 import { eventLoopLoad } from './load.js';
 import { ReadAhead, nextTurn } from './read-ahead.js';
+import type { LiveGenerations } from '../live-generations.js';
 
 export interface GenerateInput {
   model: string;
@@ -112,6 +113,8 @@ export interface GenerationServiceDeps {
   /** Retries when Ollama cannot be reached before it sent anything (never after: no double answer or charge). */
   upstreamRetries?: number;
   upstreamRetryDelayMs?: number;
+  /** Follows each stream's events for the admin console's live view. */
+  live?: Pick<LiveGenerations, 'follow'>;
 }
 
 export interface RequestMeta {
@@ -276,7 +279,7 @@ export class GenerationService {
     // After a PHASE event the run goes on at once (to the upstream request) while the consumer is
     // still sending that event to its client, instead of waiting for it to ask for the next one.
     let prefetched: Promise<IteratorResult<GenerationEvent>> | undefined;
-    return {
+    const events: AsyncIterableIterator<GenerationEvent> = {
       next: async () => {
         if (prefetched) {
           const p = prefetched;
@@ -305,6 +308,7 @@ export class GenerationService {
         return this;
       },
     };
+    return this.deps.live ? this.deps.live.follow({ principal, model: plan.model, kind: plan.kind, streamed: meta.streamed }, events) : events;
   }
 
   private validate(plan: GenerationPlan): void {
