@@ -31,7 +31,7 @@ export async function buildAdmin({ quiet = false } = {}) {
     legalComments: 'none',
     logLevel: quiet ? 'error' : 'warning',
   });
-  copyFileSync(join(root, 'admin', 'index.html'), join(ADMIN_OUT, 'index.html'));
+  for (const file of ['index.html', 'favicon.svg']) copyFileSync(join(root, 'admin', file), join(ADMIN_OUT, file));
   const sizes = gzippedSizes();
   if (sizes.total > ADMIN_GZIP_BUDGET) throw new Error(`admin console assets are ${sizes.total} bytes gzipped, over the ${ADMIN_GZIP_BUDGET}-byte budget`);
   if (!quiet) console.error(`admin console built: ${(sizes.total / 1024).toFixed(1)} KB gzipped`);

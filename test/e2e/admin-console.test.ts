@@ -58,7 +58,7 @@ describe('GET / and /admin', () => {
     expect(html).toBe(readFileSync(join(ADMIN_OUT, 'index.html'), 'utf8'));
     // Every asset the page names is served from the gateway itself (no CDN).
     const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
-    expect(assets.sort()).toEqual(['app.css', 'app.js']);
+    expect(assets.sort()).toEqual(['app.css', 'app.js', 'favicon.svg']);
     for (const a of assets) {
       const r = await fetch(`${gw.url}/admin/${a}`);
       expect(r.status, a).toBe(200);
@@ -72,7 +72,7 @@ describe('GET / and /admin', () => {
 
   it('keeps the built assets under the gzip budget', () => {
     const sizes = gzippedSizes();
-    expect(Object.keys(sizes.files).sort()).toEqual(['app.css', 'app.js', 'index.html']);
+    expect(Object.keys(sizes.files).sort()).toEqual(['app.css', 'app.js', 'favicon.svg', 'index.html']);
     expect(sizes.files['app.js']).toBeGreaterThan(10_000); // the bundle really holds the UI and its libraries
     expect(sizes.total).toBeLessThan(ADMIN_GZIP_BUDGET);
     expect(ADMIN_GZIP_BUDGET).toBe(300 * 1024);
