@@ -28,13 +28,13 @@ function LimitFields({ prefix, value }: { prefix: string; value?: Limits }) {
   return (
     <>
       <label>
-        Requests/min <input name={`${prefix}rpm`} type="number" min="0" placeholder="default" value={value?.requestsPerMinute ?? ''} />
+        Requests/min <input name={`${prefix}rpm`} type="number" min="0" placeholder="default" defaultValue={value?.requestsPerMinute ?? ''} />
       </label>
       <label>
-        Tokens/min <input name={`${prefix}tpm`} type="number" min="0" placeholder="default" value={value?.tokensPerMinute ?? ''} />
+        Tokens/min <input name={`${prefix}tpm`} type="number" min="0" placeholder="default" defaultValue={value?.tokensPerMinute ?? ''} />
       </label>
       <label>
-        Max streams <input name={`${prefix}streams`} type="number" min="0" placeholder="default" value={value?.maxConcurrentStreams ?? ''} />
+        Max streams <input name={`${prefix}streams`} type="number" min="0" placeholder="default" defaultValue={value?.maxConcurrentStreams ?? ''} />
       </label>
     </>
   );
@@ -224,7 +224,7 @@ export function KeysSection({ gw }: { gw: Gateway }) {
         <label>
           <input type="checkbox" checked={includeRevoked} onChange={(e) => setIncludeRevoked(e.currentTarget.checked)} /> Show revoked
         </label>
-        <span class="hint">{keys.data ? `${keys.data.apiKeys.totalCount} keys` : ''}</span>
+        <span class="hint">{keys.data ? `${keys.data.apiKeys.totalCount} ${keys.data.apiKeys.totalCount === 1 ? 'key' : 'keys'}` : ''}</span>
       </div>
       {keys.error && (
         <p role="alert" class="error">

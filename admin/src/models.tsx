@@ -56,7 +56,7 @@ export function VramBar({ host }: { host: Host }) {
         <strong>{host.url}</strong> {host.healthy ? '' : <span class="bad">unreachable</span>} — VRAM {bytes(used)} used, {bytes(host.gpu.freeBytes)} free of {bytes(total)}{' '}
         <span class="hint">({host.gpu.source.toLowerCase()})</span>
       </div>
-      <div class="bar" role="meter" aria-label={`VRAM used on ${host.url}`} aria-valuemin={0} aria-valuemax={total ?? 0} aria-valuenow={used ?? 0}>
+      <div class={pct === null ? 'bar unknown' : 'bar'} role="meter" aria-label={`VRAM used on ${host.url}`} aria-valuemin={0} aria-valuemax={total ?? 0} aria-valuenow={used ?? 0}>
         <div class="fill" style={{ width: `${pct ?? 0}%` }} />
       </div>
       {host.gpu.warning && <div class="hint">{host.gpu.warning}</div>}
@@ -136,19 +136,19 @@ function EditModel({ gw, m, onSaved }: { gw: Gateway; m: Model; onSaved(): void 
   return (
     <form class="row" onSubmit={save} aria-label={`Catalog entry of ${m.name}`}>
       <label>
-        Alias <input name="alias" value={m.alias ?? ''} />
+        Alias <input name="alias" defaultValue={m.alias ?? ''} />
       </label>
       <label>
-        Description <input name="description" value={m.description ?? ''} size={30} />
+        Description <input name="description" defaultValue={m.description ?? ''} size={30} />
       </label>
       <label>
-        Prompt price /1k <input name="prompt" type="number" step="any" min="0" value={m.promptPricePer1k ?? ''} />
+        Prompt price /1k <input name="prompt" type="number" step="any" min="0" defaultValue={m.promptPricePer1k ?? ''} />
       </label>
       <label>
-        Completion price /1k <input name="completion" type="number" step="any" min="0" value={m.completionPricePer1k ?? ''} />
+        Completion price /1k <input name="completion" type="number" step="any" min="0" defaultValue={m.completionPricePer1k ?? ''} />
       </label>
       <label>
-        Own threshold (s) <input name="threshold" type="number" min="1" placeholder="global" value={m.inactivityThresholdSeconds ?? ''} />
+        Own threshold (s) <input name="threshold" type="number" min="1" placeholder="global" defaultValue={m.inactivityThresholdSeconds ?? ''} />
       </label>
       <button type="submit">Save</button>
       {error && (

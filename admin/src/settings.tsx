@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { type Gateway, mutate, useQuery } from './client.js';
 import { intOrNull } from './format.js';
 
@@ -14,8 +14,11 @@ export function Settings({ gw }: { gw: Gateway }) {
   const [prompt, setPrompt] = useState('');
   const [threshold, setThreshold] = useState('');
   const [message, setMessage] = useState<{ error: boolean; text: string } | null>(null);
+  // The fields start from the stored settings once; later refetches must not overwrite what is being typed.
+  const filled = useRef(false);
   useEffect(() => {
-    if (!q.data) return;
+    if (!q.data || filled.current) return;
+    filled.current = true;
     setPrompt(q.data.settings.defaultSystemPrompt ?? '');
     setThreshold(q.data.settings.inactivityThresholdSeconds?.toString() ?? '');
   }, [q.data]);

@@ -27,7 +27,8 @@ describe.skipIf(!available)(`Admin console in Chromium${available ? '' : ` (skip
   const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `admin-${name}.png`), fullPage: false });
 
   beforeAll(async () => {
-    gw = await startGateway({ emulator: { tokenDelayMs: 0, pullStepDelayMs: 150 } });
+    // A configured VRAM size, so the bars show used and free memory.
+    gw = await startGateway({ emulator: { tokenDelayMs: 0, pullStepDelayMs: 150 }, env: { GPU_VRAM_BYTES: '8000000000' } });
     mkdirSync(ARTIFACTS, { recursive: true });
     profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
     browser = await chromium.launchPersistentContext(profile, {
@@ -114,10 +115,81 @@ describe.skipIf(!available)(`Admin console in Chromium${available ? '' : ` (skip
     expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([gw.adminSecret]);
   });
 
-  it('lists the models with VRAM bars and pulls one with a live progress bar', { timeout: 90_000 }, async () => {
+  it('adds credits, edits limits and revokes a key; the revoked filter shows it again', { timeout: 60_000 }, async () => {
+    const { key } = await gw.app.services.keys.create({ name: 'managed key', role: 'USER', credits: 10 });
+    await page.getByLabel('Search keys').fill('managed');
+    const row = page.locator('#keys tbody tr', { hasText: 'managed key' });
+    await row.waitFor({ timeout: 15_000 });
+    await row.getByLabel('Credits to add to managed key').fill('25');
+    await row.getByRole('button', { name: 'Add credits' }).click();
+    await until(async () => (await gw.app.services.keys.findActive(key.id))?.credits === 35, 15_000, 'credits 10 + 25');
+    await until(async () => (await row.innerText()).includes('35'), 15_000, 'the row to show 35 credits');
+
+    await row.getByRole('button', { name: 'Edit limits' }).click();
+    const limits = page.getByRole('form', { name: 'Limits of managed key' });
+    await limits.getByLabel('Tokens/min').fill('5000');
+    await limits.getByRole('button', { name: 'Save limits' }).click();
+    await until(async () => (await gw.app.services.keys.findActive(key.id))?.tokensPerMinute === 5000, 15_000, 'tokensPerMinute 5000');
+
+    page.once('dialog', (d) => void d.accept());
+    await row.getByRole('button', { name: 'Revoke' }).click();
+    await until(async () => (await gw.app.services.keys.findActive(key.id)) === null, 15_000, 'the key revoked');
+    await row.waitFor({ state: 'detached', timeout: 15_000 }); // hidden while revoked keys are filtered out
+    await page.getByLabel('Show revoked').check();
+    await until(async () => (await row.innerText()).includes('revoked'), 15_000, 'the revoked key listed');
+    await page.getByLabel('Search keys').fill('');
+  });
+
+  it('edits a model\'s catalog entry and the gateway settings', { timeout: 60_000 }, async () => {
+    const row = page.locator('#models tbody tr', { hasText: 'qwen3:0.6b' }).first();
+    await row.getByRole('button', { name: 'Edit' }).click();
+    const form = page.getByRole('form', { name: 'Catalog entry of qwen3:0.6b' });
+    await form.getByLabel('Alias').fill('tiny');
+    await form.getByLabel('Completion price /1k').fill('2.5');
+    await form.getByLabel('Own threshold (s)').fill('120');
+    await form.getByRole('button', { name: 'Save' }).click();
+    await until(async () => (await row.innerText()).includes('alias tiny'), 15_000, 'the alias shown');
+    const model = await post<{ model: { alias: string; completionPricePer1k: number; inactivityThresholdSeconds: number } }>(
+      gw,
+      '{ model(name: "tiny") { alias completionPricePer1k inactivityThresholdSeconds } }',
+      undefined,
+      gw.adminSecret,
+    );
+    expect(model.body.data?.model).toEqual({ alias: 'tiny', completionPricePer1k: 2.5, inactivityThresholdSeconds: 120 });
+
+    await page.getByLabel('Default system prompt').fill('Answer in one sentence.');
+    await page.getByRole('button', { name: 'Save prompt' }).click();
+    await page.getByLabel('Global inactivity threshold (s)').fill('600');
+    await page.getByRole('button', { name: 'Save threshold' }).click();
+    await until(
+      async () => {
+        const { settings } = gw.app.services;
+        return (await settings.getDefaultSystemPrompt()) === 'Answer in one sentence.' && (await settings.getInactivityThresholdSeconds()) === 600;
+      },
+      15_000,
+      'the settings saved',
+    );
+  });
+
+  it('lists the models, loads and unloads one with its VRAM on the bar, and pulls one with a live progress bar', { timeout: 90_000 }, async () => {
     const models = page.locator('#models');
-    await models.locator('tbody tr', { hasText: 'llama3.2:latest' }).first().waitFor({ timeout: 15_000 });
-    await expect(models.getByRole('meter').count()).resolves.toBe(1);
+    const llama = models.locator('tbody tr', { hasText: 'llama3.2:latest' }).first();
+    await llama.waitFor({ timeout: 15_000 });
+    const meter = models.getByRole('meter');
+    await expect(meter.count()).resolves.toBe(1);
+    await expect(meter.getAttribute('aria-valuemax')).resolves.toBe('8000000000');
+    await expect(meter.getAttribute('aria-valuenow')).resolves.toBe('0');
+
+    await llama.getByRole('button', { name: 'Load' }).click();
+    await until(async () => (await llama.innerText()).includes('loaded ('), 15_000, 'llama3.2 shown as loaded');
+    const [loaded] = gw.emulator.running();
+    expect(loaded?.name).toBe('llama3.2:latest');
+    // The bar shows what the loaded model takes (GPU_VRAM_BYTES minus the models loaded).
+    await until(async () => Number(await meter.getAttribute('aria-valuenow')) === loaded!.sizeVram, 15_000, 'the VRAM bar to show the loaded model');
+    await models.scrollIntoViewIfNeeded();
+    await shot('models');
+    await llama.getByRole('button', { name: 'Unload' }).click();
+    await until(async () => (await llama.innerText()).includes('installed') && gw.emulator.running().length === 0, 15_000, 'llama3.2 unloaded');
 
     await page.getByLabel('Model to pull').fill('smollm2:135m');
     await page.getByRole('button', { name: 'Pull', exact: true }).click();
