@@ -158,11 +158,13 @@ export class LiveGenerations {
         dirty = false;
         yield this.list();
         if (!dirty && !signal?.aborted) {
+          let timer: NodeJS.Timeout | undefined;
           await new Promise<void>((resolve) => {
             wake = resolve;
-            const timer = setTimeout(resolve, heartbeatMs);
+            timer = setTimeout(resolve, heartbeatMs);
             timer.unref();
           });
+          clearTimeout(timer);
           wake = undefined;
         }
       }
