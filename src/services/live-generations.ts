@@ -137,9 +137,36 @@ export class LiveGenerations {
 
   /**
    * Snapshots of the running generations: one at once, then one after each change, at most one
-   * per `intervalMs` and at least one per `heartbeatMs` (tokens/s moves on). Ends with `signal`.
+   * per `intervalMs` and at least one per `heartbeatMs` (tokens/s moves on). Ends with `signal`,
+   * or at once when the consumer calls `return()` (a parked generator would only see it later).
    */
-  async *watch(signal: AbortSignal | undefined, intervalMs = 250, heartbeatMs = 1000): AsyncGenerator<LiveGeneration[]> {
+  watch(signal: AbortSignal | undefined, intervalMs = 250, heartbeatMs = 1000): AsyncIterableIterator<LiveGeneration[]> {
+    const stop = new AbortController();
+    const onOuterAbort = () => stop.abort();
+    if (signal?.aborted) stop.abort();
+    else signal?.addEventListener('abort', onOuterAbort, { once: true });
+    const snapshots = this.snapshots(stop.signal, intervalMs, heartbeatMs);
+    const end = () => {
+      stop.abort();
+      signal?.removeEventListener('abort', onOuterAbort);
+    };
+    return {
+      next: () => snapshots.next(),
+      return: (value?: unknown) => {
+        end();
+        return snapshots.return(value as undefined);
+      },
+      throw: (error?: unknown) => {
+        end();
+        return snapshots.throw(error);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  private async *snapshots(signal: AbortSignal, intervalMs: number, heartbeatMs: number): AsyncGenerator<LiveGeneration[]> {
     let dirty = true;
     let wake: (() => void) | undefined;
     const onChange = () => {
@@ -148,16 +175,16 @@ export class LiveGenerations {
     };
     const onAbort = () => wake?.();
     this.listeners.add(onChange);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
       let last = 0;
-      while (!signal?.aborted) {
+      while (!signal.aborted) {
         const wait = Math.max(0, last + intervalMs - Date.now());
         if (wait > 0) await sleep(wait, signal);
         last = Date.now();
         dirty = false;
         yield this.list();
-        if (!dirty && !signal?.aborted) {
+        if (!dirty && !signal.aborted) {
           let timer: NodeJS.Timeout | undefined;
           await new Promise<void>((resolve) => {
             wake = resolve;
@@ -170,7 +197,7 @@ export class LiveGenerations {
       }
     } finally {
       this.listeners.delete(onChange);
-      signal?.removeEventListener('abort', onAbort);
+      signal.removeEventListener('abort', onAbort);
     }
   }
 

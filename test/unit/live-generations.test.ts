@@ -122,4 +122,15 @@ describe('LiveGenerations', () => {
     controller.abort();
     await watching;
   });
+
+  it('watch ends at once when its consumer returns, without waiting for the heartbeat', async () => {
+    const live = new LiveGenerations(new ActiveStreams());
+    const it = live.watch(undefined, 100, 60_000);
+    expect(await it.next()).toEqual({ done: false, value: [] });
+    const parked = it.next(); // waits for a change or the 60 s heartbeat
+    const started = Date.now();
+    await it.return!();
+    expect(await parked).toEqual({ done: true, value: undefined });
+    expect(Date.now() - started).toBeLessThan(30_000);
+  });
 });
