@@ -10,6 +10,7 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     environment: 'node',
     // The default summary, then which optional services (PostgreSQL, Redis, Chromium) were missing
     // and the test groups skipped because of them.

@@ -15,3 +15,11 @@ if (!existsSync(output) || statSync(output).mtimeMs < inputs) {
   console.error('Building the gateway (tsc)...');
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 }
+
+// The admin console (admin/ → dist/admin, bundled by esbuild).
+const adminOutput = 'dist/admin/app.js';
+const adminInputs = Math.max(newest('admin'), statSync('package.json').mtimeMs, statSync('scripts/build-admin.mjs').mtimeMs);
+if (!existsSync(adminOutput) || statSync(adminOutput).mtimeMs < adminInputs) {
+  console.error('Building the admin console (esbuild)...');
+  execFileSync(process.execPath, ['scripts/build-admin.mjs'], { stdio: 'inherit' });
+}

@@ -10,6 +10,7 @@ import { type GatewayContext, keyFromConnectionParams, keyFromHeaders, newContex
 import { useErrorMetrics } from './plugins/use-error-metrics.js';
 import { useGraphQLMetrics } from './plugins/use-graphql-metrics.js';
 import { useOperationLog } from './plugins/use-operation-log.js';
+import { isAdminPath, serveAdmin, serveRoot } from './routes/admin.js';
 import { EXPORT_CONVERSATIONS_PATH, exportConversations } from './routes/export-conversations.js';
 import { METRICS_PATH, serveMetrics } from './routes/metrics.js';
 import { isOpenAIPath, serveOpenAI } from './routes/openai/router.js';
@@ -131,6 +132,8 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
   const route = (req: IncomingMessage, res: ServerResponse) => {
     if (req.url?.split('?')[0] === EXPORT_CONVERSATIONS_PATH) return void exportConversations(req, res, services);
     if (req.url?.split('?')[0] === METRICS_PATH) return void serveMetrics(req, res, services);
+    if (req.url?.split('?')[0] === '/') return serveRoot(req, res);
+    if (isAdminPath(req.url)) return void serveAdmin(req, res);
     if (isOpenAIPath(req.url)) return void serveOpenAI(req, res, services, { authFailed: (r) => hardening.authFailed(r) });
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > config.maxBodyBytes) return void refuseLargeBody(res, config.maxBodyBytes);

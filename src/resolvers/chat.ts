@@ -29,9 +29,12 @@ builder.subscriptionField('chat', (t) =>
 
 builder.mutationField('cancelGeneration', (t) =>
   t.boolean({
-    description: 'Stops a running generation of the caller\'s key, from any connection. The partial answer is stored as CANCELLED.',
+    description:
+      'Stops a running generation of the caller\'s key, from any connection; an admin key may stop any key\'s generation running on ' +
+      'this gateway instance (see liveGenerations). The partial answer is stored as CANCELLED.',
     authScopes: { authenticated: true },
     args: { id: t.arg.id({ required: true, description: 'generationId from the stream\'s events.' }) },
-    resolve: (_root, { id }, ctx) => ctx.services.generation.cancel(ctx.principal!, String(id)),
+    resolve: (_root, { id }, ctx) =>
+      ctx.principal!.role === 'ADMIN' ? ctx.services.live.cancel(String(id)) : ctx.services.generation.cancel(ctx.principal!, String(id)),
   }),
 );

@@ -25,9 +25,10 @@ builder.queryField('apiKeys', (t) =>
       first: t.arg.int({ required: false, defaultValue: 50, description: 'Keys per page, 1 to 500.' }),
       offset: t.arg.int({ required: false, defaultValue: 0, description: 'Keys to skip.' }),
       includeRevoked: t.arg.boolean({ required: false, defaultValue: true, description: 'Include revoked keys.' }),
+      search: t.arg.string({ required: false, description: 'Only keys whose name or prefix contains this text (case-insensitive, at most 200 characters).' }),
     },
     resolve: async (_root, args, ctx) => {
-      const opts = { first: args.first ?? 50, offset: args.offset ?? 0, includeRevoked: args.includeRevoked ?? true };
+      const opts = { first: args.first ?? 50, offset: args.offset ?? 0, includeRevoked: args.includeRevoked ?? true, search: args.search };
       return { ...(await ctx.services.keys.list(opts)), offset: opts.offset };
     },
   }),

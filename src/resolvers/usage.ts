@@ -1,6 +1,6 @@
 import { builder } from '../schema/builder.js';
 import { GenerationLogPage, UsageBucket, UsageGroupBy } from '../schema/usage.js';
-import { MAX_PAGE_SIZE, timeRange, usageScope } from '../services/usage.js';
+import { MAX_PAGE_SIZE, allKeysScope, timeRange, usageScope } from '../services/usage.js';
 
 builder.queryField('usage', (t) =>
   t.field({
@@ -33,8 +33,10 @@ builder.queryField('generations', (t) =>
       first: t.arg.int({ required: false, defaultValue: 20, description: `Entries per page, 1 to ${MAX_PAGE_SIZE}.` }),
       after: t.arg.string({ required: false, description: 'The nextCursor of the previous page.' }),
       apiKeyId: t.arg.id({ required: false, description: 'Whose log (default: the calling key).' }),
+      allKeys: t.arg.boolean({ required: false, defaultValue: false, description: 'Every key\'s log at once (admin only; FORBIDDEN for other keys, BAD_USER_INPUT with apiKeyId).' }),
     },
     resolve: (_root, args, ctx) => {
+      if (args.allKeys) return ctx.services.usage.generations(allKeysScope(ctx.principal!, args.apiKeyId), { first: args.first ?? 20, after: args.after });
       const keyId = usageScope(ctx.principal!, args.apiKeyId === null || args.apiKeyId === undefined ? undefined : String(args.apiKeyId), false)!;
       return ctx.services.usage.generations(keyId, { first: args.first ?? 20, after: args.after });
     },

@@ -6,6 +6,7 @@ import './usage.js';
 import './session.js';
 import './settings.js';
 import './model.js';
+import './live.js';
 import '../resolvers/health.js';
 import '../resolvers/keys.js';
 import '../resolvers/generation.js';
@@ -14,6 +15,7 @@ import '../resolvers/sessions.js';
 import '../resolvers/chat.js';
 import '../resolvers/models.js';
 import '../resolvers/settings.js';
+import '../resolvers/live.js';
 import { lexicographicSortSchema, printSchema } from 'graphql';
 import { builder } from './builder.js';
 

@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { CreditLedger } from './credits.js';
 import { ActiveStreams } from './generation/active-streams.js';
 import { GenerationService } from './generation/generation-service.js';
+import { observeAll } from './generation/hooks.js';
 import { PartialFlusher } from './generation/partial-flusher.js';
 import { LocalOllamaSlots, type OllamaSlots, capacityOf } from './generation/ollama-slots.js';
 import { RedisOllamaSlots } from './generation/redis-ollama-slots.js';
@@ -24,6 +25,7 @@ import { KeyRateLimiter } from './rate-limit.js';
 import { RedisBackplane } from './redis.js';
 import { enforceRevocations } from './revocation.js';
 import { UsageService } from './usage.js';
+import { LiveGenerations } from './live-generations.js';
 
 /** Everything the resolvers may call, built once per server. */
 export interface Services {
@@ -58,6 +60,8 @@ export interface Services {
   models: ModelServices;
   /** Prometheus metrics (served at /metrics). */
   metrics: GatewayMetrics;
+  /** Running generations of this instance with phase and tokens/s (admin console). */
+  live: LiveGenerations;
 }
 
 /**
@@ -79,6 +83,7 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const leases = new LeaseStore(db);
   const instance = new InstanceHeartbeat(defaultInstanceId(config), leases, config.instanceTtlMs, (err) => log.warn({ err }, 'instance heartbeat failed'));
   const activeStreams = new ActiveStreams();
+  const live = new LiveGenerations(activeStreams);
   // With REDIS_URL, events and rate-limit windows are shared between gateway instances.
   const redis = config.redisUrl ? new RedisBackplane(config.redisUrl, log) : undefined;
   const rateLimits = new KeyRateLimiter(
@@ -117,7 +122,8 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     slots,
     defaultKeepAlive: config.ollamaKeepAlive,
     admission: rateLimits,
-    observer: metrics,
+    // Prometheus metrics and the admin console's live view follow every run.
+    observer: observeAll(metrics, live),
   });
   const sessions = new SessionService(db, () => settings.getDefaultSystemPrompt());
   const chat = new ChatService(generation, sessions, {
@@ -131,5 +137,5 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const connections = new ConnectionRegistry();
   enforceRevocations({ events: keyEvents, activeStreams, connections, log });
   const keys = new KeyService(db, config.defaultCredits, keyEvents);
-  return { config, db, log, redis, slots, keys, pool, instance, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, metrics };
+  return { config, db, log, redis, slots, keys, pool, instance, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, metrics, live };
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { IsNull, type DataSource, type EntityManager, type Repository } from 'typeorm';
+import { IsNull, Raw, type DataSource, type EntityManager, type Repository } from 'typeorm';
 import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../entities/api-key.js';
 import { CreditLedger, MAX_CREDITS } from './credits.js';
 import { RowReader, inTransaction } from './database.js';
@@ -183,11 +183,16 @@ export class KeyService {
   }
 
   /** Keys, newest first, `first` at a time from `offset`, with the total count. */
-  async list(opts: { first: number; offset: number; includeRevoked: boolean }): Promise<KeyPage> {
+  async list(opts: { first: number; offset: number; includeRevoked: boolean; search?: string | null }): Promise<KeyPage> {
     if (!Number.isInteger(opts.first) || opts.first < 1 || opts.first > 500) throw badInput('first must be from 1 to 500.', { field: 'first' });
     if (!Number.isInteger(opts.offset) || opts.offset < 0) throw badInput('offset must not be negative.', { field: 'offset' });
+    const search = opts.search?.trim();
+    if (search && search.length > 200) throw badInput('search must be at most 200 characters.', { field: 'search' });
+    const base = opts.includeRevoked ? {} : { revokedAt: IsNull() };
+    // Name or prefix containing the text, case-insensitive (LIKE wildcards in it match literally).
+    const pattern = search ? Raw((col) => `LOWER(${col}) LIKE :pattern ESCAPE '\\'`, { pattern: `%${search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%` }) : undefined;
     const [keys, total] = await this.repo.findAndCount({
-      where: opts.includeRevoked ? {} : { revokedAt: IsNull() },
+      where: pattern ? [{ ...base, name: pattern }, { ...base, prefix: pattern }] : base,
       order: { createdAt: 'DESC', id: 'ASC' },
       take: opts.first,
       skip: opts.offset,

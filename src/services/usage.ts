@@ -82,6 +82,13 @@ export function usageScope(principal: Principal, apiKeyId: string | null | undef
   return principal.id;
 }
 
+/** The scope of an every-key read of the usage log: null (all keys) for an admin. */
+export function allKeysScope(principal: Principal, apiKeyId: unknown): null {
+  if (principal.role !== 'ADMIN') throw new GatewayError(ErrorCode.FORBIDDEN, 'Only an admin key may read every key\'s usage.');
+  if (apiKeyId !== null && apiKeyId !== undefined) throw badInput('Give apiKeyId or allKeys, not both.', { field: 'allKeys' });
+  return null;
+}
+
 const encodeCursor = (g: Pick<Generation, 'createdAt' | 'id'>) => Buffer.from(`${g.createdAt.toISOString()}|${g.id}`).toString('base64url');
 
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
@@ -150,23 +157,23 @@ export class UsageService {
     });
   }
 
-  /** One key's usage-log rows, newest first, `first` at a time after `after`. */
-  async generations(apiKeyId: string, opts: { first: number; after?: string | null }): Promise<GenerationPage> {
+  /** One key's usage-log rows (every key's with null), newest first, `first` at a time after `after`. */
+  async generations(apiKeyId: string | null, opts: { first: number; after?: string | null }): Promise<GenerationPage> {
     if (!Number.isInteger(opts.first) || opts.first < 1 || opts.first > MAX_PAGE_SIZE) {
       throw badInput(`first must be from 1 to ${MAX_PAGE_SIZE}.`, { field: 'first' });
     }
     const repo = this.db.getRepository(Generation);
     const qb = repo
       .createQueryBuilder('g')
-      .where('g.apiKeyId = :apiKeyId', { apiKeyId })
       .orderBy('g.createdAt', 'DESC')
       .addOrderBy('g.id', 'DESC')
       .limit(opts.first + 1);
+    if (apiKeyId !== null) qb.andWhere('g.apiKeyId = :apiKeyId', { apiKeyId });
     if (opts.after) {
       const cursor = decodeCursor(opts.after);
       qb.andWhere('(g.createdAt < :at OR (g.createdAt = :at AND g.id < :id))', { at: cursor.createdAt, id: cursor.id });
     }
-    const [rows, total] = await Promise.all([qb.getMany(), repo.count({ where: { apiKeyId } })]);
+    const [rows, total] = await Promise.all([qb.getMany(), repo.count({ where: apiKeyId === null ? {} : { apiKeyId } })]);
     const entries = rows.slice(0, opts.first);
     return { entries, total, nextCursor: rows.length > opts.first ? encodeCursor(entries.at(-1)!) : null };
   }

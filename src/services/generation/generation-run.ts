@@ -17,7 +17,7 @@ import { toOllamaOptions } from './options.js';
 import type { PartialFlusher } from './partial-flusher.js';
 import { ReadAhead, nextTurn } from './read-ahead.js';
 import { estimatePromptTokens, promptChars, promptTokenBound } from './reservation.js';
-import type { GenerationEvent, GenerationOutcome, GenerationPlan, RequestMeta } from './types.js';
+import type { GenerationEvent, GenerationOutcome, GenerationPhase, GenerationPlan, RequestMeta } from './types.js';
 import { type UpstreamCall, type UpstreamChunk, chunkText, isFinalChunk } from './upstream-call.js';
 
 /** What every run shares; owned by the GenerationService. */
@@ -196,7 +196,7 @@ export class GenerationRun {
     let done!: () => void;
     ctx.active.add(this.id, this.principal.id, this.controller, new Promise<void>((r) => (done = r)));
     this.registered = done;
-    this.probe = ctx.observer?.begin(model.name);
+    this.probe = ctx.observer?.begin(model.name, { generationId: this.id, principal: this.principal, requested: plan.model, kind: plan.kind, streamed: this.meta.streamed });
   }
 
   /** Step 3: QUEUED with the position while waiting for a slot, then LOADING_MODEL or GENERATING. */
@@ -204,17 +204,22 @@ export class GenerationRun {
     const ticket = this.ticket!;
     if (ticket.position > 0) {
       while (ticket.position > 0) {
-        yield { type: 'PHASE', generationId: this.id, phase: 'QUEUED', queuePosition: ticket.position };
+        yield this.phase('QUEUED', ticket.position);
         await Promise.race([ticket.granted, ticket.moved()]);
       }
       this.host = await ticket.granted;
     }
     const loading = (await (this.loadedEarly ?? this.host.isLoaded(this.model.name))) === false;
-    yield { type: 'PHASE', generationId: this.id, phase: loading ? 'LOADING_MODEL' : 'GENERATING', queuePosition: null };
+    yield this.phase(loading ? 'LOADING_MODEL' : 'GENERATING', null);
     if (loading) this.loading = true;
   }
 
   private loading = false;
+
+  private phase(phase: GenerationPhase, queuePosition: number | null): GenerationEvent {
+    this.probe?.phase?.(phase, queuePosition);
+    return { type: 'PHASE', generationId: this.id, phase, queuePosition };
+  }
 
   /** Step 4: chunks to TOKEN events (coalesced while the client is busy), then settle and DONE. */
   private async *relay(): AsyncGenerator<GenerationEvent> {
@@ -229,7 +234,7 @@ export class GenerationRun {
       if (batch.chunks > 0 && this.loading) {
         this.loading = false;
         this.host.markLoaded(this.model.name);
-        yield { type: 'PHASE', generationId: this.id, phase: 'GENERATING', queuePosition: null };
+        yield this.phase('GENERATING', null);
       }
       if (batch.tokens > 0) {
         if (this.firstTokenMs === null) {

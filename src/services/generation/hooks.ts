@@ -50,8 +50,10 @@ export interface GenerationEnd {
   completionTokens: number;
 }
 
-/** Follows one generation (metrics); every call must be cheap, `tokens()` runs once per TOKEN event. */
+/** Follows one generation (metrics, the live view); every call must be cheap, `tokens()` runs once per TOKEN event. */
 export interface GenerationProbe {
+  /** Where the request is before its first token: QUEUED with its position, LOADING_MODEL, GENERATING. */
+  phase?(phase: 'QUEUED' | 'LOADING_MODEL' | 'GENERATING', queuePosition: number | null): void;
   /** Ollama's first chunk arrived, `ms` after the request was sent to it. */
   upstreamAnswered(ms: number): void;
   /** The first token, `ms` after the gateway accepted the request (queue and model load included). */
@@ -61,7 +63,44 @@ export interface GenerationProbe {
   end(outcome: GenerationEnd): void;
 }
 
-/** Watches generations from the moment credits are reserved (e.g. Prometheus metrics). */
+/** Who runs a generation, for observers that show it (the admin console's live view). */
+export interface GenerationStart {
+  generationId: string;
+  principal: Principal;
+  /** The model as the client named it (a name or an alias). */
+  requested: string;
+  kind: string;
+  streamed: boolean;
+}
+
+/** Watches generations from the moment credits are reserved (Prometheus metrics, the live view). */
 export interface GenerationObserver {
-  begin(model: string): GenerationProbe;
+  /** `model` is the Ollama name the request goes to. */
+  begin(model: string, run: GenerationStart): GenerationProbe;
+}
+
+/** Several observers as one: each probe call goes to each of them. */
+export function observeAll(...observers: GenerationObserver[]): GenerationObserver {
+  return {
+    begin(model, run) {
+      const probes = observers.map((o) => o.begin(model, run));
+      return {
+        phase: (phase, position) => {
+          for (const p of probes) p.phase?.(phase, position);
+        },
+        upstreamAnswered: (ms) => {
+          for (const p of probes) p.upstreamAnswered(ms);
+        },
+        firstToken: (ms) => {
+          for (const p of probes) p.firstToken(ms);
+        },
+        tokens: (count) => {
+          for (const p of probes) p.tokens(count);
+        },
+        end: (outcome) => {
+          for (const p of probes) p.end(outcome);
+        },
+      };
+    },
+  };
 }
