@@ -4,7 +4,7 @@ import type { GenerationEvent, GenerationPlan, GenerationResult, GenerationServi
 import { lazyStream } from './generation/lazy-stream.js';
 import type { GenerationOptions } from './generation/options.js';
 import { imageFromBase64 } from './images/image-bytes.js';
-import { type ImageLimits, type ImageSources, resolveImages } from './images/resolve-images.js';
+import { type ImageLimits, type ImageSources, checkImageCounts, resolveImages } from './images/resolve-images.js';
 import type { Principal } from './keys.js';
 import type { ChatTurn, SessionService } from './sessions/session-service.js';
 
@@ -44,11 +44,11 @@ export class ChatService {
   ) {}
 
   stream(principal: Principal, input: ChatInput, meta: RequestMeta): AsyncIterableIterator<GenerationEvent> {
-    return lazyStream(async () => this.generation.stream(principal, await this.plan(principal, input), meta));
+    return lazyStream(async () => this.generation.stream(principal, await this.plan(principal, input, meta), meta));
   }
 
   async complete(principal: Principal, input: ChatInput, meta: Omit<RequestMeta, 'streamed'>): Promise<ChatResult> {
-    const plan = await this.plan(principal, input);
+    const plan = await this.plan(principal, input, { ...meta, streamed: false });
     const result = await this.generation.complete(principal, plan, meta);
     if (input.sessionId) {
       const session = await this.sessions.get(principal, input.sessionId);
@@ -70,7 +70,14 @@ export class ChatService {
     return { ...result, message: null, history: turns };
   }
 
-  private async plan(principal: Principal, input: ChatInput): Promise<GenerationPlan> {
+  private async plan(principal: Principal, input: ChatInput, meta: RequestMeta): Promise<GenerationPlan> {
+    // Counted before anything is decoded or fetched; limits and credits checked before any download.
+    const attached = (input.images?.length ?? 0) + (input.imageUploads?.length ?? 0) + (input.imageUrls?.length ?? 0);
+    const counts = [...(input.messages ?? []).map((m) => m.images?.length ?? 0), attached];
+    checkImageCounts(counts, this.imageLimits);
+    if (counts.some((n) => n > 0)) {
+      await this.generation.precheck(principal, { kind: 'chat', model: input.model ?? 'unknown', prompt: input.message ?? '', sessionId: input.sessionId }, meta);
+    }
     const images = await resolveImages({ images: input.images, uploads: input.imageUploads, urls: input.imageUrls }, this.imageLimits);
     if (input.sessionId) {
       if (input.messages?.length || input.model) throw badInput('Give either sessionId and message, or model and messages, not both.', { field: 'sessionId' });

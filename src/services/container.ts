@@ -19,6 +19,7 @@ import { SettingsService } from './settings.js';
 import type { Logger } from './logger.js';
 import { OllamaPool } from './ollama/pool.js';
 import { InstanceHeartbeat, LeaseStore } from './leases.js';
+import { ConcurrencyGate } from './limits/concurrency-gate.js';
 import { KeyRateLimiter } from './rate-limit.js';
 import { RedisBackplane } from './redis.js';
 import { enforceRevocations } from './revocation.js';
@@ -110,11 +111,13 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     upstreamRetryDelayMs: config.limits.upstreamRetryDelayMs,
     slots: new ModelSlots(config.maxConcurrentPerModel),
     admission: rateLimits,
+    gate: new ConcurrencyGate(config.limits.maxConcurrentStreamsPerIp),
     observer: metrics,
   });
   const sessions = new SessionService(db, () => settings.getDefaultSystemPrompt());
   const chat = new ChatService(generation, sessions, {
     maxImages: config.maxImagesPerMessage,
+    maxImagesPerRequest: config.limits.maxImagesPerRequest,
     maxBytes: config.maxImageBytes,
     timeoutMs: config.imageFetchTimeoutMs,
     allowPrivate: config.imageUrlAllowPrivate,

@@ -9,6 +9,7 @@ import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
 import type { Logger } from '../logger.js';
 import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
+import type { ConcurrencyGate } from '../limits/concurrency-gate.js';
 import type { ActiveStreams } from './active-streams.js';
 import { type GenerationObserver, type ModelDirectory, type RequestAdmission, admitEverything, passThroughModels } from './hooks.js';
 import { ModelSlots } from './model-slots.js';
@@ -105,6 +106,8 @@ export interface GenerationServiceDeps {
   admission?: RequestAdmission;
   /** Per-model cap on concurrent generations (requests over it wait in a queue). */
   slots?: ModelSlots;
+  /** Generations at once per client address (every route passes here). */
+  gate?: ConcurrencyGate;
   /** Saves partial answers periodically so a crash loses at most one interval of text. */
   partials?: PartialFlusher;
   /** Follows each generation (Prometheus metrics). */
@@ -119,6 +122,8 @@ export interface RequestMeta {
   /** Aborted when the caller goes away (HTTP request closed). */
   signal?: AbortSignal;
   streamed: boolean;
+  /** The client's address, set by every entry point (per-address limits). */
+  clientIp?: string;
 }
 
 const MAX_PROMPT_CHARS = 1_000_000;
@@ -314,19 +319,46 @@ export class GenerationService {
     if (size > max) throw badInput(`The prompt is longer than ${max} characters.`, { field: 'prompt' });
   }
 
-  /** Asks the rate limiter; a refused request (RATE_LIMITED) still leaves one ERROR row in the usage log. */
-  private async admit(principal: Principal, plan: GenerationPlan, model: string, meta: RequestMeta) {
+  /**
+   * Before costly work for a request (downloading its images): throws what admission would
+   * throw now (per-address and per-key limits, a key without credits for the cheapest request),
+   * counting nothing. A refusal leaves one ERROR row like any refused request.
+   */
+  async precheck(principal: Principal, plan: Pick<GenerationPlan, 'kind' | 'model' | 'prompt' | 'sessionId'>, meta: RequestMeta): Promise<void> {
     try {
-      return await this.admission.admit(principal, { streamed: meta.streamed });
+      this.deps.gate?.check(meta.clientIp);
+      await this.admission.check?.(principal);
+      await this.deps.credits.requireAtLeast(this.deps.db, principal.id, Math.max(1, this.deps.requestCost));
     } catch (e) {
-      if (e instanceof GatewayError && e.code === ErrorCode.RATE_LIMITED) {
-        const now = new Date();
-        const row = { id: randomUUID(), apiKeyId: principal.id, sessionId: plan.sessionId ?? null, model, kind: plan.kind, streamed: meta.streamed, prompt: plan.prompt };
-        await inTransaction(this.deps.db, (tx) =>
-          tx.insert(Generation, { ...row, messages: loggedMessages(plan), requestId: meta.requestId, createdAt: now, finishedAt: now, status: 'ERROR', errorCode: e.code, creditsReserved: 0, totalDurationMs: 0 }),
-        );
-        this.deps.log.info({ requestId: meta.requestId, generationId: row.id, key: principal.prefix, model, kind: plan.kind, outcome: 'ERROR', errorCode: e.code }, 'generation refused');
-      }
+      if (e instanceof GatewayError) await this.logRefused(principal, plan, plan.model, meta, e);
+      throw e;
+    }
+  }
+
+  /** A refused request's usage-log row: no prompt beyond a short excerpt, no messages or images (refusals must not fill the disk). */
+  private async logRefused(principal: Principal, plan: Pick<GenerationPlan, 'kind' | 'prompt' | 'sessionId'>, model: string, meta: RequestMeta, e: GatewayError, host: string | null = null) {
+    if (e.code !== ErrorCode.RATE_LIMITED && e.code !== ErrorCode.INSUFFICIENT_CREDITS) return;
+    const now = new Date();
+    const row = { id: randomUUID(), apiKeyId: principal.id, sessionId: plan.sessionId ?? null, model, kind: plan.kind, streamed: meta.streamed, prompt: refusedExcerpt(plan.prompt) };
+    await inTransaction(this.deps.db, (tx) =>
+      tx.insert(Generation, { ...row, messages: null, host, requestId: meta.requestId, createdAt: now, finishedAt: now, status: 'ERROR', errorCode: e.code, creditsReserved: 0, totalDurationMs: 0 }),
+    );
+    this.deps.log.info({ requestId: meta.requestId, generationId: row.id, key: principal.prefix, model, kind: plan.kind, outcome: 'ERROR', errorCode: e.code }, 'generation refused');
+  }
+
+  /** Per-address gate, then the rate limiter; a refused request (RATE_LIMITED) still leaves one ERROR row in the usage log. */
+  private async admit(principal: Principal, plan: GenerationPlan, model: string, meta: RequestMeta) {
+    let leave: (() => void) | undefined;
+    try {
+      leave = this.deps.gate?.enter(meta.clientIp);
+      const release = await this.admission.admit(principal, { streamed: meta.streamed });
+      return (used: { totalTokens: number }) => {
+        leave?.();
+        release(used);
+      };
+    } catch (e) {
+      leave?.();
+      if (e instanceof GatewayError) await this.logRefused(principal, plan, model, meta, e);
       throw e;
     }
   }
@@ -446,12 +478,8 @@ export class GenerationService {
         reader?.close();
         upstream.abort();
         letGo();
-        if (e instanceof GatewayError && e.code === ErrorCode.INSUFFICIENT_CREDITS) {
-          // Refused before reaching the model; still one row in the usage log.
-          await inTransaction(db, (tx) =>
-            tx.insert(Generation, { ...row, host: host.url, status: 'ERROR', errorCode: e.code, creditsReserved: 0, finishedAt: new Date(), totalDurationMs: 0 }),
-          );
-        }
+        // Refused before reaching the model; still one row in the usage log.
+        if (e instanceof GatewayError) await this.logRefused(principal, plan, model.name, meta, e, host.url);
         throw e;
       }
 
@@ -630,6 +658,10 @@ function estimatePromptTokens(plan: GenerationPlan): number {
   const chars = plan.prompt.length + (plan.system?.length ?? 0) + (plan.messages ?? []).reduce((n, m) => n + m.content.length, 0);
   return Math.ceil(chars / 2) + 16 + (plan.images?.length ?? 0) * 1024;
 }
+
+/** Characters of the prompt a refused request's usage-log row keeps. */
+const REFUSED_EXCERPT_CHARS = 100;
+const refusedExcerpt = (prompt: string) => (prompt.length > REFUSED_EXCERPT_CHARS ? `${prompt.slice(0, REFUSED_EXCERPT_CHARS)}…` : prompt);
 
 /** The conversation as stored in the usage log (images are counted, not copied). */
 function loggedMessages(plan: GenerationPlan): GenerationMessage[] | null {
