@@ -8,6 +8,7 @@ import { modelKey } from '../models/names.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
 import type { Logger } from '../logger.js';
+import { upstreamText } from '../ollama/errors.js';
 import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
 import type { ConcurrencyGate } from '../limits/concurrency-gate.js';
 import type { ActiveStreams } from './active-streams.js';
@@ -613,6 +614,8 @@ export class GenerationService {
             ? e
             : new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Generation failed unexpectedly.', {}, { cause: e });
         if (error.code === ErrorCode.INTERNAL_SERVER_ERROR) log.error({ err: e, requestId: meta.requestId, generationId: id }, 'generation crashed');
+        const upstreamError = upstreamText(error);
+        if (upstreamError) log.warn({ requestId: meta.requestId, generationId: id, host: host.url, errorCode: error.code, upstreamError }, 'Ollama reported an error');
         await finish(controller.signal.aborted ? 'CANCELLED' : 'ERROR', { promptTokens: 0, completionTokens: tokens }, error.code, null);
         // A client that stopped the stream itself needs no error; one stopped by the gateway
         // (revocation, shutdown, cancelGeneration elsewhere) is told why.
