@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
@@ -25,7 +26,7 @@ import { createLogger, type Logger } from './services/logger.js';
 import { type AuthOutcome, AuthEdge, keyRequired } from './transport/auth.js';
 import { serveGraphQLWs } from './transport/graphql-ws.js';
 import { createHardening } from './transport/hardening.js';
-import { sendRefusal } from './transport/http-guards.js';
+import { sendJsonError, sendRefusal } from './transport/http-guards.js';
 import { OperationKeys } from './transport/operation-keys.js';
 import { VERSION } from './version.js';
 
@@ -90,6 +91,7 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
     authFailureWindowSeconds: config.limits.authFailureWindowSeconds,
     maxSocketsPerKey: config.limits.maxSocketsPerKey,
     store: services.redis?.rateLimitStore(),
+    log,
   });
   const hardening = createHardening(config, services, edge);
   // Sockets whose key comes with each operation, as GraphiQL sends it (src/transport/operation-keys.ts).
@@ -130,8 +132,10 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
   const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.limits.httpHeadersTimeoutMs) }, (req, res) => {
     if (req.url === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(res);
     route(req, res).catch((err: unknown) => {
-      log.error({ err }, 'request routing failed');
-      if (!res.headersSent) res.writeHead(503).end();
+      // E.g. the key lookup failed: masked, with an errorId pointing to the cause in the log.
+      const errorId = randomUUID();
+      log.error({ err, errorId }, 'request routing failed');
+      sendJsonError(res, 500, `Internal server error (errorId ${errorId}); the details are in the gateway's log.`, { code: ErrorCode.INTERNAL_SERVER_ERROR, errorId });
     });
   });
   hardening.protectServer(server);
@@ -143,8 +147,11 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
     // GraphQL: authenticated before the body is read, so a request without a valid key costs no
     // parsing or validation. Without a key only GET (health, GraphiQL's page) and CORS preflights pass.
     const auth = await edge.request(req);
-    if (auth.kind === 'refused') return sendRefusal(req, res, auth);
-    if (auth.kind === 'none' && req.method === 'POST') return sendRefusal(req, res, keyRequired(auth.ip));
+    const refusal = auth.kind === 'refused' ? auth : auth.kind === 'none' && req.method === 'POST' ? keyRequired(auth.ip) : undefined;
+    if (refusal) {
+      services.metrics.recordError(refusal.error.code, 'graphql');
+      return sendRefusal(req, res, refusal);
+    }
     req.auth = auth;
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > config.maxBodyBytes) return refuseLargeBody(res, config.maxBodyBytes);

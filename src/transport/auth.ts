@@ -10,6 +10,7 @@ import { type Principal, toPrincipal } from '../services/keys.js';
 import { AuthFailureThrottle } from '../services/limits/auth-throttle.js';
 import { clientIp } from '../services/limits/client-ip.js';
 import { ConcurrencyLimit } from '../services/limits/concurrency.js';
+import type { Logger } from '../services/logger.js';
 import type { RateLimitStore } from '../services/rate-limit.js';
 
 /** What the edge made of a presented key. */
@@ -28,6 +29,7 @@ export interface AuthEdgeOptions {
   authFailureWindowSeconds: number;
   maxSocketsPerKey: number;
   store?: RateLimitStore;
+  log?: Logger;
 }
 
 /** Responses that stay open (SSE, multipart subscriptions): revoking the key closes them. Media types are case-insensitive. */
@@ -149,11 +151,13 @@ export class AuthEdge {
     const wait = await this.throttle.blockedFor(ip);
     if (!wait) return undefined;
     const error = AuthFailureThrottle.error(wait);
+    this.opts.log?.info({ ip, outcome: 'throttled', retryAfterSeconds: wait }, 'authentication refused');
     return { kind: 'refused', status: 429, error, headers: { 'retry-after': String(wait) }, ip };
   }
 
   private async failed(ip: string): Promise<AuthOutcome> {
     await this.throttle.recordFailure(ip);
+    this.opts.log?.info({ ip, outcome: 'bad-key' }, 'authentication refused');
     return { kind: 'refused', status: 401, error: new GatewayError(ErrorCode.UNAUTHENTICATED, 'The API key is invalid or revoked.'), headers: {}, ip };
   }
 }
