@@ -18,6 +18,7 @@ import { type GenerationOptions, toOllamaOptions } from './options.js';
 import type { PartialFlusher } from './partial-flusher.js';
 import { eventLoopLoad } from './load.js';
 import { ReadAhead, nextTurn } from './read-ahead.js';
+import { logRefused } from './refusals.js';
 
 export interface GenerateInput {
   model: string;
@@ -331,20 +332,9 @@ export class GenerationService {
       await this.admission.check?.(principal);
       await this.deps.credits.requireAtLeast(this.deps.db, principal.id, Math.max(1, this.deps.requestCost));
     } catch (e) {
-      if (e instanceof GatewayError) await this.logRefused(principal, plan, plan.model, meta, e);
+      if (e instanceof GatewayError) await logRefused(this.deps, principal, plan, plan.model, meta, e);
       throw e;
     }
-  }
-
-  /** A refused request's usage-log row: no prompt beyond a short excerpt, no messages or images (refusals must not fill the disk). */
-  private async logRefused(principal: Principal, plan: Pick<GenerationPlan, 'kind' | 'prompt' | 'sessionId'>, model: string, meta: RequestMeta, e: GatewayError, host: string | null = null) {
-    if (e.code !== ErrorCode.RATE_LIMITED && e.code !== ErrorCode.INSUFFICIENT_CREDITS) return;
-    const now = new Date();
-    const row = { id: randomUUID(), apiKeyId: principal.id, sessionId: plan.sessionId ?? null, model, kind: plan.kind, streamed: meta.streamed, prompt: refusedExcerpt(plan.prompt) };
-    await inTransaction(this.deps.db, (tx) =>
-      tx.insert(Generation, { ...row, messages: null, host, requestId: meta.requestId, createdAt: now, finishedAt: now, status: 'ERROR', errorCode: e.code, creditsReserved: 0, totalDurationMs: 0 }),
-    );
-    this.deps.log.info({ requestId: meta.requestId, generationId: row.id, key: principal.prefix, model, kind: plan.kind, outcome: 'ERROR', errorCode: e.code }, 'generation refused');
   }
 
   /** Per-address gate, then the rate limiter; a refused request (RATE_LIMITED) still leaves one ERROR row in the usage log. */
@@ -359,7 +349,7 @@ export class GenerationService {
       };
     } catch (e) {
       leave?.();
-      if (e instanceof GatewayError) await this.logRefused(principal, plan, model, meta, e);
+      if (e instanceof GatewayError) await logRefused(this.deps, principal, plan, model, meta, e);
       throw e;
     }
   }
@@ -480,7 +470,7 @@ export class GenerationService {
         upstream.abort();
         letGo();
         // Refused before reaching the model; still one row in the usage log.
-        if (e instanceof GatewayError) await this.logRefused(principal, plan, model.name, meta, e, host.url);
+        if (e instanceof GatewayError) await logRefused(this.deps, principal, plan, model.name, meta, e, host.url);
         throw e;
       }
 
@@ -661,10 +651,6 @@ function estimatePromptTokens(plan: GenerationPlan): number {
   const chars = plan.prompt.length + (plan.system?.length ?? 0) + (plan.messages ?? []).reduce((n, m) => n + m.content.length, 0);
   return Math.ceil(chars / 2) + 16 + (plan.images?.length ?? 0) * 1024;
 }
-
-/** Characters of the prompt a refused request's usage-log row keeps. */
-const REFUSED_EXCERPT_CHARS = 100;
-const refusedExcerpt = (prompt: string) => (prompt.length > REFUSED_EXCERPT_CHARS ? `${prompt.slice(0, REFUSED_EXCERPT_CHARS)}…` : prompt);
 
 /** The conversation as stored in the usage log (images are counted, not copied). */
 function loggedMessages(plan: GenerationPlan): GenerationMessage[] | null {
