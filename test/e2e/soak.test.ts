@@ -37,6 +37,7 @@ beforeAll(async () => {
       MAX_CONCURRENT_STREAMS_PER_KEY: '0',
       MAX_CONCURRENT_STREAMS_PER_IP: '0',
       MAX_SOCKETS_PER_IP: '0',
+      MAX_CONNECTIONS_PER_IP: '0',
       MAX_SOCKETS_PER_KEY: '0',
       MAX_CONCURRENT_PER_MODEL: '0',
     },
