@@ -38,6 +38,7 @@ beforeAll(async () => {
       MAX_CONCURRENT_STREAMS_PER_IP: '0',
       MAX_SOCKETS_PER_IP: '0',
       MAX_CONNECTIONS_PER_IP: '0',
+      MAX_SUBSCRIPTIONS_PER_SOCKET: '0',
       MAX_SOCKETS_PER_KEY: '0',
       MAX_CONCURRENT_PER_MODEL: '0',
     },
