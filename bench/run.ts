@@ -101,6 +101,9 @@ function gatewayEnv(dbPath: string, emulatorUrl: string, adminKey: string): { en
     MAX_SOCKETS_PER_IP: '0',
     MAX_SOCKETS_PER_KEY: '0',
     MAX_CONCURRENT_STREAMS_PER_IP: '0',
+    // Security round 2 caps (docs/security.md): connections per address, operations per socket.
+    MAX_CONNECTIONS_PER_IP: '0',
+    MAX_SUBSCRIPTIONS_PER_SOCKET: '0',
     NVIDIA_SMI_PATH: 'off',
     SHUTDOWN_GRACE_MS: '2000',
   };
