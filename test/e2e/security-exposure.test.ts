@@ -50,6 +50,7 @@ describe('9. CSV formula injection', () => {
     for (const p of prompts) expect(safe).toContain(p === 'plain' ? p : `'${p}`);
     const raw = await cells('?raw=true');
     for (const p of prompts) expect(raw).toContain(p);
+    expect((await health(gw, '127.0.0.1')).status).toBe(200);
   });
 });
 
@@ -75,6 +76,7 @@ describe('10. host URLs and probe paths are admin only', () => {
     expect(admin.body.data!.gpu.warning).toContain('/opt/secret-tools/nvidia-smi');
     const adminUnknown = await post(gw, '{ gpu(host: "http://10.0.0.9:11434") { freeBytes } }', undefined, ADMIN_API_KEY);
     expect(adminUnknown.body.errors?.[0]?.message).toContain(gw.emulator.url);
+    expect((await health(gw, '127.0.0.1')).status).toBe(200);
   });
 
   it('modelEvents carries host null for a USER key and the URL for an admin key', async () => {
@@ -108,6 +110,7 @@ describe('11. display prefixes', () => {
     const { key, secret } = await gw.app.services.keys.create({ name: 'fresh', role: 'USER' });
     expect(key.prefix).toBe(secret.slice(0, 10));
     expect(capture.text()).not.toContain(ADMIN_API_KEY.slice(0, 5));
+    expect((await health(gw, '127.0.0.1')).status).toBe(200);
   });
 });
 
@@ -127,5 +130,6 @@ describe("12. Ollama's error texts stay in the log", () => {
     expect(r.body.errors?.[0]?.extensions?.code, JSON.stringify(r.body)).toBe(code);
     expect(JSON.stringify(r.body)).not.toContain('/var/lib/ollama');
     await until(() => logged() > before, 3000, 'the upstream text in the log');
+    expect((await health(gw, '127.0.0.1')).status).toBe(200);
   });
 });
