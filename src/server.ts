@@ -150,6 +150,9 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
     const refusal = auth.kind === 'refused' ? auth : auth.kind === 'none' && req.method === 'POST' ? keyRequired(auth.ip) : undefined;
     if (refusal) {
       services.metrics.recordError(refusal.error.code, 'graphql');
+      // A browser app of an allowed origin must be able to read the refusal (yoga is not reached to add CORS).
+      const origin = req.headers.origin;
+      if (origin && config.corsOrigins.includes(origin)) res.setHeader('access-control-allow-origin', origin).setHeader('access-control-allow-credentials', 'true').setHeader('vary', 'Origin');
       return sendRefusal(req, res, refusal);
     }
     req.auth = auth;
