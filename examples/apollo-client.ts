@@ -2,7 +2,7 @@
 // the `x-api-key` header, subscriptions over graphql-ws with the key in `connectionParams`.
 //
 //   GATEWAY_URL=http://localhost:4000/graphql GATEWAY_KEY=<key> npx tsx examples/apollo-client.ts
-import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
+import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, ServerError } from '@apollo/client';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { OperationTypeNode } from 'graphql';
 import { createClient } from 'graphql-ws';
@@ -114,8 +114,11 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (err) {
-  // Apollo Client rejects with CombinedGraphQLErrors (message lists every GraphQL error).
+  // Apollo Client rejects with CombinedGraphQLErrors (message lists every GraphQL error), or with
+  // ServerError for a non-2xx status (the gateway refuses a bad key with 401 before running
+  // anything); its body holds the gateway's typed error.
   console.error(err instanceof Error ? `${err.name}: ${err.message}` : err);
+  if (ServerError.is(err)) console.error(err.bodyText);
   process.exitCode = 1;
 } finally {
   client.stop();

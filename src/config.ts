@@ -94,6 +94,18 @@ export interface HardeningLimits {
   upstreamRetryDelayMs: number;
   /** Take the client address from the last X-Forwarded-For entry (behind one reverse proxy). */
   trustProxy: boolean;
+  // Security round 2 (docs/security.md).
+  /** Images in one generation request, over all its messages and sources; counted before any download. */
+  maxImagesPerRequest: number;
+  /** Open TCP connections per client address (HTTP and websockets); more are closed at accept. */
+  maxConnectionsPerIp: number;
+  /** node:http: time to receive a request's headers, and its whole request (headers and body). */
+  httpHeadersTimeoutMs: number;
+  httpRequestTimeoutMs: number;
+  /** node:http: how long an idle keep-alive connection stays open. */
+  httpKeepAliveTimeoutMs: number;
+  /** Operations running at once on one websocket (subscriptions, queries, mutations). */
+  maxSubscriptionsPerSocket: number;
 }
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
@@ -179,6 +191,13 @@ const envSchema = z.object({
   UPSTREAM_RETRIES: z.preprocess(emptyToUndefined, int(0, 5).default(1)),
   UPSTREAM_RETRY_DELAY_MS: z.preprocess(emptyToUndefined, int(0, 60_000).default(250)),
   TRUST_PROXY: z.preprocess(emptyToUndefined, bool.default(false)),
+  // Security round 2 (docs/security.md).
+  MAX_IMAGES_PER_REQUEST: z.preprocess(emptyToUndefined, int(0, 1000).default(16)),
+  MAX_CONNECTIONS_PER_IP: z.preprocess(emptyToUndefined, int(0, 1_000_000).default(512)),
+  HTTP_HEADERS_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 600_000).default(10_000)),
+  HTTP_REQUEST_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 3_600_000).default(60_000)),
+  HTTP_KEEPALIVE_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 600_000).default(5000)),
+  MAX_SUBSCRIPTIONS_PER_SOCKET: z.preprocess(emptyToUndefined, int(0, 1_000_000).default(100)),
 });
 
 /** Thrown when the environment holds a bad value; the message names every offending variable. */
@@ -264,6 +283,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       upstreamRetries: e.UPSTREAM_RETRIES,
       upstreamRetryDelayMs: e.UPSTREAM_RETRY_DELAY_MS,
       trustProxy: e.TRUST_PROXY,
+      maxImagesPerRequest: e.MAX_IMAGES_PER_REQUEST,
+      maxConnectionsPerIp: e.MAX_CONNECTIONS_PER_IP,
+      httpHeadersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      httpRequestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      httpKeepAliveTimeoutMs: e.HTTP_KEEPALIVE_TIMEOUT_MS,
+      maxSubscriptionsPerSocket: e.MAX_SUBSCRIPTIONS_PER_SOCKET,
     },
   };
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
@@ -6,7 +7,7 @@ import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { DataSource } from 'typeorm';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config.js';
-import { type GatewayContext, keyFromConnectionParams, keyFromHeaders, newContext } from './context.js';
+import { type GatewayContext, keyFromConnectionParams, newContext } from './context.js';
 import { useErrorMetrics } from './plugins/use-error-metrics.js';
 import { useGraphQLMetrics } from './plugins/use-graphql-metrics.js';
 import { useOperationLog } from './plugins/use-operation-log.js';
@@ -23,8 +24,10 @@ import { OrphanSweeper } from './services/generation/recovery.js';
 import { checkHealth } from './services/health.js';
 import { type Principal, toPrincipal } from './services/keys.js';
 import { createLogger, type Logger } from './services/logger.js';
+import { type AuthOutcome, AuthEdge, keyRequired } from './transport/auth.js';
 import { serveGraphQLWs } from './transport/graphql-ws.js';
 import { createHardening } from './transport/hardening.js';
+import { sendJsonError, sendRefusal } from './transport/http-guards.js';
 import { OperationKeys } from './transport/operation-keys.js';
 import { VERSION } from './version.js';
 
@@ -54,6 +57,9 @@ type SocketState = {
   principal?: Principal;
 };
 
+/** An HTTP request as the edge left it for yoga's context factory. */
+type AuthedRequest = IncomingMessage & { auth?: AuthOutcome };
+
 /** Composes the gateway: yoga (HTTP + SSE + GraphiQL) and graphql-ws on one http.Server and one path. */
 export async function buildApp({ config, log = createLogger(config.logLevel), db }: BuildAppOptions): Promise<App> {
   const database = db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dbPath: config.dbPath }));
@@ -77,10 +83,20 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
   services.partials.start();
   // Idle reaper (timers unref'd): its first check unloads models left idle past their threshold while we were down.
   await services.models.start();
-  // Limits against hostile or broken clients (src/transport/hardening.ts).
-  const hardening = createHardening(config, services);
+  // The one authentication edge (src/transport/auth.ts) and the limits against hostile or broken clients.
+  const edge = new AuthEdge({
+    keys: services.keys,
+    connections: services.connections,
+    trustProxy: config.limits.trustProxy,
+    authFailureLimit: config.limits.authFailureLimit,
+    authFailureWindowSeconds: config.limits.authFailureWindowSeconds,
+    maxSocketsPerKey: config.limits.maxSocketsPerKey,
+    store: services.redis?.rateLimitStore(),
+    log,
+  });
+  const hardening = createHardening(config, services, edge);
   // Sockets whose key comes with each operation, as GraphiQL sends it (src/transport/operation-keys.ts).
-  const operationKeys = new OperationKeys(services.keys, services.connections);
+  const operationKeys = new OperationKeys(edge);
 
   const yoga = createYoga<Record<string, unknown>, GatewayContext>({
     schema,
@@ -103,43 +119,50 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
     plugins: [useOperationLog(), useErrorMetrics(services.metrics), useGraphQLMetrics(services.metrics.registry), ...hardening.plugins],
     context: async (initial): Promise<GatewayContext> => {
       const wsPrincipal = (initial as { wsPrincipal?: Principal }).wsPrincipal;
-      const req = (initial as { req?: IncomingMessage }).req;
-      if (wsPrincipal) return newContext(services, wsPrincipal, false, undefined, hardening.ipOf(req));
+      const req = (initial as { req?: AuthedRequest }).req;
+      if (wsPrincipal) return newContext(services, wsPrincipal, false, undefined, edge.ipOf(req));
       const request = (initial as { request: Request }).request;
-      const presented = keyFromHeaders(request.headers);
-      const key = presented ? await services.keys.authenticate(presented) : null;
-      if (presented && !key) await hardening.authFailed(req);
+      // The edge authenticated the request before yoga saw it (route()); only 'key' and 'none' get here.
+      const auth = req?.auth;
       const res = (initial as { res?: ServerResponse }).res;
-      if (key && res && request.headers.get('accept')?.includes('text/event-stream')) {
-        // An SSE response is long-lived: close it if the key is revoked.
-        res.once('close', services.connections.add(key.id, { close: () => res.destroy() }));
-      }
-      return newContext(services, key ? toPrincipal(key) : null, Boolean(presented && !key), request.signal, hardening.ipOf(req));
+      if (auth?.kind === 'key' && res) edge.watchResponse(request.headers.get('accept'), res, auth.key.id);
+      return newContext(services, auth?.kind === 'key' ? auth.principal : null, false, request.signal, edge.ipOf(req));
     },
   });
 
-  const server = createServer((req, res) => {
+  const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.limits.httpHeadersTimeoutMs) }, (req, res) => {
     if (req.url === '/health' && (req.method === 'GET' || req.method === 'HEAD')) return void serveHealth(res);
-    // Addresses throttled for failed authentications are refused before any key lookup.
-    hardening.screen(req, res).then(
-      (pass) => pass && route(req, res),
-      (err: unknown) => {
-        log.error({ err }, 'request screening failed');
-        if (!res.headersSent) res.writeHead(503).end();
-      },
-    );
-  });
-  const route = (req: IncomingMessage, res: ServerResponse) => {
-    if (req.url?.split('?')[0] === EXPORT_CONVERSATIONS_PATH) return void exportConversations(req, res, services);
-    if (req.url?.split('?')[0] === METRICS_PATH) return void serveMetrics(req, res, services);
-    if (req.url?.split('?')[0] === '/') return serveRoot(req, res);
-    if (isAdminPath(req.url)) return void serveAdmin(req, res);
-    if (isOpenAIPath(req.url)) return void serveOpenAI(req, res, services, { authFailed: (r) => hardening.authFailed(r) });
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > config.maxBodyBytes) return void refuseLargeBody(res, config.maxBodyBytes);
-    void hardening.prepareGraphQL(req, res).then((pass) => {
-      if (pass) void yoga.handle(req, res);
+    route(req, res).catch((err: unknown) => {
+      // E.g. the key lookup failed: masked, with an errorId pointing to the cause in the log.
+      const errorId = randomUUID();
+      log.error({ err, errorId }, 'request routing failed');
+      sendJsonError(res, 500, `Internal server error (errorId ${errorId}); the details are in the gateway's log.`, { code: ErrorCode.INTERNAL_SERVER_ERROR, errorId });
     });
+  });
+  hardening.protectServer(server);
+  const route = async (req: AuthedRequest, res: ServerResponse) => {
+    const path = req.url?.split('?')[0];
+    if (path === EXPORT_CONVERSATIONS_PATH) return void (await exportConversations(req, res, services, edge));
+    if (path === METRICS_PATH) return void (await serveMetrics(req, res, services, edge));
+    // The service description and the admin console's static files need no key (the console signs in through GraphQL).
+    if (path === '/') return serveRoot(req, res);
+    if (isAdminPath(req.url)) return void serveAdmin(req, res);
+    if (isOpenAIPath(req.url)) return void (await serveOpenAI(req, res, services, edge));
+    // GraphQL: authenticated before the body is read, so a request without a valid key costs no
+    // parsing or validation. Without a key only GET (health, GraphiQL's page) and CORS preflights pass.
+    const auth = await edge.request(req);
+    const refusal = auth.kind === 'refused' ? auth : auth.kind === 'none' && req.method === 'POST' ? keyRequired(auth.ip) : undefined;
+    if (refusal) {
+      services.metrics.recordError(refusal.error.code, 'graphql');
+      // A browser app of an allowed origin must be able to read the refusal (yoga is not reached to add CORS).
+      const origin = req.headers.origin;
+      if (origin && config.corsOrigins.includes(origin)) res.setHeader('access-control-allow-origin', origin).setHeader('access-control-allow-credentials', 'true').setHeader('vary', 'Origin');
+      return sendRefusal(req, res, refusal);
+    }
+    req.auth = auth;
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > config.maxBodyBytes) return refuseLargeBody(res, config.maxBodyBytes);
+    if (await hardening.prepareGraphQL(req, res)) void yoga.handle(req, res);
   };
 
   const serveHealth = async (res: ServerResponse) => {
@@ -161,28 +184,26 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
         if (!(await hardening.admitInit(ctx.extra))) return false; // throttled address: closed with 1013
         const presented = keyFromConnectionParams(ctx.connectionParams);
         if (!presented) return operationKeys.acceptKeyless(ctx.extra.socket); // GraphiQL: the key comes with each operation
-        const key = await services.keys.authenticate(presented);
-        if (!key) {
-          await hardening.initFailed(ctx.extra);
-          return false; // graphql-ws closes with 4403 Forbidden
-        }
-        if (!hardening.admitSocketForKey(ctx.extra, key.id)) return false; // closed with 1013
-        ctx.extra.principal = toPrincipal(key);
-        const socket = ctx.extra.socket;
-        socket.once('close', services.connections.add(key.id, { close: () => socket.close(4403, 'API key revoked') }));
+        const auth = await edge.authenticate(presented, ctx.extra.ip);
+        if (auth.kind !== 'key') return false; // graphql-ws closes with 4403 Forbidden
+        if (!edge.admitSocket(ctx.extra.socket, auth.key.id)) return false; // closed with 1013
+        ctx.extra.principal = auth.principal;
         return true;
       },
       onSubscribe: hardening.typedFailures(async (ctx, _id, params) => {
+        // Counted first: a flood of subscribe messages costs no key lookups.
+        const over = hardening.operationsOverLimit(Object.keys(ctx.subscriptions).length);
+        if (over) return over;
         // The key may have been revoked since the socket opened (on another instance too): check it per operation.
-        const current = ctx.extra.principal
-          ? await services.keys.findActive(ctx.extra.principal.id)
-          : await operationKeys.authenticate(ctx.extra.socket, params.extensions);
-        if (!current) {
-          if (!ctx.extra.principal && operationKeys.presented(params.extensions)) await hardening.initFailed(ctx.extra);
+        const found = ctx.extra.principal
+          ? await services.keys.findActive(ctx.extra.principal.id).then((k) => (k ? { kind: 'key' as const, key: k } : null))
+          : await operationKeys.authenticate(ctx.extra.socket, ctx.extra.ip, params.extensions);
+        if (found?.kind !== 'key') {
+          if (found?.kind === 'over-limit') return [found.error];
           setImmediate(() => ctx.extra.socket.close(4403, 'API key revoked'));
-          return [new GraphQLError('The API key is invalid or revoked.', { extensions: { code: ErrorCode.UNAUTHENTICATED } })];
+          return [new GraphQLError(found?.error.message ?? 'The API key is invalid or revoked.', { extensions: { code: found?.error.code ?? ErrorCode.UNAUTHENTICATED, ...found?.error.details } })];
         }
-        const principal = toPrincipal(current);
+        const principal = toPrincipal(found.key);
         if (ctx.extra.principal) ctx.extra.principal = principal;
         const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,

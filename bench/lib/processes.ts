@@ -66,6 +66,8 @@ export function gatewayEnv(dbPath: string, emulatorUrl: string, adminKey: string
     MAX_CONCURRENT_STREAMS_PER_KEY: '0',
     // Per-address and per-key connection caps: every benchmark client is one key on 127.0.0.1.
     MAX_SOCKETS_PER_IP: '0',
+    MAX_CONNECTIONS_PER_IP: '0',
+    MAX_SUBSCRIPTIONS_PER_SOCKET: '0',
     MAX_SOCKETS_PER_KEY: '0',
     MAX_CONCURRENT_STREAMS_PER_IP: '0',
     NVIDIA_SMI_PATH: 'off',

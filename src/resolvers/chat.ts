@@ -9,7 +9,7 @@ builder.mutationField('chat', (t) =>
     description: 'One chat turn, answered in full (no streaming), with the whole conversation. Costs credits; recorded in the usage log.',
     authScopes: { authenticated: true },
     args: { input: t.arg({ type: ChatInput, required: true, description: 'Session and message, or model and messages.' }) },
-    resolve: (_root, { input }, ctx) => ctx.services.chat.complete(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal }),
+    resolve: (_root, { input }, ctx) => ctx.services.chat.complete(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal, clientIp: ctx.clientIp }),
   }),
 );
 
@@ -22,7 +22,7 @@ builder.subscriptionField('chat', (t) =>
     authScopes: { authenticated: true },
     args: { input: t.arg({ type: ChatInput, required: true, description: 'Session and message, or model and messages.' }) },
     subscribe: (_root, { input }, ctx) =>
-      ctx.services.chat.stream(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal, streamed: true }, { failuresAsItems: true }),
+      ctx.services.chat.stream(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal, clientIp: ctx.clientIp, streamed: true }, { failuresAsItems: true }),
     resolve: rethrowFailure,
   }),
 );

@@ -9,7 +9,7 @@ builder.mutationField('generate', (t) =>
     authScopes: { authenticated: true },
     args: { input: t.arg({ type: GenerateInput, required: true, description: 'Model, prompt and options.' }) },
     resolve: (_root, { input }, ctx) =>
-      ctx.services.generation.generateText(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal }),
+      ctx.services.generation.generateText(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal, clientIp: ctx.clientIp }),
   }),
 );
 
@@ -22,7 +22,7 @@ builder.subscriptionField('generate', (t) =>
     authScopes: { authenticated: true },
     args: { input: t.arg({ type: GenerateInput, required: true, description: 'Model, prompt and options.' }) },
     subscribe: (_root, { input }, ctx) =>
-      ctx.services.generation.generate(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal, streamed: true }, { failuresAsItems: true }),
+      ctx.services.generation.generate(ctx.principal!, input, { requestId: ctx.requestId, signal: ctx.signal, clientIp: ctx.clientIp, streamed: true }, { failuresAsItems: true }),
     resolve: rethrowFailure,
   }),
 );

@@ -14,9 +14,22 @@ import {
   UpdateModelInput,
 } from '../schema/model.js';
 import { OllamaHostStatusType } from '../schema/ollama-host.js';
+import { ErrorCode, GatewayError, badInput } from '../services/errors.js';
 import { eventStream, rethrowFailure } from '../services/generation/event-stream.js';
 
 const HOST_HELP = 'URL of one Ollama host, as in OLLAMA_HOST (see Query.ollamaHosts); BAD_USER_INPUT for another.';
+
+/** An unknown `host` argument: admin keys are told the valid hosts, other keys are not (host URLs are internal). */
+async function withoutHostList<T>(ctx: { principal: { role: string } | null }, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (ctx.principal?.role !== 'ADMIN' && e instanceof GatewayError && e.code === ErrorCode.BAD_USER_INPUT && e.details.field === 'host') {
+      throw badInput('Not one of the gateway\'s Ollama hosts.', { field: 'host' });
+    }
+    throw e;
+  }
+}
 
 builder.queryField('models', (t) =>
   t.field({
@@ -43,7 +56,7 @@ builder.queryField('runningModels', (t) =>
     description: 'Models loaded in memory now (Ollama /api/ps of each host), longest time left first, host by host.',
     authScopes: { authenticated: true },
     args: { host: t.arg.string({ required: false, description: `Only this host. ${HOST_HELP}` }) },
-    resolve: (_root, { host }, ctx) => ctx.services.models.overview.running(host),
+    resolve: (_root, { host }, ctx) => withoutHostList(ctx, () => ctx.services.models.overview.running(host)),
   }),
 );
 
@@ -53,10 +66,11 @@ builder.queryField('gpu', (t) =>
     description: 'GPU memory of one Ollama host (default: the first): GPU_VRAM_BYTES minus what loaded models use, else nvidia-smi, else unknown.',
     authScopes: { authenticated: true },
     args: { host: t.arg.string({ required: false, description: HOST_HELP }) },
-    resolve: async (_root, { host }, ctx) => {
-      const target = ctx.services.models.fleet.of(host)[0];
-      return { ...(await target.gpu.probe()), host: target.host.url };
-    },
+    resolve: (_root, { host }, ctx) =>
+      withoutHostList(ctx, async () => {
+        const target = ctx.services.models.fleet.of(host)[0];
+        return { ...(await target.gpu.probe()), host: target.host.url };
+      }),
   }),
 );
 

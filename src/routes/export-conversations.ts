@@ -2,17 +2,17 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { keyFromHeaders } from '../context.js';
 import type { Services } from '../services/container.js';
 import { ErrorCode, isGatewayError } from '../services/errors.js';
 import { timeRange } from '../services/usage.js';
 import { CONVERSATION_COLUMNS, csvOf } from '../services/usage-csv.js';
+import type { AuthEdge } from '../transport/auth.js';
 
 export const EXPORT_CONVERSATIONS_PATH = '/export/conversations.csv';
 
-function refuse(res: ServerResponse, status: number, code: ErrorCode, message: string) {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(JSON.stringify({ errors: [{ message, extensions: { code } }] }));
+function refuse(res: ServerResponse, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}, details: Record<string, unknown> = {}) {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
+  res.end(JSON.stringify({ errors: [{ message, extensions: { ...details, code } }] }));
 }
 
 function dateParam(params: URLSearchParams, name: string): Date | undefined {
@@ -24,9 +24,10 @@ function dateParam(params: URLSearchParams, name: string): Date | undefined {
 /**
  * `GET /export/conversations.csv?from=&to=` (admin key in `x-api-key` or `Authorization: Bearer`):
  * every generation in [from, to) as CSV, oldest first, streamed from the database in batches with
- * backpressure. Dates are ISO-8601; both bounds are optional.
+ * backpressure. Dates are ISO-8601; both bounds are optional. Cells that a spreadsheet would
+ * run as a formula are neutralised (`'` prefix, OWASP); `?raw=true` exports them as stored.
  */
-export async function exportConversations(req: IncomingMessage, res: ServerResponse, services: Services): Promise<void> {
+export async function exportConversations(req: IncomingMessage, res: ServerResponse, services: Services, edge: AuthEdge): Promise<void> {
   const started = Date.now();
   const requestId = randomUUID();
   const log = services.log.child({ requestId });
@@ -34,17 +35,19 @@ export async function exportConversations(req: IncomingMessage, res: ServerRespo
     res.setHeader('allow', 'GET, HEAD');
     return refuse(res, 405, ErrorCode.BAD_USER_INPUT, 'Use GET.');
   }
-  const presented = keyFromHeaders({ get: (name) => [req.headers[name]].flat()[0] ?? null });
-  const key = presented ? await services.keys.authenticate(presented) : null;
-  if (!key) return refuse(res, 401, ErrorCode.UNAUTHENTICATED, presented ? 'The API key is invalid or revoked.' : 'A valid API key is required.');
+  // Through the edge: wrong keys count against the address, so an admin key cannot be guessed here.
+  const auth = await edge.request(req);
+  if (auth.kind === 'refused') return refuse(res, auth.status, auth.error.code, auth.error.message, auth.headers, auth.error.details);
+  if (auth.kind === 'none') return refuse(res, 401, ErrorCode.UNAUTHENTICATED, 'A valid API key is required.');
+  const { key } = auth;
   if (key.role !== 'ADMIN') {
     log.info({ key: key.prefix, route: EXPORT_CONVERSATIONS_PATH, outcome: 'forbidden' }, 'export refused');
     return refuse(res, 403, ErrorCode.FORBIDDEN, 'Only admin keys may export conversations.');
   }
 
   let range;
+  const params = new URL(req.url ?? '/', 'http://gateway').searchParams;
   try {
-    const params = new URL(req.url ?? '/', 'http://gateway').searchParams;
     range = timeRange(dateParam(params, 'from'), dateParam(params, 'to'));
   } catch (e) {
     return refuse(res, 400, ErrorCode.BAD_USER_INPUT, isGatewayError(e) ? e.message : 'Invalid query.');
@@ -66,7 +69,7 @@ export async function exportConversations(req: IncomingMessage, res: ServerRespo
       }
     })(),
   );
-  const csv = csvOf(CONVERSATION_COLUMNS);
+  const csv = csvOf(CONVERSATION_COLUMNS, { raw: params.get('raw') === 'true' });
   try {
     await pipeline(source, csv, res);
     log.info({ key: key.prefix, route: EXPORT_CONVERSATIONS_PATH, outcome: 'ok', rows, durationMs: Date.now() - started }, 'conversations exported');

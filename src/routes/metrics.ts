@@ -1,21 +1,15 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Services } from '../services/container.js';
+import type { AuthEdge } from '../transport/auth.js';
 
 export const METRICS_PATH = '/metrics';
 
-const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-
-/** Compares in constant time (over the digests, so the lengths leak nothing either). */
-function tokenMatches(presented: string | undefined, expected: string): boolean {
-  return presented !== undefined && timingSafeEqual(digest(presented), digest(expected));
-}
-
 /**
  * `GET /metrics`: Prometheus text format from the gateway's registry (yoga's GraphQL metrics and
- * the gateway's own). With METRICS_TOKEN set, only `Authorization: Bearer <METRICS_TOKEN>` may read it.
+ * the gateway's own). With METRICS_TOKEN set, only `Authorization: Bearer <METRICS_TOKEN>` may read it;
+ * the edge compares it in constant time and counts wrong tokens like wrong keys.
  */
-export async function serveMetrics(req: IncomingMessage, res: ServerResponse, services: Services): Promise<void> {
+export async function serveMetrics(req: IncomingMessage, res: ServerResponse, services: Services, edge: AuthEdge): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
     return void res.end('Use GET.\n');
@@ -23,9 +17,11 @@ export async function serveMetrics(req: IncomingMessage, res: ServerResponse, se
   const expected = services.config.metricsToken;
   if (expected) {
     const presented = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim();
-    if (!tokenMatches(presented, expected)) {
-      res.writeHead(401, { 'www-authenticate': 'Bearer realm="metrics"', 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
-      return void res.end('A valid metrics token is required (Authorization: Bearer <METRICS_TOKEN>).\n');
+    const auth = await edge.checkToken(presented, expected, edge.ipOf(req));
+    if (auth.kind === 'refused') {
+      const message = auth.status === 429 ? `${auth.error.message}\n` : 'A valid metrics token is required (Authorization: Bearer <METRICS_TOKEN>).\n';
+      res.writeHead(auth.status, { 'www-authenticate': 'Bearer realm="metrics"', 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...auth.headers });
+      return void res.end(message);
     }
   }
   const { registry } = services.metrics;

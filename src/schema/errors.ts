@@ -1,6 +1,7 @@
 import { GraphQLError } from 'graphql';
 import { ErrorCode, GatewayError } from '../services/errors.js';
 import type { Logger } from '../services/logger.js';
+import { upstreamText } from '../services/ollama/errors.js';
 
 // Duck-typed on purpose: under some loaders graphql's CJS and ESM builds coexist, and
 // `instanceof GraphQLError` is then false for errors made by the other copy.
@@ -25,6 +26,8 @@ export function createMaskError(log: Logger) {
     const gatewayError = findGatewayError(error);
     const located = isGraphQLErrorLike(error) ? error : undefined;
     if (gatewayError) {
+      const upstreamError = upstreamText(gatewayError);
+      if (upstreamError) log.warn({ errorCode: gatewayError.code, upstreamError }, 'Ollama reported an error');
       return new GraphQLError(gatewayError.message, {
         nodes: located?.nodes,
         source: located?.source,

@@ -38,10 +38,14 @@ export const ModelRuntime = builder.objectRef<ModelView>('ModelRuntime').impleme
   }),
 });
 
+const isAdmin = (ctx: { principal: { role: string } | null }) => ctx.principal?.role === 'ADMIN';
+/** Host URLs and probe details are internal: admin keys see them, other keys get null. */
+const adminOnly = <T>(ctx: { principal: { role: string } | null }, value: T): T | null => (isAdmin(ctx) ? value : null);
+
 export const ModelPlacement = builder.objectRef<Placement>('ModelPlacement').implement({
   description: 'What one Ollama host has of a model.',
   fields: (t) => ({
-    host: t.exposeString('host', { description: 'URL of the Ollama host (as in OLLAMA_HOST).' }),
+    host: t.string({ nullable: true, description: 'URL of the Ollama host (as in OLLAMA_HOST); null for non-admin keys (host URLs are internal).', resolve: (p, _a, ctx) => adminOnly(ctx, p.host) }),
     installed: t.boolean({ description: 'True when the host has the model on disk.', resolve: (p) => p.installed !== null }),
     digest: t.string({ nullable: true, description: 'Digest of the host\'s copy.', resolve: (p) => p.installed?.digest ?? null }),
     loaded: t.boolean({ description: 'True while the model is in the host\'s memory.', resolve: (p) => p.loaded !== null }),
@@ -142,13 +146,17 @@ export type HostVramReport = VramReport & { host: string };
 export const GpuStatus = builder.objectRef<HostVramReport>('GpuStatus').implement({
   description: 'GPU memory on one Ollama host, summed over its GPUs.',
   fields: (t) => ({
-    host: t.exposeString('host', { description: 'URL of the Ollama host (as in OLLAMA_HOST).' }),
+    host: t.string({ nullable: true, description: 'URL of the Ollama host (as in OLLAMA_HOST); null for non-admin keys.', resolve: (r, _a, ctx) => adminOnly(ctx, r.host) }),
     source: t.field({ type: VramSource, description: 'Where the figures come from.', resolve: (r) => r.source }),
     totalBytes: t.float({ nullable: true, description: 'Total VRAM in bytes; null when unknown.', resolve: (r) => r.totalBytes }),
     usedBytes: t.float({ nullable: true, description: 'Used VRAM in bytes; null when unknown.', resolve: (r) => r.usedBytes }),
     freeBytes: t.float({ nullable: true, description: 'Free VRAM in bytes; null when unknown.', resolve: (r) => r.freeBytes }),
     gpus: t.field({ type: [Gpu], description: 'Each GPU (nvidia-smi only).', resolve: (r) => r.gpus }),
-    warning: t.string({ nullable: true, description: 'Why the figures are unknown, when they are.', resolve: (r) => r.warning }),
+    warning: t.string({
+      nullable: true,
+      description: 'Why the figures are unknown, when they are; non-admin keys get a general note (no paths or probe details).',
+      resolve: (r, _a, ctx) => (r.warning && !isAdmin(ctx) ? 'Some VRAM figures are unknown.' : r.warning),
+    }),
   }),
 });
 
@@ -241,7 +249,7 @@ export const ModelEvent = builder.objectRef<ModelEventShape>('ModelEvent').imple
     model: t.exposeString('model', { description: 'Canonical Ollama name.' }),
     at: t.field({ type: 'DateTime', description: 'When.', resolve: (e) => new Date(e.at) }),
     sizeBytes: t.float({ nullable: true, description: 'Size of the model in bytes, when known.', resolve: (e) => e.sizeBytes }),
-    host: t.string({ nullable: true, description: 'URL of the Ollama host it happened on.', resolve: (e) => e.host ?? null }),
+    host: t.string({ nullable: true, description: 'URL of the Ollama host it happened on; null for non-admin keys.', resolve: (e, _a, ctx) => adminOnly(ctx, e.host ?? null) }),
   }),
 });
 

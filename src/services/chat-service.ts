@@ -4,7 +4,7 @@ import type { GenerationItems, GenerationService, GenerationStream } from './gen
 import type { GenerationPlan, GenerationResult, RequestMeta } from './generation/types.js';
 import type { GenerationOptions } from './generation/options.js';
 import { imageFromBase64 } from './images/image-bytes.js';
-import { type ImageLimits, type ImageSources, resolveImages } from './images/resolve-images.js';
+import { type ImageLimits, type ImageSources, checkImageCounts, resolveImages } from './images/resolve-images.js';
 import type { Principal } from './keys.js';
 import type { ChatTurn, SessionService } from './sessions/session-service.js';
 
@@ -47,12 +47,13 @@ export class ChatService {
   stream(principal: Principal, input: ChatInput, meta: RequestMeta): GenerationStream;
   stream(principal: Principal, input: ChatInput, meta: RequestMeta, opts: { failuresAsItems: true }): GenerationItems;
   stream(principal: Principal, input: ChatInput, meta: RequestMeta, opts?: { failuresAsItems: true }): GenerationItems {
-    return opts ? this.generation.stream(principal, () => this.plan(principal, input), meta, opts) : this.generation.stream(principal, () => this.plan(principal, input), meta);
+    const plan = () => this.plan(principal, input, meta);
+    return opts ? this.generation.stream(principal, plan, meta, opts) : this.generation.stream(principal, plan, meta);
   }
 
   async complete(principal: Principal, input: ChatInput, meta: Omit<RequestMeta, 'streamed'>): Promise<ChatResult> {
     let plan!: GenerationPlan;
-    const result = await this.generation.complete(principal, async () => (plan = await this.plan(principal, input)), meta);
+    const result = await this.generation.complete(principal, async () => (plan = await this.plan(principal, input, { ...meta, streamed: false })), meta);
     if (input.sessionId) {
       const session = await this.sessions.get(principal, input.sessionId);
       const history = await this.sessions.history(session);
@@ -73,7 +74,14 @@ export class ChatService {
     return { ...result, message: null, history: turns };
   }
 
-  private async plan(principal: Principal, input: ChatInput): Promise<GenerationPlan> {
+  private async plan(principal: Principal, input: ChatInput, meta: RequestMeta): Promise<GenerationPlan> {
+    // Counted before anything is decoded or fetched; limits and credits checked before any download.
+    const attached = (input.images?.length ?? 0) + (input.imageUploads?.length ?? 0) + (input.imageUrls?.length ?? 0);
+    const counts = [...(input.messages ?? []).map((m) => m.images?.length ?? 0), attached];
+    checkImageCounts(counts, this.imageLimits);
+    if (counts.some((n) => n > 0)) {
+      await this.generation.precheck(principal, { kind: 'chat', model: input.model ?? 'unknown', prompt: input.message ?? '', sessionId: input.sessionId }, meta);
+    }
     const images = await resolveImages({ images: input.images, uploads: input.imageUploads, urls: input.imageUrls }, this.imageLimits);
     if (input.sessionId) {
       if (input.messages?.length || input.model) throw badInput('Give either sessionId and message, or model and messages, not both.', { field: 'sessionId' });

@@ -21,6 +21,7 @@ import { SettingsService } from './settings.js';
 import type { Logger } from './logger.js';
 import { OllamaPool } from './ollama/pool.js';
 import { InstanceHeartbeat, LeaseStore } from './leases.js';
+import { ConcurrencyGate } from './limits/concurrency-gate.js';
 import { KeyRateLimiter } from './rate-limit.js';
 import { RedisBackplane } from './redis.js';
 import { enforceRevocations } from './revocation.js';
@@ -122,12 +123,14 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     slots,
     defaultKeepAlive: config.ollamaKeepAlive,
     admission: rateLimits,
+    gate: new ConcurrencyGate(config.limits.maxConcurrentStreamsPerIp),
     // Prometheus metrics and the admin console's live view follow every run.
     observer: observeAll(metrics, live),
   });
   const sessions = new SessionService(db, () => settings.getDefaultSystemPrompt());
   const chat = new ChatService(generation, sessions, {
     maxImages: config.maxImagesPerMessage,
+    maxImagesPerRequest: config.limits.maxImagesPerRequest,
     maxBytes: config.maxImageBytes,
     timeoutMs: config.imageFetchTimeoutMs,
     allowPrivate: config.imageUrlAllowPrivate,

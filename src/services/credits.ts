@@ -1,4 +1,4 @@
-import type { EntityManager } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { execute, placeholders } from './database.js';
 import { ErrorCode, GatewayError } from './errors.js';
 
@@ -36,6 +36,15 @@ export class CreditLedger {
       throw new GatewayError(ErrorCode.INSUFFICIENT_CREDITS, `This request needs ${amount} credits and the key does not have them.`, {
         creditsNeeded: amount,
       });
+    }
+  }
+
+  /** Throws INSUFFICIENT_CREDITS when the key holds fewer than `amount` credits now (a check before costly work; reserves nothing). */
+  async requireAtLeast(db: DataSource | EntityManager, apiKeyId: string, amount: number): Promise<void> {
+    const manager = 'manager' in db ? db.manager : db;
+    const rows: Array<{ credits: number | string }> = await manager.query(placeholders(manager.connection, 'SELECT credits FROM api_keys WHERE id = ?'), [apiKeyId]);
+    if (Number(rows[0]?.credits ?? 0) < amount) {
+      throw new GatewayError(ErrorCode.INSUFFICIENT_CREDITS, `This request needs at least ${amount} credits and the key does not have them.`, { creditsNeeded: amount });
     }
   }
 

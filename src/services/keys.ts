@@ -8,8 +8,16 @@ import { InProcessKeyEventBus, type KeyEventBus } from './key-events.js';
 
 /** Every secret starts with this, so leaked keys are recognisable (e.g. by secret scanners). */
 export const KEY_PREFIX = 'llmgw_';
-/** Characters of the secret kept in clear for people to tell keys apart. */
-const DISPLAY_PREFIX_LENGTH = KEY_PREFIX.length + 8;
+/**
+ * Characters of the secret kept in clear (after `llmgw_`, which is not secret) for people to tell
+ * keys apart in lists, logs and exports. Few on purpose: a chosen ADMIN_API_KEY may be only 24
+ * characters long, and the prefix must not give a guesser a head start.
+ */
+const DISPLAY_SECRET_CHARS = 4;
+
+/** The display prefix of a secret: `llmgw_` (when it has it) and DISPLAY_SECRET_CHARS characters. */
+export const displayPrefix = (secret: string): string =>
+  secret.startsWith(KEY_PREFIX) ? secret.slice(0, KEY_PREFIX.length + DISPLAY_SECRET_CHARS) : secret.slice(0, DISPLAY_SECRET_CHARS);
 
 export const MAX_KEY_NAME_LENGTH = 200;
 /** Largest value accepted for a rate limit. */
@@ -135,7 +143,7 @@ export class KeyService {
       id: randomUUID(),
       name: validName(input.name),
       role: validRole(input.role),
-      prefix: secret.slice(0, DISPLAY_PREFIX_LENGTH),
+      prefix: displayPrefix(secret),
       secretHash: hashSecret(secret),
       credits: validCredits(input.credits ?? this.defaultCredits, 'credits'),
       requestsPerMinute: limits.requestsPerMinute ?? null,

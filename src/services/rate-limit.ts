@@ -90,6 +90,23 @@ export class KeyRateLimiter implements RequestAdmission {
     return this.defaults.windowSeconds;
   }
 
+  /** Throws RATE_LIMITED when `admit` would refuse the key now; counts nothing. */
+  async check(principal: Principal): Promise<void> {
+    const limits = this.effective(principal.limits);
+    const key = principal.id;
+    if (limits.tokensPerMinute > 0) {
+      const used = await this.tokens.peek(key);
+      if (used.consumed >= limits.tokensPerMinute) throw limited(`This key has used its ${limits.tokensPerMinute} tokens for this minute.`, 'tokensPerMinute', retryAfter(used.msBeforeReset));
+    }
+    if (limits.requestsPerMinute > 0) {
+      const used = await this.requests.peek(key);
+      if (used.consumed >= limits.requestsPerMinute) throw limited(`This key may start ${limits.requestsPerMinute} requests per minute.`, 'requestsPerMinute', retryAfter(used.msBeforeReset));
+    }
+    if (limits.maxConcurrentStreams > 0 && (await this.running.peek(key)).consumed >= limits.maxConcurrentStreams) {
+      throw limited(`This key may run ${limits.maxConcurrentStreams} generations at once.`, 'maxConcurrentStreams', 1);
+    }
+  }
+
   /**
    * Admits a request or throws RATE_LIMITED with `retryAfterSeconds`. Tokens are known only when a
    * request ends, so a key is admitted while it has used fewer than its tokens in this window;

@@ -37,7 +37,20 @@ export const USAGE_COLUMNS: Array<{ key: keyof UsageBucket; header: string }> = 
   { key: 'creditsCharged', header: 'credits_charged' },
 ];
 
-/** A CSV stringifier (RFC 4180 quoting, header row, ISO-8601 dates) for rows with these columns. */
-export function csvOf<T>(columns: Array<{ key: keyof T; header: string }>): Stringifier {
-  return stringify({ header: true, columns: columns as Array<{ key: string; header: string }>, cast: { date: (d) => d.toISOString() } });
+/** First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/** A text cell a spreadsheet would run as a formula gets a leading `'`, so it is shown as text. */
+export const neutraliseFormula = (value: string): string => (FORMULA_START.test(value) ? `'${value}` : value);
+
+/**
+ * A CSV stringifier (RFC 4180 quoting, header row, ISO-8601 dates) for rows with these columns.
+ * Text cells starting with `=`, `+`, `-`, `@`, TAB or CR are neutralised unless `raw` is set.
+ */
+export function csvOf<T>(columns: Array<{ key: keyof T; header: string }>, opts: { raw?: boolean } = {}): Stringifier {
+  return stringify({
+    header: true,
+    columns: columns as Array<{ key: string; header: string }>,
+    cast: { date: (d) => d.toISOString(), ...(opts.raw ? {} : { string: neutraliseFormula }) },
+  });
 }

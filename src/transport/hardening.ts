@@ -1,42 +1,32 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
 import { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Config } from '../config.js';
-import { keyFromHeaders } from '../context.js';
 import { useArmor } from '../plugins/use-armor.js';
-import { useStreamLimitPerIp } from '../plugins/use-stream-limit-per-ip.js';
 import type { Services } from '../services/container.js';
 import { ErrorCode } from '../services/errors.js';
-import { AuthFailureThrottle } from '../services/limits/auth-throttle.js';
-import { clientIp } from '../services/limits/client-ip.js';
 import { ConcurrencyLimit } from '../services/limits/concurrency.js';
+import type { AuthEdge } from './auth.js';
 import { WsClose, type WsExtra, type WsTransportOptions } from './graphql-ws.js';
 import { bodyTooLarge, guardSlowResponse, hasUndeclaredBody, readBodyWithin, sendJsonError } from './http-guards.js';
 
 type VerifyCallback = (result: boolean, code?: number, message?: string, headers?: OutgoingHttpHeaders) => void;
 
-const headerGetter = (req: IncomingMessage) => ({
-  get: (name: string) => {
-    const v = req.headers[name.toLowerCase()];
-    return (Array.isArray(v) ? v[0] : v) ?? null;
-  },
-});
-
 /**
  * The limits that keep hostile or broken clients from hurting the gateway, in one place for
- * server.ts to wire in: graphql-armor and per-address stream limits (yoga plugins), the
- * failed-authentication throttle, body size, sockets per address and per key, slow readers.
- * Every limit comes from `config.limits` (0 turns it off).
+ * server.ts to wire in: graphql-armor (yoga plugins), HTTP timeouts and connections per address,
+ * body size, websockets per address, operations per socket, slow readers. Authentication and
+ * what hangs on it (failed-key throttle, sockets per key) is the edge's (src/transport/auth.ts);
+ * generations per address are counted in the generation service. Every limit comes from
+ * `config.limits` (0 turns it off).
  */
-export function createHardening(config: Config, services: Services) {
+export function createHardening(config: Config, services: Services, edge: AuthEdge) {
   const limits = config.limits;
   const log = services.log;
-  const ipOf = (req: IncomingMessage | undefined) => clientIp(req, limits.trustProxy);
-  const authThrottle = new AuthFailureThrottle(limits.authFailureLimit, limits.authFailureWindowSeconds, services.redis?.rateLimitStore());
+  const ipOf = (req: IncomingMessage | undefined) => edge.ipOf(req);
   const socketsPerIp = new ConcurrencyLimit(limits.maxSocketsPerIp);
-  const socketsPerKey = new ConcurrencyLimit(limits.maxSocketsPerKey);
-  const streamsPerIp = new ConcurrencyLimit(limits.maxConcurrentStreamsPerIp);
+  const connectionsPerIp = new ConcurrencyLimit(limits.maxConnectionsPerIp);
   const slowClient = { maxBufferedBytes: limits.maxClientBufferedBytes, timeoutMs: limits.slowClientTimeoutMs };
 
   const plugins: Plugin[] = [
@@ -47,7 +37,6 @@ export function createHardening(config: Config, services: Services) {
       maxDirectives: limits.graphqlMaxDirectives,
       maxTokens: limits.graphqlMaxTokens,
     }),
-    useStreamLimitPerIp(streamsPerIp) as Plugin,
   ];
 
   const wsTransport: WsTransportOptions = {
@@ -64,19 +53,40 @@ export function createHardening(config: Config, services: Services) {
     wsTransport,
     connectionInitWaitTimeout: limits.wsConnectionInitTimeoutMs,
     /** For tests and metrics. */
-    counters: { socketsPerIp, socketsPerKey, streamsPerIp },
+    counters: { socketsPerIp, connectionsPerIp },
 
     /**
-     * Before any route (except /health): an address throttled for failed authentications that
-     * presents a key gets 429 RATE_LIMITED without the key being looked up. False = answered.
+     * node:http timeouts (headers, whole request, idle keep-alive) and open connections per
+     * address: past MAX_CONNECTIONS_PER_IP a new connection is closed at accept. Behind a
+     * reverse proxy (TRUST_PROXY) every connection comes from the proxy, so the cap is not applied.
      */
-    async screen(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-      if (!keyFromHeaders(headerGetter(req))) return true;
-      const wait = await authThrottle.blockedFor(ipOf(req));
-      if (!wait) return true;
-      const error = AuthFailureThrottle.error(wait);
-      sendJsonError(res, 429, error.message, { ...error.details, code: error.code }, { 'retry-after': String(wait) });
-      return false;
+    protectServer(server: Server): void {
+      server.headersTimeout = limits.httpHeadersTimeoutMs;
+      server.requestTimeout = limits.httpRequestTimeoutMs;
+      server.keepAliveTimeout = limits.httpKeepAliveTimeoutMs;
+      if (limits.maxConnectionsPerIp <= 0 || limits.trustProxy) return;
+      let refused = 0;
+      server.on('connection', (socket) => {
+        const ip = ipOf({ headers: {}, socket } as IncomingMessage);
+        const release = connectionsPerIp.acquire(ip);
+        if (!release) {
+          // Logged once per hundred, or a flood of refused connections becomes a flood of log lines.
+          if (refused++ % 100 === 0) log.warn({ ip, refused }, 'too many connections from this address: closed at accept');
+          return void socket.destroy();
+        }
+        socket.once('close', release);
+      });
+    },
+
+    /** graphql-ws onSubscribe, first: refuses an operation past MAX_SUBSCRIPTIONS_PER_SOCKET (counting itself). */
+    operationsOverLimit(running: number): GraphQLError[] | undefined {
+      const max = limits.maxSubscriptionsPerSocket;
+      if (max <= 0 || running <= max) return undefined;
+      return [
+        new GraphQLError(`At most ${max} operations may run at once on one websocket.`, {
+          extensions: { code: ErrorCode.RATE_LIMITED, limit: 'maxSubscriptionsPerSocket', retryAfterSeconds: 1 },
+        }),
+      ];
     },
 
     /**
@@ -102,15 +112,10 @@ export function createHardening(config: Config, services: Services) {
       return true;
     },
 
-    /** Counts a failed authentication of an HTTP request (the context factory found no valid key). */
-    async authFailed(req: IncomingMessage | undefined): Promise<void> {
-      await authThrottle.recordFailure(ipOf(req));
-    },
-
     /** ws `verifyClient`: refuses the upgrade (429) for throttled addresses and past MAX_SOCKETS_PER_IP. */
     verifyUpgrade(info: { req: IncomingMessage }, done: VerifyCallback): void {
       const ip = ipOf(info.req);
-      authThrottle.blockedFor(ip).then(
+      edge.blockedFor(ip).then(
         (wait) => {
           if (wait) return done(false, 429, 'Too many failed authentications from this address', { 'retry-after': String(wait) });
           const release = socketsPerIp.acquire(ip);
@@ -127,26 +132,10 @@ export function createHardening(config: Config, services: Services) {
 
     /** graphql-ws onConnect, before the key is looked up: false when the address is throttled (closed 1013). */
     async admitInit(extra: WsExtra): Promise<boolean> {
-      const wait = await authThrottle.blockedFor(extra.ip);
+      const wait = await edge.blockedFor(extra.ip);
       if (!wait) return true;
       extra.socket.close(WsClose.TRY_AGAIN_LATER, `Too many failed authentications; retry in ${wait} s`);
       return false;
-    },
-
-    /** graphql-ws onConnect after a bad key: counts it against the address. */
-    async initFailed(extra: WsExtra): Promise<void> {
-      await authThrottle.recordFailure(extra.ip);
-    },
-
-    /** graphql-ws onConnect with a valid key: false when the key has MAX_SOCKETS_PER_KEY open (closed 1013). */
-    admitSocketForKey(extra: WsExtra, keyId: string): boolean {
-      const release = socketsPerKey.acquire(keyId);
-      if (!release) {
-        extra.socket.close(WsClose.TRY_AGAIN_LATER, 'Too many open websockets for this API key');
-        return false;
-      }
-      extra.socket.once('close', release);
-      return true;
     },
 
     /**

@@ -105,3 +105,22 @@ export function guardSlowResponse(res: ServerResponse, limits: SlowClientLimits,
     return ok;
   } as ServerResponse['write'];
 }
+
+/**
+ * Answers a request the auth edge refused (401 or 429) in the shape the client asked for: an SSE
+ * stream with one `next` holding the error and `complete` (text/event-stream), else JSON. The
+ * body is never read: a request that still has one closes its connection.
+ */
+export function sendRefusal(req: IncomingMessage, res: ServerResponse, refusal: { status: number; error: { code: string; message: string; details: Record<string, unknown> }; headers: Record<string, string> }): void {
+  if (res.headersSent) return void res.destroy();
+  const body = { errors: [{ message: refusal.error.message, extensions: { ...refusal.error.details, code: refusal.error.code } }] };
+  const unread = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  const headers: Record<string, string> = { 'cache-control': 'no-store', ...refusal.headers, ...(unread ? { connection: 'close' } : {}) };
+  if (refusal.status === 401) headers['www-authenticate'] = 'Bearer';
+  if (/text\/event-stream/i.test(req.headers.accept ?? '')) {
+    res.writeHead(refusal.status, { ...headers, 'content-type': 'text/event-stream; charset=utf-8' });
+    return void res.end(`event: next\ndata: ${JSON.stringify(body)}\n\nevent: complete\ndata:\n\n`);
+  }
+  res.writeHead(refusal.status, { ...headers, 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify(body));
+}

@@ -1,8 +1,8 @@
 import type { WebSocket } from 'ws';
 import { keyFromConnectionParams } from '../context.js';
 import type { ApiKey } from '../entities/api-key.js';
-import type { ConnectionRegistry } from '../services/connections.js';
-import type { KeyService } from '../services/keys.js';
+import { ErrorCode, GatewayError } from '../services/errors.js';
+import type { AuthEdge } from './auth.js';
 
 /** Time a socket opened without a key has to send an operation with a valid one. */
 export const KEYLESS_GRACE_MS = 10_000;
@@ -11,30 +11,32 @@ const UNAUTHORIZED = 4401;
 
 interface KeylessSocket {
   timer?: NodeJS.Timeout;
-  /** Keys this socket has used, each registered once for revocation. */
-  keys: Set<string>;
 }
+
+/** What an operation's key came to. */
+export type OperationKey = { kind: 'key'; key: ApiKey } | { kind: 'refused' | 'over-limit'; error: GatewayError };
 
 /**
  * Websockets whose key comes with each operation instead of `connectionParams`. GraphiQL (yoga's
  * and graphiql's graphql-ws fetcher) opens the socket with an empty `connection_init` payload and
  * sends the headers editor's content in every subscribe message as `payload.extensions.headers`.
  * Such a socket is accepted at connection init; each of its operations must carry a valid key,
- * it is closed (4401) when none has arrived within KEYLESS_GRACE_MS, and revoking a key it used
- * closes it like any other socket of that key.
+ * it is closed (4401) when none has arrived within KEYLESS_GRACE_MS. Keys go through the edge
+ * (src/transport/auth.ts): a wrong one counts against the address, and the first operation with
+ * a key counts the socket against that key's MAX_SOCKETS_PER_KEY and registers it, so revoking
+ * the key closes it like any other socket of that key.
  */
 export class OperationKeys {
   private readonly sockets = new WeakMap<WebSocket, KeylessSocket>();
 
   constructor(
-    private readonly keys: KeyService,
-    private readonly connections: ConnectionRegistry,
+    private readonly edge: AuthEdge,
     private readonly graceMs = KEYLESS_GRACE_MS,
   ) {}
 
   /** Accepts a socket that presented no key at all (a bad key is still refused by the caller). */
   acceptKeyless(socket: WebSocket): true {
-    const state: KeylessSocket = { keys: new Set() };
+    const state: KeylessSocket = {};
     state.timer = setTimeout(() => socket.close(UNAUTHORIZED, 'Unauthorized: send the API key with the operation'), this.graceMs);
     state.timer.unref();
     socket.once('close', () => clearTimeout(state.timer));
@@ -46,22 +48,18 @@ export class OperationKeys {
     return this.sockets.has(socket);
   }
 
-  /** The active key in an operation's `extensions` (`headers` nested, as GraphiQL sends it), or null. */
-  async authenticate(socket: WebSocket, extensions: unknown): Promise<ApiKey | null> {
+  /** The key in an operation's `extensions` (`headers` nested, as GraphiQL sends it); null when none was presented. */
+  async authenticate(socket: WebSocket, ip: string, extensions: unknown): Promise<OperationKey | null> {
     const state = this.sockets.get(socket);
     const presented = extensions && typeof extensions === 'object' ? keyFromConnectionParams(extensions as Record<string, unknown>) : undefined;
-    const key = state && presented ? await this.keys.authenticate(presented) : null;
-    if (!state || !key) return null;
-    clearTimeout(state.timer);
-    if (!state.keys.has(key.id)) {
-      state.keys.add(key.id);
-      socket.once('close', this.connections.add(key.id, { close: () => socket.close(4403, 'API key revoked') }));
+    if (!state || !presented) return null;
+    const auth = await this.edge.authenticate(presented, ip);
+    if (auth.kind === 'refused') return { kind: 'refused', error: auth.error };
+    if (auth.kind !== 'key') return null;
+    if (!this.edge.admitSocket(socket, auth.key.id)) {
+      return { kind: 'over-limit', error: new GatewayError(ErrorCode.RATE_LIMITED, 'Too many open websockets for this API key.', { limit: 'maxSocketsPerKey', retryAfterSeconds: 1 }) };
     }
-    return key;
-  }
-
-  /** Whether the operation presented a key at all (to count a wrong one as a failed authentication). */
-  presented(extensions: unknown): boolean {
-    return Boolean(extensions && typeof extensions === 'object' && keyFromConnectionParams(extensions as Record<string, unknown>));
+    clearTimeout(state.timer);
+    return { kind: 'key', key: auth.key };
   }
 }

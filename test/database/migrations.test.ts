@@ -55,7 +55,7 @@ describeEachDatabase('migrations', (kind) => {
     try {
       for (const table of TABLES) expect(await queryRunner.hasTable(table), table).toBe(false);
       const applied = await dataSource.runMigrations({ transaction: 'each' });
-      expect(applied.map((m) => m.name)).toEqual(['Initial1763900000000', 'HostPool1764000000000']);
+      expect(applied.map((m) => m.name)).toEqual(['Initial1763900000000', 'HostPool1764000000000', 'ShortKeyPrefix1765000000000']);
       for (const table of TABLES) expect(await queryRunner.hasTable(table), table).toBe(true);
     } finally {
       await queryRunner.release();
@@ -66,7 +66,8 @@ describeEachDatabase('migrations', (kind) => {
 
   it('the host-pool migration adds the host and instance columns to an existing usage log, keeping its rows', async () => {
     const { dataSource } = await fresh();
-    await dataSource.undoLastMigration({ transaction: 'each' });
+    // Back to the initial schema (every migration after it undone).
+    for (let i = migrations.length; i > 1; i--) await dataSource.undoLastMigration({ transaction: 'each' });
     await dataSource.query(`INSERT INTO api_keys (id, name, prefix, secret_hash, role, credits) VALUES ('k1', 'k', 'llmgw_x', '${'a'.repeat(64)}', 'USER', 5)`);
     await dataSource.query(
       `INSERT INTO generations (id, api_key_id, model, kind, streamed, prompt, status) VALUES ('g1', 'k1', 'llama3.2', 'generate', ${kind === 'postgres' ? 'true' : '1'}, 'hi', 'COMPLETE')`,
@@ -80,6 +81,20 @@ describeEachDatabase('migrations', (kind) => {
     } finally {
       await queryRunner.release();
     }
+  });
+
+  it('the short-key-prefix migration cuts stored display prefixes to llmgw_ and 4 characters, or 4 of a chosen secret', async () => {
+    const { dataSource } = await fresh();
+    await dataSource.undoLastMigration({ transaction: 'each' });
+    const hash = (c: string) => c.repeat(64);
+    await dataSource.query(`INSERT INTO api_keys (id, name, prefix, secret_hash, role, credits) VALUES ('k1', 'generated', 'llmgw_abcdefgh', '${hash('a')}', 'USER', 5)`);
+    await dataSource.query(`INSERT INTO api_keys (id, name, prefix, secret_hash, role, credits) VALUES ('k2', 'chosen', 'my-admin-secre', '${hash('b')}', 'ADMIN', 5)`);
+    await dataSource.runMigrations({ transaction: 'each' });
+    const rows: Array<{ id: string; prefix: string }> = await dataSource.query('SELECT id, prefix FROM api_keys ORDER BY id');
+    expect(rows).toEqual([
+      { id: 'k1', prefix: 'llmgw_abcd' },
+      { id: 'k2', prefix: 'my-a' },
+    ]);
   });
 
   it('databaseHealthy is true while open and false after destroy', async () => {

@@ -210,6 +210,18 @@ describe('exports and backups of a live database', () => {
     ]);
   });
 
+  it('neutralises formula-like cells in the conversations export; --raw exports them as stored', async () => {
+    const r = await post(gw, 'mutation { generate(input: {model: "llama3.2", prompt: "=1+1", options: {maxTokens: 1}}) { text } }', undefined, gw.userSecret);
+    expect(r.body.errors).toBeUndefined();
+    const prompts = async (...extra: string[]) => {
+      const out = await cli('export', 'conversations', ...extra);
+      expect(out.code).toBe(0);
+      return (parse(out.stdout, { columns: true }) as Array<Record<string, string>>).map((row) => row.prompt);
+    };
+    expect(await prompts()).toContain("'=1+1");
+    expect(await prompts('--raw')).toContain('=1+1');
+  });
+
   it('backs up the SQLite file while the gateway runs, into a file that opens with the data', async () => {
     const file = join(scratch, 'backup', 'gateway.sqlite');
     // Keep the gateway writing during the backup.

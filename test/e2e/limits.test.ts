@@ -242,6 +242,12 @@ describe('transport limits', () => {
     const other = await preflight('https://evil.example');
     expect(other.headers.get('access-control-allow-origin')).not.toBe('https://evil.example');
     expect(other.headers.get('access-control-allow-origin')).not.toBe('*');
+    // A request refused at the auth edge (before yoga) is still readable by an allowed origin.
+    const refused = await fetch(gw.graphqlUrl, { method: 'POST', headers: { origin: 'https://app.example', 'content-type': 'application/json' }, body: '{"query":"{ me { id } }"}' });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    const refusedOther = await fetch(gw.graphqlUrl, { method: 'POST', headers: { origin: 'https://evil.example', 'content-type': 'application/json' }, body: '{"query":"{ me { id } }"}' });
+    expect(refusedOther.headers.get('access-control-allow-origin')).toBeNull();
   });
 });
 

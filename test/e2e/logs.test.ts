@@ -90,8 +90,11 @@ describe('logs of a run of ordinary and failing traffic', () => {
     expect(new Set(ops.map((o) => o.requestId)).size).toBe(ops.length);
     expect(generates.filter((o) => o.operation === 'subscription')).toHaveLength(2);
     expect(generates.flatMap((o) => (o.errorCodes as string[] | undefined) ?? []).sort()).toEqual(['RATE_LIMITED', 'RATE_LIMITED', 'UPSTREAM_ERROR']);
-    expect(generates.every((o) => typeof o.key === 'string' && (o.key as string).startsWith('llmgw_') && (o.key as string).length === 14)).toBe(true);
-    expect(ops.find((o) => o.key === null && (o.fields as string[]).includes('me'))).toBeDefined(); // the bad key: no principal
+    expect(generates.every((o) => typeof o.key === 'string' && (o.key as string).startsWith('llmgw_') && (o.key as string).length === 10)).toBe(true);
+    // The bad key is refused at the auth edge, before any operation runs: logged there, with no key.
+    expect(ops.find((o) => (o.fields as string[]).includes('me'))).toBeUndefined();
+    expect(lines.find((l) => l.msg === 'authentication refused')).toMatchObject({ level: INFO, outcome: 'bad-key', ip: expect.any(String) });
+    expect(lines.find((l) => l.msg === 'authentication refused')).not.toHaveProperty('key');
   });
 
   it('log each generation\'s outcome, model and durations, refusals, revocation and the export', () => {

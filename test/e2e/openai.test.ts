@@ -6,6 +6,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
+import { hashSecret } from '../../src/services/keys.js';
 import { type TestGateway, startGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/models.js';
 
@@ -22,7 +23,7 @@ afterAll(async () => {
 });
 
 const rows = () => gw.app.services.db.getRepository(Generation);
-const credits = async (secretOwner: string) => (await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ prefix: secretOwner.slice(0, 14) })).credits;
+const credits = async (secretOwner: string) => (await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(secretOwner) })).credits;
 
 /** What the emulator answers to the same chat, asked directly with the ollama client. */
 async function direct(messages: Array<{ role: string; content: string }>, options: Record<string, unknown> = {}) {

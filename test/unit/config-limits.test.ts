@@ -22,6 +22,12 @@ describe('hardening limits configuration', () => {
       upstreamRetries: 1,
       upstreamRetryDelayMs: 250,
       trustProxy: false,
+      maxImagesPerRequest: 16,
+      maxConnectionsPerIp: 512,
+      httpHeadersTimeoutMs: 10_000,
+      httpRequestTimeoutMs: 60_000,
+      httpKeepAliveTimeoutMs: 5000,
+      maxSubscriptionsPerSocket: 100,
     });
   });
 

@@ -58,11 +58,37 @@ describe('loadConfig', () => {
   });
 
   it('never echoes a secret value in the message', () => {
-    try {
-      loadConfig({ ADMIN_API_KEY: 'tooshort' });
-      expect.unreachable();
-    } catch (e) {
-      expect(String(e)).not.toContain('tooshort');
-    }
+    // The error is taken outside any try, so a config that loads (no throw) fails here.
+    const error = (() => {
+      try {
+        loadConfig({ ADMIN_API_KEY: 'tooshort' });
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(String(error)).toMatch(/ADMIN_API_KEY: must be at least 24 characters/);
+    expect(String(error)).not.toContain('tooshort');
+  });
+});
+
+describe('security settings (issue 18)', () => {
+  it('defaults: 16 images per request, 512 connections per address, HTTP timeouts, 100 operations per socket', () => {
+    expect(loadConfig({}).limits).toMatchObject({
+      maxImagesPerRequest: 16,
+      maxConnectionsPerIp: 512,
+      httpHeadersTimeoutMs: 10_000,
+      httpRequestTimeoutMs: 60_000,
+      httpKeepAliveTimeoutMs: 5000,
+      maxSubscriptionsPerSocket: 100,
+    });
+  });
+
+  it('reads them from the environment and refuses bad values by name', () => {
+    const limits = loadConfig({ MAX_IMAGES_PER_REQUEST: '4', MAX_CONNECTIONS_PER_IP: '0', HTTP_REQUEST_TIMEOUT_MS: '2000', MAX_SUBSCRIPTIONS_PER_SOCKET: '7' }).limits;
+    expect(limits).toMatchObject({ maxImagesPerRequest: 4, maxConnectionsPerIp: 0, httpRequestTimeoutMs: 2000, maxSubscriptionsPerSocket: 7 });
+    expect(() => loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '10' })).toThrow(/HTTP_HEADERS_TIMEOUT_MS/);
+    expect(() => loadConfig({ MAX_IMAGES_PER_REQUEST: '-1' })).toThrow(/MAX_IMAGES_PER_REQUEST/);
   });
 });

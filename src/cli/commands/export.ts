@@ -12,6 +12,8 @@ interface RangeOptions {
   from?: Date;
   to?: Date;
   output?: string;
+  /** Cells exactly as stored, formula-like ones included (default: neutralised, see csvOf). */
+  raw?: boolean;
 }
 
 function rangeOf(opts: RangeOptions): TimeRange {
@@ -27,7 +29,8 @@ function rangeOf(opts: RangeOptions): TimeRange {
  * Streams rows as CSV to stdout or to a file. A file is written next to its final name and
  * renamed at the end, so an interrupted export never leaves a truncated file behind.
  */
-async function writeCsv<T>(io: CliIO, output: string | undefined, columns: Array<{ key: keyof T; header: string }>, rows: AsyncIterable<T>, what: string): Promise<number> {
+async function writeCsv<T>(io: CliIO, opts: RangeOptions, columns: Array<{ key: keyof T; header: string }>, rows: AsyncIterable<T>, what: string): Promise<number> {
+  const { output } = opts;
   const progress = new Progress(io);
   let count = 0;
   const source = Readable.from(
@@ -40,12 +43,12 @@ async function writeCsv<T>(io: CliIO, output: string | undefined, columns: Array
     })(),
   );
   if (!output) {
-    await pipeline(source, csvOf(columns), io.out as Writable, { end: false });
+    await pipeline(source, csvOf(columns, { raw: opts.raw }), io.out as Writable, { end: false });
     return count;
   }
   const partial = `${output}.partial`;
   try {
-    await pipeline(source, csvOf(columns), createWriteStream(partial, { flags: 'wx' }));
+    await pipeline(source, csvOf(columns, { raw: opts.raw }), createWriteStream(partial, { flags: 'wx' }));
     await rename(partial, output);
   } catch (e) {
     await rm(partial, { force: true });
@@ -60,7 +63,8 @@ const rangeOptions = (cmd: Command) =>
   cmd
     .option('--from <date>', 'first instant, inclusive (ISO-8601; default: the beginning)', isoDate('--from'))
     .option('--to <date>', 'end, exclusive (ISO-8601; default: now)', isoDate('--to'))
-    .option('-o, --output <file>', 'write to this file (with progress on stderr) instead of stdout');
+    .option('-o, --output <file>', 'write to this file (with progress on stderr) instead of stdout')
+    .option('--raw', "cells exactly as stored; by default text starting with = + - @ TAB or CR gets a leading ' (spreadsheet formula injection)");
 
 export function exportCommand(program: Command, io: CliIO): void {
   const exp = program.command('export').description('export the usage log as CSV (RFC 4180)');
@@ -74,7 +78,7 @@ export function exportCommand(program: Command, io: CliIO): void {
   ).action(async (opts: RangeOptions) => {
     const range = rangeOf(opts);
     await withDatabase(io, async (db) => {
-      await writeCsv(io, opts.output, CONVERSATION_COLUMNS, new UsageService(db).conversations(range), 'conversations');
+      await writeCsv(io, opts, CONVERSATION_COLUMNS, new UsageService(db).conversations(range), 'conversations');
     });
   });
 
@@ -87,7 +91,7 @@ export function exportCommand(program: Command, io: CliIO): void {
     const range = rangeOf(opts);
     await withDatabase(io, async (db) => {
       const buckets = await new UsageService(db).aggregate(range, opts.groupBy);
-      const n = await writeCsv(io, opts.output, USAGE_COLUMNS, Readable.from(buckets), 'usage');
+      const n = await writeCsv(io, opts, USAGE_COLUMNS, Readable.from(buckets), 'usage');
       if (!opts.output) line(io.err, `${n} rows`);
     });
   });

@@ -11,6 +11,8 @@ export interface OpenAIRequestContext {
   /** Aborted when the client goes away. */
   signal: AbortSignal;
   res: ServerResponse;
+  /** The client's address (per-address limits in the generation service). */
+  clientIp: string;
   /** Writes an error response (before headers) in OpenAI's shape. */
   fail(e: unknown): void;
   /** Facts for the request's log line. */
@@ -27,20 +29,27 @@ const usageOf = (done: DoneEvent) => ({
 
 /** `POST /v1/chat/completions`, streamed (SSE chunks, then `data: [DONE]`) or whole. */
 export async function chatCompletions(ctx: OpenAIRequestContext, body: unknown): Promise<void> {
-  const { services, principal, requestId, signal, res } = ctx;
+  const { services, principal, requestId, signal, res, clientIp } = ctx;
   const { config } = services;
-  const req = await parseChatCompletionRequest(body, {
+  const req = parseChatCompletionRequest(body, {
     maxImages: config.maxImagesPerMessage,
+    maxImagesPerRequest: config.limits.maxImagesPerRequest,
     maxBytes: config.maxImageBytes,
     timeoutMs: config.imageFetchTimeoutMs,
     allowPrivate: config.imageUrlAllowPrivate,
   });
   ctx.facts.model = req.model;
   ctx.facts.stream = req.stream;
+  if (req.imageCount) {
+    // Limits and credits before any image is decoded or downloaded.
+    const lastUser = [...(req.input.messages ?? [])].reverse().find((m) => m.role === 'user');
+    await services.generation.precheck(principal, { kind: 'chat', model: req.model, prompt: lastUser?.content ?? '' }, { requestId, signal, clientIp, streamed: req.stream });
+    await req.loadImages();
+  }
   const created = Math.floor(Date.now() / 1000);
 
   if (!req.stream) {
-    const result = await services.chat.complete(principal, req.input, { requestId, signal });
+    const result = await services.chat.complete(principal, req.input, { requestId, signal, clientIp });
     ctx.facts.generationId = result.generationId;
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-generation-id': result.generationId });
     res.end(
@@ -57,7 +66,7 @@ export async function chatCompletions(ctx: OpenAIRequestContext, body: unknown):
     return;
   }
 
-  const events = services.chat.stream(principal, req.input, { requestId, signal, streamed: true });
+  const events = services.chat.stream(principal, req.input, { requestId, signal, clientIp, streamed: true });
   try {
     // Hold the response until the first token (or the end): errors before it, such as an unknown
     // model, credits or rate limits, still get their HTTP status instead of a 200 stream.

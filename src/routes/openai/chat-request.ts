@@ -3,7 +3,7 @@ import type { ChatInput, ChatMessageInput } from '../../services/chat-service.js
 import { OPTION_LIMITS, type GenerationOptions } from '../../services/generation/options.js';
 import { fetchImage } from '../../services/images/fetch-image.js';
 import { imageFromBase64 } from '../../services/images/image-bytes.js';
-import type { ImageLimits } from '../../services/images/resolve-images.js';
+import { type ImageLimits, checkImageCounts } from '../../services/images/resolve-images.js';
 import { OpenAIRequestError } from './errors.js';
 
 const L = OPTION_LIMITS;
@@ -53,15 +53,20 @@ export interface ChatCompletionRequest {
   stream: boolean;
   includeUsage: boolean;
   input: ChatInput;
+  /** Images in the request (counted and within the limits); none is decoded or fetched yet. */
+  imageCount: number;
+  /** Decodes data URLs and downloads http(s) ones into `input.messages`; call once limits and credits were checked. */
+  loadImages(): Promise<void>;
 }
 
 /**
  * Validates a `POST /v1/chat/completions` body and turns it into a stateless chat for the chat
- * service: `developer` messages become `system`, text parts are joined, image parts become base64
- * (data URLs decoded, http(s) URLs fetched through the SSRF-guarded image fetch). Throws
+ * service: `developer` messages become `system`, text parts are joined, image parts are counted
+ * against the per-message and per-request limits; `loadImages` later turns them into base64 (data
+ * URLs decoded, http(s) URLs fetched through the SSRF-guarded image fetch). Throws
  * OpenAIRequestError (400) naming the offending parameter.
  */
-export async function parseChatCompletionRequest(body: unknown, limits: ImageLimits): Promise<ChatCompletionRequest> {
+export function parseChatCompletionRequest(body: unknown, limits: ImageLimits): ChatCompletionRequest {
   if (body && typeof body === 'object') {
     for (const field of UNSUPPORTED) {
       const value = (body as Record<string, unknown>)[field];
@@ -78,6 +83,8 @@ export async function parseChatCompletionRequest(body: unknown, limits: ImageLim
   }
   const r = parsed.data;
   const messages: ChatMessageInput[] = [];
+  const pending: Array<{ message: number; param: string; url: string }> = [];
+  const perMessage: number[] = [];
   for (const [i, m] of r.messages.entries()) {
     const role = m.role === 'developer' ? 'system' : m.role;
     if (typeof m.content === 'string' || m.content === null || m.content === undefined) {
@@ -85,7 +92,7 @@ export async function parseChatCompletionRequest(body: unknown, limits: ImageLim
       continue;
     }
     const texts: string[] = [];
-    const images: string[] = [];
+    let images = 0;
     for (const [j, p] of m.content.entries()) {
       if (p.type === 'text') {
         texts.push(p.text);
@@ -93,12 +100,26 @@ export async function parseChatCompletionRequest(body: unknown, limits: ImageLim
       }
       const param = `messages[${i}].content[${j}].image_url`;
       if (role !== 'user') throw new OpenAIRequestError('Images are accepted in user messages only.', param);
-      if (images.length >= limits.maxImages) throw new OpenAIRequestError(`At most ${limits.maxImages} images per message.`, param);
-      const url = typeof p.image_url === 'string' ? p.image_url : p.image_url.url;
-      images.push(url.startsWith('data:') ? imageFromBase64(url, limits.maxBytes, param) : await fetchImage(url, limits, param));
+      if (images >= limits.maxImages) throw new OpenAIRequestError(`At most ${limits.maxImages} images per message.`, param);
+      images++;
+      pending.push({ message: messages.length, param, url: typeof p.image_url === 'string' ? p.image_url : p.image_url.url });
     }
-    messages.push({ role, content: texts.join('\n'), ...(images.length ? { images } : {}) });
+    perMessage.push(images);
+    messages.push({ role, content: texts.join('\n') });
   }
+  try {
+    checkImageCounts(perMessage, limits);
+  } catch (e) {
+    throw new OpenAIRequestError((e as Error).message, 'messages');
+  }
+  const loadImages = async () => {
+    const loaded = new Map<number, string[]>();
+    for (const { message, param, url } of pending) {
+      const b64 = url.startsWith('data:') ? imageFromBase64(url, limits.maxBytes, param) : await fetchImage(url, limits, param);
+      loaded.set(message, [...(loaded.get(message) ?? []), b64]);
+    }
+    for (const [i, images] of loaded) messages[i] = { ...messages[i], images };
+  };
 
   const options: GenerationOptions = {
     temperature: r.temperature,
@@ -112,5 +133,7 @@ export async function parseChatCompletionRequest(body: unknown, limits: ImageLim
     stream: r.stream === true,
     includeUsage: r.stream_options?.include_usage === true,
     input: { model: r.model, messages, options },
+    imageCount: pending.length,
+    loadImages,
   };
 }

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { keyFromHeaders } from '../../context.js';
 import type { Services } from '../../services/container.js';
 import { unauthenticated } from '../../services/errors.js';
-import { toPrincipal } from '../../services/keys.js';
+import type { AuthEdge } from '../../transport/auth.js';
 import { chatCompletions, type OpenAIRequestContext } from './chat-completions.js';
 import { OpenAIRequestError, toOpenAIError } from './errors.js';
 import { listModels, retrieveModel } from './models.js';
@@ -56,7 +55,7 @@ export async function serveOpenAI(
   req: IncomingMessage,
   res: ServerResponse,
   services: Services,
-  hooks: { /** Counts a wrong key against the client's address (failed-authentication throttle). */ authFailed?(req: IncomingMessage): Promise<void> } = {},
+  edge: AuthEdge,
 ): Promise<void> {
   const started = Date.now();
   const requestId = randomUUID();
@@ -83,12 +82,18 @@ export async function serveOpenAI(
   };
 
   try {
-    const presented = keyFromHeaders({ get: (name) => [req.headers[name]].flat()[0] ?? null });
-    const key = presented ? await services.keys.authenticate(presented) : null;
-    if (presented && !key) await hooks.authFailed?.(req);
-    if (!key) throw unauthenticated(presented ? 'The API key is invalid or revoked.' : 'A valid API key is required (Authorization: Bearer <key>).');
-    facts.key = key.prefix;
-    const ctx: OpenAIRequestContext = { services, principal: toPrincipal(key), requestId, signal: controller.signal, res, fail, facts };
+    // Before the body is read: a request without a valid key costs no parsing.
+    const auth = await edge.request(req);
+    if (auth.kind === 'refused') {
+      res.setHeader('connection', 'close');
+      throw auth.error;
+    }
+    if (auth.kind === 'none') {
+      res.setHeader('connection', 'close');
+      throw unauthenticated('A valid API key is required (Authorization: Bearer <key>).');
+    }
+    facts.key = auth.key.prefix;
+    const ctx: OpenAIRequestContext = { services, principal: auth.principal, requestId, signal: controller.signal, res, fail, facts, clientIp: auth.ip };
 
     if (path === CHAT_COMPLETIONS) {
       if (req.method !== 'POST') throw new OpenAIRequestError('Use POST.', null, 405);

@@ -15,6 +15,9 @@ import { eventLoopLoad } from './load.js';
 import type { OllamaSlots, SlotTicket } from './ollama-slots.js';
 import { toOllamaOptions } from './options.js';
 import type { PartialFlusher } from './partial-flusher.js';
+import type { ConcurrencyGate } from '../limits/concurrency-gate.js';
+import { upstreamText } from '../ollama/errors.js';
+import { logRefused } from './refusals.js';
 import { ReadAhead, nextTurn } from './read-ahead.js';
 import { estimatePromptTokens, promptChars, promptTokenBound } from './reservation.js';
 import type { GenerationEvent, GenerationOutcome, GenerationPhase, GenerationPlan, RequestMeta } from './types.js';
@@ -36,6 +39,8 @@ export interface RunContext {
   admission: RequestAdmission;
   slots: OllamaSlots;
   partials?: PartialFlusher;
+  /** Generations at once per client address. */
+  gate?: ConcurrencyGate;
   observer?: GenerationObserver;
   /** The usage-log writes, as plain SQL. */
   rows: RowWriter<Generation>;
@@ -116,6 +121,8 @@ export class GenerationRun {
       } catch (e) {
         if (this.settlement) throw e; // settling itself failed: nothing to add
         const error = this.failure(e);
+        const upstreamError = upstreamText(error);
+        if (upstreamError) this.ctx.log.warn({ requestId: this.meta.requestId, generationId: this.id, host: this.host.url, errorCode: error.code, upstreamError }, 'Ollama reported an error');
         await this.settle(this.controller.signal.aborted ? 'CANCELLED' : 'ERROR', this.usageSoFar(), error.code, null);
         // A client that stopped the stream itself needs no error; one stopped by the gateway
         // (revocation, shutdown, cancelGeneration elsewhere) is told why.
@@ -147,10 +154,18 @@ export class GenerationRun {
     this.options = { ...options, num_predict: options.num_predict ?? ctx.defaultMaxTokens };
     this.model = await ctx.models.resolve(plan.model);
     if (plan.images?.length || plan.messages?.some((m) => m.images?.length)) await ctx.requireVision(this.model.name, this.model.capabilities);
+    // Counted here, where every route and document shape passes: per address, then per key.
+    let leave: (() => void) | undefined;
     try {
-      this.releaseAdmission = await ctx.admission.admit(this.principal, { streamed: this.meta.streamed });
+      leave = ctx.gate?.enter(this.meta.clientIp);
+      const release = await ctx.admission.admit(this.principal, { streamed: this.meta.streamed });
+      this.releaseAdmission = (used) => {
+        leave?.();
+        release(used);
+      };
     } catch (e) {
-      if (e instanceof GatewayError && e.code === ErrorCode.RATE_LIMITED) await this.recordRefusal(e.code, this.candidates[0]?.url ?? null);
+      leave?.();
+      if (e instanceof GatewayError) await logRefused(ctx, this.principal, plan, this.model.name, this.meta, e);
       throw e;
     }
   }
@@ -190,7 +205,7 @@ export class GenerationRun {
       this.upstreamAbort.abort();
       this.letGo();
       // Refused before reaching the model; still one row in the usage log.
-      if (e instanceof GatewayError && e.code === ErrorCode.INSUFFICIENT_CREDITS) await this.recordRefusal(e.code, this.host?.url ?? null);
+      if (e instanceof GatewayError) await logRefused(ctx, this.principal, plan, model.name, this.meta, e, this.host?.url ?? null);
       throw e;
     }
     let done!: () => void;
@@ -410,17 +425,6 @@ export class GenerationRun {
       instanceId: this.ctx.instanceId ?? null,
       createdAt: new Date(this.startedAt),
     };
-  }
-
-  /** A request refused before reaching the model (rate limit, credits) still leaves one ERROR row. */
-  private async recordRefusal(errorCode: string, host: string | null): Promise<void> {
-    const now = new Date();
-    const row = { ...this.row(), host, createdAt: now, finishedAt: now, status: 'ERROR' as const, errorCode, creditsReserved: 0, totalDurationMs: 0 };
-    await inTransaction(this.ctx.db, (tx) => this.ctx.rows.insert(tx, row));
-    this.ctx.log.info(
-      { requestId: this.meta.requestId, generationId: this.id, key: this.principal.prefix, model: this.model.name, kind: this.plan.kind, outcome: 'ERROR', errorCode },
-      'generation refused',
-    );
   }
 }
 

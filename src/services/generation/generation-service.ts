@@ -12,6 +12,8 @@ import { DEFAULT_KEEP_ALIVE, GenerationRun, type RunContext } from './generation
 import { type GenerationObserver, type ModelDirectory, type RequestAdmission, admitEverything, passThroughModels } from './hooks.js';
 import { LocalOllamaSlots, type OllamaSlots } from './ollama-slots.js';
 import type { PartialFlusher } from './partial-flusher.js';
+import type { ConcurrencyGate } from '../limits/concurrency-gate.js';
+import { logRefused } from './refusals.js';
 import type { GenerateInput, GenerationEvent, GenerationPlan, GenerationResult, RequestMeta } from './types.js';
 import { type UpstreamCall, poolUpstream } from './upstream-call.js';
 
@@ -33,6 +35,8 @@ export interface GenerationServiceDeps {
   slots?: OllamaSlots;
   /** keep_alive sent when neither the model nor the gateway sets an inactivity threshold (Ollama's own default is 5m). */
   defaultKeepAlive?: number | string;
+  /** Generations at once per client address (every route passes here). */
+  gate?: ConcurrencyGate;
   /** Saves partial answers periodically so a crash loses at most one interval of text. */
   partials?: PartialFlusher;
   /** Follows each generation (Prometheus metrics). */
@@ -77,11 +81,28 @@ export class GenerationService {
       admission: deps.admission ?? admitEverything,
       slots: deps.slots ?? new LocalOllamaSlots(() => 1),
       partials: deps.partials,
+      gate: deps.gate,
       observer: deps.observer,
       rows: new RowWriter(deps.db, Generation),
       upstream: deps.upstream ?? poolUpstream(deps.pool, { retries: deps.upstreamRetryRounds ?? 0, delayMs: deps.upstreamRetryDelayMs ?? 250 }, deps.log),
       requireVision: (name, known) => this.requireVision(name, known),
     };
+  }
+
+  /**
+   * Before costly work for a request (downloading its images): throws what admission would
+   * throw now (per-address and per-key limits, a key without credits for the cheapest request),
+   * counting nothing. A refusal leaves one ERROR row like any refused request.
+   */
+  async precheck(principal: Principal, plan: Pick<GenerationPlan, 'kind' | 'model' | 'prompt' | 'sessionId'>, meta: RequestMeta): Promise<void> {
+    try {
+      this.deps.gate?.check(meta.clientIp);
+      await this.ctx.admission.check?.(principal);
+      await this.deps.credits.requireAtLeast(this.deps.db, principal.id, Math.max(1, this.deps.requestCost));
+    } catch (e) {
+      if (e instanceof GatewayError) await logRefused(this.deps, principal, plan, plan.model, meta, e);
+      throw e;
+    }
   }
 
   /** Cancels a running generation of the caller's key; NOT_FOUND when none is running under that id. */

@@ -36,6 +36,8 @@ export type AdmissionRelease = (usage: { totalTokens: number }) => void;
 export interface RequestAdmission {
   /** Throws RATE_LIMITED (with retryAfterSeconds) when the key is over a limit. */
   admit(principal: Principal, request: { streamed: boolean }): Promise<AdmissionRelease>;
+  /** Throws what `admit` would throw now, counting nothing (a check before costly work). */
+  check?(principal: Principal): Promise<void>;
 }
 
 export const admitEverything: RequestAdmission = {

@@ -81,5 +81,7 @@ export interface RequestMeta {
   /** Aborted when the caller goes away (HTTP request closed). */
   signal?: AbortSignal;
   streamed: boolean;
+  /** The client's address, set by every entry point (per-address limits). */
+  clientIp?: string;
 }
 

@@ -9,6 +9,8 @@ export interface ImageFetchOptions {
   timeoutMs: number;
   /** Allow private, loopback and link-local targets (off by default: SSRF guard). */
   allowPrivate: boolean;
+  /** Addresses reachable even though private (an internal image host); every other private address stays refused. */
+  allowAddresses?: string[];
   maxRedirects?: number;
 }
 
@@ -46,7 +48,7 @@ function parseUrl(raw: string, field: string): URL {
 type Fetched = { kind: 'redirect'; location: string } | { kind: 'body'; body: Buffer };
 
 function get(url: URL, opts: ImageFetchOptions, signal: AbortSignal, field: string): Promise<Fetched> {
-  const agent = useAgent(url.toString(), { allowPrivateIPAddress: opts.allowPrivate, keepAlive: false });
+  const agent = useAgent(url.toString(), { allowPrivateIPAddress: opts.allowPrivate, allowIPAddressList: opts.allowAddresses, keepAlive: false });
   const client = url.protocol === 'https:' ? https : http;
   return new Promise<Fetched>((resolve, reject) => {
     const fail = (message: string) => reject(badInput(`${field}: ${message}`, { field }));

@@ -10,7 +10,23 @@ export interface ImageSources {
 }
 
 export interface ImageLimits extends ImageFetchOptions {
+  /** Per message (chat turn). */
   maxImages: number;
+  /** Over the whole request, all messages and sources together (MAX_IMAGES_PER_REQUEST); unset = no cap beyond per message. */
+  maxImagesPerRequest?: number;
+}
+
+/**
+ * Checks image counts before anything is decoded or downloaded: at most `maxImages` per message
+ * and `maxImagesPerRequest` in all. `perMessage` holds each message's count.
+ */
+export function checkImageCounts(perMessage: readonly number[], limits: Pick<ImageLimits, 'maxImages' | 'maxImagesPerRequest'>): void {
+  perMessage.forEach((n, i) => {
+    if (n > limits.maxImages) throw badInput(`At most ${limits.maxImages} images per message.`, { field: perMessage.length > 1 ? `messages[${i}].images` : 'images', limit: 'maxImagesPerMessage' });
+  });
+  const total = perMessage.reduce((a, b) => a + b, 0);
+  const max = limits.maxImagesPerRequest;
+  if (max !== undefined && max > 0 && total > max) throw badInput(`At most ${max} images per request (this one has ${total}).`, { field: 'images', limit: 'maxImagesPerRequest' });
 }
 
 /** Turns every image source into the plain base64 strings Ollama takes; throws BAD_USER_INPUT. */

@@ -1,6 +1,7 @@
 import type { ProgressResponse } from 'ollama';
 import { ErrorCode, GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { upstreamText } from '../ollama/errors.js';
 import type { OllamaUpstream } from '../ollama/upstream.js';
 import type { GatewayPubSub } from '../pubsub.js';
 import type { ModelCatalog } from './catalog.js';
@@ -185,8 +186,10 @@ export class PullManager {
 
 /** Ollama reports an unknown model mid-stream ("pull model manifest: file does not exist"). */
 function classify(e: unknown, model: string): GatewayError {
-  const error = isGatewayError(e) ? e : new GatewayError(ErrorCode.UPSTREAM_ERROR, `The pull failed: ${(e as Error)?.message ?? String(e)}`);
-  if (error.code === ErrorCode.UPSTREAM_ERROR && /file does not exist|not found|manifest unknown/i.test(error.message)) {
+  // Ollama's own text is in the mapped error's cause (upstreamText), not in its message.
+  const error = isGatewayError(e) ? e : new GatewayError(ErrorCode.UPSTREAM_ERROR, 'The pull failed.', {}, { cause: e });
+  const said = upstreamText(error) ?? (error.cause instanceof Error ? error.cause.message : error.message);
+  if (error.code === ErrorCode.UPSTREAM_ERROR && /file does not exist|not found|manifest unknown/i.test(said)) {
     return new GatewayError(ErrorCode.MODEL_NOT_FOUND, `Model "${model}" was not found in the registry.`, { model });
   }
   return error;

@@ -26,7 +26,19 @@ function networkCode(e: unknown): string | undefined {
 }
 
 /**
- * Maps anything the `ollama` client (or fetch below it) throws to the gateway's catalogue.
+ * Ollama's own text behind a mapped error (for the log only: clients get the gateway's message,
+ * since Ollama's may name internal paths, digests or hosts).
+ */
+export function upstreamText(e: unknown): string | undefined {
+  const cause = e instanceof GatewayError ? (e.cause as unknown) : undefined;
+  if (isResponseError(cause)) return cause.error;
+  if (cause instanceof Error && (cause as { upstream?: boolean }).upstream) return cause.message;
+  return undefined;
+}
+
+/**
+ * Maps anything the `ollama` client (or fetch below it) throws to the gateway's catalogue, with
+ * the gateway's own messages: Ollama's text stays in `cause` for the log (upstreamText).
  * `abortReason` tells an abort we caused on purpose apart from a network failure.
  */
 export function mapUpstreamError(e: unknown, model: string | undefined, abortReason?: AbortReason): GatewayError {
@@ -41,15 +53,15 @@ export function mapUpstreamError(e: unknown, model: string | undefined, abortRea
     const msg = e.error;
     switch (e.status_code) {
       case 404:
-        return new GatewayError(ErrorCode.MODEL_NOT_FOUND, model ? `Model "${model}" is not installed on the Ollama host.` : msg, { model }, { cause: e });
+        return new GatewayError(ErrorCode.MODEL_NOT_FOUND, model ? `Model "${model}" is not installed on the Ollama host.` : 'Ollama does not have what was asked for (HTTP 404).', { model }, { cause: e });
       case 400:
         if (/does not support/i.test(msg))
-          return new GatewayError(ErrorCode.CAPABILITY_MISSING, `Ollama refused the request: ${msg}`, { model }, { cause: e });
-        return new GatewayError(ErrorCode.BAD_USER_INPUT, `Ollama rejected the request: ${msg}`, {}, { cause: e });
+          return new GatewayError(ErrorCode.CAPABILITY_MISSING, `${model ? `Model "${model}"` : 'The model'} does not support what the request asks for (${capabilityIn(msg)}).`, { model }, { cause: e });
+        return new GatewayError(ErrorCode.BAD_USER_INPUT, 'Ollama rejected the request as invalid (HTTP 400).', {}, { cause: e });
       case 503:
         return new GatewayError(ErrorCode.UPSTREAM_BUSY, 'Ollama is busy (its queue is full); retry shortly.', { retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS }, { cause: e });
       default:
-        return new GatewayError(ErrorCode.UPSTREAM_ERROR, `Ollama failed (HTTP ${e.status_code}): ${msg}`, { status: e.status_code }, { cause: e });
+        return new GatewayError(ErrorCode.UPSTREAM_ERROR, `Ollama failed (HTTP ${e.status_code}).`, { status: e.status_code }, { cause: e });
     }
   }
   const code = networkCode(e);
@@ -62,6 +74,12 @@ export function mapUpstreamError(e: unknown, model: string | undefined, abortRea
   if (e instanceof TypeError && /terminated|fetch failed/i.test(e.message))
     return new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The connection to Ollama was lost.', {}, { cause: e });
   // ollama-js turns a mid-stream {"error": "..."} line into a plain Error with that message.
-  const message = e instanceof Error ? e.message : String(e);
-  return new GatewayError(ErrorCode.UPSTREAM_ERROR, `Ollama reported an error: ${message}`, {}, { cause: e });
+  const cause = e instanceof Error ? Object.assign(e, { upstream: true }) : Object.assign(new Error(String(e)), { upstream: true });
+  return new GatewayError(ErrorCode.UPSTREAM_ERROR, 'Ollama reported an error during generation.', {}, { cause });
+}
+
+/** The one capability word of Ollama's "... does not support X" (vision, tools, thinking, ...), nothing else of its text. */
+function capabilityIn(message: string): string {
+  const word = /does not support (\w+)/i.exec(message)?.[1]?.toLowerCase();
+  return word && /^(vision|tools|thinking|completion|embedding|insert|generate|chat)$/.test(word) ? word : 'a capability it lacks';
 }

@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import { Generation, type GenerationKind } from '../../entities/generation.js';
+import { inTransaction } from '../database.js';
+import { ErrorCode, type GatewayError } from '../errors.js';
+import type { Principal } from '../keys.js';
+import type { Logger } from '../logger.js';
+
+/** Characters of the prompt a refused request's usage-log row keeps. */
+export const REFUSED_EXCERPT_CHARS = 100;
+
+const excerpt = (prompt: string) => (prompt.length > REFUSED_EXCERPT_CHARS ? `${prompt.slice(0, REFUSED_EXCERPT_CHARS)}…` : prompt);
+
+export interface RefusedRequest {
+  kind: GenerationKind;
+  prompt: string;
+  sessionId?: string | null;
+}
+
+/**
+ * The usage-log row of a request refused before it reached a model (RATE_LIMITED,
+ * INSUFFICIENT_CREDITS): one ERROR row, with at most a short excerpt of the prompt and no
+ * messages or images, so a flood of refused requests cannot fill the disk.
+ */
+export async function logRefused(
+  deps: { db: DataSource; log: Logger },
+  principal: Principal,
+  plan: RefusedRequest,
+  model: string,
+  meta: { requestId: string; streamed: boolean },
+  e: GatewayError,
+  host: string | null = null,
+): Promise<void> {
+  if (e.code !== ErrorCode.RATE_LIMITED && e.code !== ErrorCode.INSUFFICIENT_CREDITS) return;
+  const now = new Date();
+  const id = randomUUID();
+  await inTransaction(deps.db, (tx) =>
+    tx.insert(Generation, {
+      id,
+      apiKeyId: principal.id,
+      sessionId: plan.sessionId ?? null,
+      model,
+      kind: plan.kind,
+      streamed: meta.streamed,
+      prompt: excerpt(plan.prompt),
+      messages: null,
+      host,
+      requestId: meta.requestId,
+      createdAt: now,
+      finishedAt: now,
+      status: 'ERROR',
+      errorCode: e.code,
+      creditsReserved: 0,
+      totalDurationMs: 0,
+    }),
+  );
+  deps.log.info({ requestId: meta.requestId, generationId: id, key: principal.prefix, model, kind: plan.kind, outcome: 'ERROR', errorCode: e.code }, 'generation refused');
+}
