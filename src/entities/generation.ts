@@ -5,17 +5,31 @@ import { ApiKey } from './api-key.js';
 import type { MessageRole } from './message.js';
 import { Session } from './session.js';
 
-export const GENERATION_KINDS = ['generate', 'chat'] as const;
+export const GENERATION_KINDS = ['generate', 'chat', 'embed'] as const;
 export type GenerationKind = (typeof GENERATION_KINDS)[number];
 
 export const GENERATION_STATUSES = ['STREAMING', 'COMPLETE', 'CANCELLED', 'ERROR', 'INTERRUPTED'] as const;
 export type GenerationStatus = (typeof GENERATION_STATUSES)[number];
+
+/** A tool call a model made: Ollama's `tool_calls[].function`, with the call's id. */
+export interface ToolCall {
+  /** Ollama's id for the call, or one the gateway gave it (tool answers refer to it). */
+  id: string;
+  name: string;
+  /** The arguments, a JSON object (Ollama sends an object, not a string). */
+  arguments: Record<string, unknown>;
+}
 
 /** One message of the conversation sent upstream, as logged. */
 export interface GenerationMessage {
   role: MessageRole;
   content: string;
   images?: string[];
+  /** assistant: the tool calls it made. */
+  toolCalls?: ToolCall[];
+  /** tool: which tool answered, and to which call. */
+  toolName?: string;
+  toolCallId?: string;
 }
 
 /**
@@ -65,6 +79,14 @@ export class Generation {
 
   @Column({ type: 'text', default: '' })
   response!: string;
+
+  /** The model's reasoning (thinking models), apart from the answer. */
+  @Column({ type: 'text', nullable: true })
+  thinking!: string | null;
+
+  /** Tool calls the model made. */
+  @Column({ type: 'simple-json', name: 'tool_calls', nullable: true })
+  toolCalls!: ToolCall[] | null;
 
   @Column({ type: 'integer', name: 'prompt_tokens', default: 0 })
   promptTokens!: number;

@@ -12,9 +12,10 @@ import {
   UpdateDateColumn,
 } from 'typeorm';
 import type { Relation } from 'typeorm';
+import type { ToolCall } from './generation.js';
 import { Session } from './session.js';
 
-export const MESSAGE_ROLES = ['system', 'user', 'assistant'] as const;
+export const MESSAGE_ROLES = ['system', 'user', 'assistant', 'tool'] as const;
 export type MessageRole = (typeof MESSAGE_ROLES)[number];
 
 export const MESSAGE_STATUSES = ['STREAMING', 'COMPLETE', 'CANCELLED', 'ERROR', 'INTERRUPTED'] as const;
@@ -42,6 +43,22 @@ export class Message {
 
   @Column({ type: 'text', default: '' })
   content!: string;
+
+  /** assistant: the model's reasoning (never sent back to Ollama with the history). */
+  @Column({ type: 'text', nullable: true })
+  thinking!: string | null;
+
+  /** assistant: the tool calls it made. */
+  @Column({ type: 'simple-json', name: 'tool_calls', nullable: true })
+  toolCalls!: ToolCall[] | null;
+
+  /** tool: the tool that answered. */
+  @Column({ type: 'varchar', length: 128, name: 'tool_name', nullable: true })
+  toolName!: string | null;
+
+  /** tool: the call it answers. */
+  @Column({ type: 'varchar', length: 128, name: 'tool_call_id', nullable: true })
+  toolCallId!: string | null;
 
   /** Base64 images sent with a user turn. */
   @Column({ type: 'simple-json', nullable: true })

@@ -19,6 +19,10 @@ export class ModelEntry {
   @Column({ type: 'text', nullable: true })
   description!: string | null;
 
+  /** System prompt for requests and sessions that bring none (before the gateway's default). */
+  @Column({ type: 'text', name: 'system_prompt', nullable: true })
+  systemPrompt!: string | null;
+
   @Column({ type: 'boolean', default: true })
   enabled!: boolean;
 

@@ -1,6 +1,6 @@
 import SchemaBuilder from '@pothos/core';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, valueFromASTUntyped } from 'graphql';
 import type { GatewayContext } from '../context.js';
 import { ErrorCode } from '../services/errors.js';
 
@@ -9,7 +9,7 @@ export const builder = new SchemaBuilder<{
   Context: GatewayContext;
   AuthScopes: { authenticated: boolean; admin: boolean };
   DefaultFieldNullability: false;
-  Scalars: { DateTime: { Input: Date; Output: Date }; File: { Input: File; Output: never } };
+  Scalars: { DateTime: { Input: Date; Output: Date }; File: { Input: File; Output: never }; JSON: { Input: unknown; Output: unknown } };
 }>({
   plugins: [ScopeAuthPlugin],
   defaultFieldNullability: false,
@@ -40,6 +40,13 @@ builder.scalarType('DateTime', {
     if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO-8601 string.', { extensions: { code: ErrorCode.BAD_USER_INPUT } });
     return date;
   },
+});
+
+builder.scalarType('JSON', {
+  description: 'Any JSON value: an object, an array, a string, a number, a boolean or null (tool arguments, JSON Schemas).',
+  serialize: (value) => value,
+  parseValue: (value) => value,
+  parseLiteral: (ast, variables) => valueFromASTUntyped(ast, variables ?? undefined),
 });
 
 builder.scalarType('File', {

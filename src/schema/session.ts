@@ -10,6 +10,7 @@ export const ChatRole = builder.enumType('ChatRole', {
     SYSTEM: { value: 'system', description: 'Instructions for the model (the system prompt).' },
     USER: { value: 'user', description: 'The person or application asking.' },
     ASSISTANT: { value: 'assistant', description: 'The model.' },
+    TOOL: { value: 'tool', description: 'The answer of a tool the model called (toolName, toolCallId).' },
   } as const,
 });
 

@@ -60,10 +60,15 @@ export class ChatService {
       return { ...result, message: history.find((t) => t.id === plan.messageId) ?? null, history };
     }
     const now = new Date();
-    const turns: ChatTurn[] = [...(plan.messages ?? []), { role: 'assistant' as const, content: result.text }].map((m) => ({
+    const answer: GenerationMessage = { role: 'assistant', content: result.text, ...(result.toolCalls.length ? { toolCalls: result.toolCalls } : {}) };
+    const turns: ChatTurn[] = [...(plan.messages ?? []), answer].map((m) => ({
       id: null,
       role: m.role,
       content: m.content,
+      thinking: m === answer ? result.thinking : null,
+      toolCalls: m.toolCalls ?? [],
+      toolName: m.toolName ?? null,
+      toolCallId: m.toolCallId ?? null,
       status: 'COMPLETE',
       imageCount: 'images' in m ? (m.images?.length ?? 0) : 0,
       promptTokens: null,

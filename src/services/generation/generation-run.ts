@@ -331,7 +331,7 @@ export class GenerationRun {
         },
       );
       await ctx.credits.refund(tx, principal.id, this.reserved - charged);
-      await plan.onFinish?.(tx, { generationId: this.id, status, text: this.text, usage, errorCode, doneReason });
+      await plan.onFinish?.(tx, { generationId: this.id, status, text: this.text, thinking: null, toolCalls: [], usage, errorCode, doneReason });
     });
     ctx.log.info(
       {

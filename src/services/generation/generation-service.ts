@@ -136,7 +136,7 @@ export class GenerationService {
     };
     for await (const e of this.stream(principal, prepared, { ...meta, streamed: false })) {
       if (e.type === 'TOKEN') text += e.delta;
-      else if (e.type === 'DONE') return { ...e, model, text };
+      else if (e.type === 'DONE') return { ...e, model, text, thinking: null, toolCalls: [] };
     }
     // Only reachable when the caller's signal aborted the run.
     throw new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.');

@@ -1,7 +1,23 @@
 // The shapes of a generation as the rest of the gateway sees them: what goes in (a plan), what
 // comes out (events, results) and how it ended (an outcome for the plan's hooks).
 import type { EntityManager } from 'typeorm';
-import type { GenerationKind, GenerationMessage, GenerationStatus } from '../../entities/generation.js';
+import type { GenerationKind, GenerationMessage, GenerationStatus, ToolCall } from '../../entities/generation.js';
+
+export type { ToolCall };
+
+/** Reasoning: on or off, or a level for models that take one (gpt-oss). Omitted: Ollama's default (on for thinking models). */
+export type ThinkSetting = boolean | 'low' | 'medium' | 'high';
+
+/** Structured output: any JSON, or JSON that follows a JSON Schema. */
+export type OutputFormat = 'json' | Record<string, unknown>;
+
+/** A tool the model may call (Ollama's and OpenAI's `{type: "function", function: {...}}`). */
+export interface ToolDefinition {
+  name: string;
+  description?: string | null;
+  /** A JSON Schema of the arguments. */
+  parameters: Record<string, unknown>;
+}
 import type { GenerationOptions } from './options.js';
 
 export interface GenerateInput {
@@ -23,7 +39,17 @@ export type GenerationPhase = 'QUEUED' | 'LOADING_MODEL' | 'GENERATING';
 /** One event of a generation stream: phases, text deltas, then exactly one DONE. */
 export type GenerationEvent =
   | { type: 'PHASE'; generationId: string; phase: GenerationPhase; queuePosition: number | null }
-  | { type: 'TOKEN'; generationId: string; delta: string; tokenCount: number }
+  | {
+      type: 'TOKEN';
+      generationId: string;
+      /** Answer text since the previous event ('' when this event carries only reasoning or tool calls). */
+      delta: string;
+      tokenCount: number;
+      /** Reasoning text since the previous event; streamed before the answer. */
+      thinking?: string;
+      /** Tool calls completed since the previous event. */
+      toolCalls?: ToolCall[];
+    }
   | {
       type: 'DONE';
       generationId: string;
@@ -40,6 +66,9 @@ export type DoneEvent = Extract<GenerationEvent, { type: 'DONE' }>;
 export interface GenerationResult extends DoneEvent {
   model: string;
   text: string;
+  /** The whole reasoning, or null when the model did not think. */
+  thinking: string | null;
+  toolCalls: ToolCall[];
 }
 
 /** How a generation ended, as handed to a plan's `onFinish`. */
@@ -47,6 +76,8 @@ export interface GenerationOutcome {
   generationId: string;
   status: Exclude<GenerationStatus, 'STREAMING' | 'INTERRUPTED'>;
   text: string;
+  thinking: string | null;
+  toolCalls: ToolCall[];
   usage: { promptTokens: number; completionTokens: number };
   errorCode: string | null;
   doneReason: string | null;
@@ -69,6 +100,12 @@ export interface GenerationPlan {
   /** generate: base64 images. */
   images?: string[];
   options?: GenerationOptions | null;
+  /** Reasoning on or off (or a level); omitted: Ollama's default. */
+  think?: ThinkSetting | null;
+  /** Structured output ("json" or a JSON Schema). */
+  format?: OutputFormat | null;
+  /** chat: tools the model may call. */
+  tools?: ToolDefinition[] | null;
   sessionId?: string | null;
   onStart?(tx: EntityManager, generationId: string): Promise<void>;
   onFinish?(tx: EntityManager, outcome: GenerationOutcome): Promise<void>;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type DataSource, type EntityManager, In, QueryFailedError } from 'typeorm';
-import type { GenerationMessage } from '../../entities/generation.js';
+import type { GenerationMessage, ToolCall } from '../../entities/generation.js';
 import { Message } from '../../entities/message.js';
 import { Session } from '../../entities/session.js';
 import { inTransaction } from '../database.js';
@@ -25,8 +25,15 @@ export interface SessionPage {
 /** A turn of a conversation as shown to clients; the system prompt has no stored message, so no id. */
 export interface ChatTurn {
   id: string | null;
-  role: 'system' | 'user' | 'assistant';
+  role: Message['role'];
   content: string;
+  /** assistant: the model's reasoning, stored apart from the answer. */
+  thinking: string | null;
+  /** assistant: the tool calls it made. */
+  toolCalls: ToolCall[];
+  /** tool: the tool that answered, and the call it answers. */
+  toolName: string | null;
+  toolCallId: string | null;
   status: Message['status'];
   imageCount: number;
   promptTokens: number | null;
@@ -210,6 +217,10 @@ export const toTurn = (m: Message): ChatTurn => ({
   id: m.id,
   role: m.role,
   content: m.content,
+  thinking: m.thinking ?? null,
+  toolCalls: m.toolCalls ?? [],
+  toolName: m.toolName ?? null,
+  toolCallId: m.toolCallId ?? null,
   status: m.status,
   imageCount: m.images?.length ?? 0,
   promptTokens: m.promptTokens,
