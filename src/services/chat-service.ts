@@ -9,9 +9,14 @@ import type { Principal } from './keys.js';
 import type { ChatTurn, SessionService } from './sessions/session-service.js';
 
 export interface ChatMessageInput {
-  role: 'system' | 'user' | 'assistant';
+  role: 'system' | 'user' | 'assistant' | 'tool';
   content: string;
   images?: readonly string[] | null;
+  /** assistant: the tool calls it made (sent back with the history). */
+  toolCalls?: ReadonlyArray<{ id?: string | null; name: string; arguments?: unknown }> | null;
+  /** tool: the tool that answered, and the call it answers. */
+  toolName?: string | null;
+  toolCallId?: string | null;
 }
 
 /** A chat turn: either in a stored session (`sessionId` + `message`), or stateless (`model` + `messages`). */
