@@ -178,11 +178,12 @@ describe('errors in OpenAI shape, raised as the SDK classes', () => {
     const hot = await openai.chat.completions.create({ model: 'llama3.2', messages, temperature: 5 }).catch((e: unknown) => e);
     expect(hot).toBeInstanceOf(OpenAI.BadRequestError);
     expect((hot as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('temperature');
-    const tools = await openai.chat.completions
-      .create({ model: 'llama3.2', messages, tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] })
+    // The deprecated `functions` form is refused (tools are supported, see openai-features.test.ts).
+    const functions = await openai.chat.completions
+      .create({ model: 'llama3.2', messages, functions: [{ name: 'f', parameters: {} }] })
       .catch((e: unknown) => e);
-    expect(tools).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((tools as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('tools');
+    expect(functions).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((functions as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('functions');
     const empty = await openai.chat.completions.create({ model: 'llama3.2', messages: [] }).catch((e: unknown) => e);
     expect(empty).toBeInstanceOf(OpenAI.BadRequestError);
 

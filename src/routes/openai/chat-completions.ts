@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import type { Services } from '../../services/container.js';
-import type { DoneEvent, GenerationEvent } from '../../services/generation/types.js';
+import type { DoneEvent, GenerationEvent, GenerationResult } from '../../services/generation/types.js';
 import type { Principal } from '../../services/keys.js';
 import { parseChatCompletionRequest } from './chat-request.js';
+import { openAIToolCall } from './tool-calls.js';
 
 export interface OpenAIRequestContext {
   services: Services;
@@ -19,7 +20,7 @@ export interface OpenAIRequestContext {
   facts: Record<string, unknown>;
 }
 
-const finishReason = (doneReason: string) => (doneReason === 'length' ? 'length' : 'stop');
+const finishReason = (doneReason: string, toolCalls: boolean) => (toolCalls ? 'tool_calls' : doneReason === 'length' ? 'length' : 'stop');
 
 const usageOf = (done: DoneEvent) => ({
   prompt_tokens: done.usage.promptTokens,
@@ -59,7 +60,7 @@ export async function chatCompletions(ctx: OpenAIRequestContext, body: unknown):
         created,
         model: req.model,
         system_fingerprint: null,
-        choices: [{ index: 0, message: { role: 'assistant', content: result.text, refusal: null }, logprobs: null, finish_reason: finishReason(result.doneReason) }],
+        choices: [{ index: 0, message: answerMessage(result), logprobs: null, finish_reason: finishReason(result.doneReason, result.toolCalls.length > 0) }],
         usage: usageOf(result),
       }),
     );
@@ -97,11 +98,16 @@ export async function chatCompletions(ctx: OpenAIRequestContext, body: unknown):
     const send = (text: string) => write(res, text, slowMs);
     await send(delta({ role: 'assistant', content: '' }));
     let event: GenerationEvent | undefined = first;
+    let calls = 0;
     try {
       while (event) {
-        if (event.type === 'TOKEN') await send(delta({ content: event.delta }));
-        else if (event.type === 'DONE') {
-          await send(delta({}, finishReason(event.doneReason)));
+        if (event.type === 'TOKEN') {
+          // Reasoning streams first, in the field DeepSeek, vLLM and LiteLLM use for it.
+          if (event.thinking) await send(delta({ reasoning_content: event.thinking }));
+          if (event.delta) await send(delta({ content: event.delta }));
+          if (event.toolCalls?.length) await send(delta({ tool_calls: event.toolCalls.map((c) => openAIToolCall(c, calls++)) }));
+        } else if (event.type === 'DONE') {
+          await send(delta({}, finishReason(event.doneReason, calls > 0)));
           if (req.includeUsage) await send(chunk([], { usage: usageOf(event) }));
           await send('data: [DONE]\n\n');
           ctx.facts.outcome = 'ok';
@@ -118,6 +124,18 @@ export async function chatCompletions(ctx: OpenAIRequestContext, body: unknown):
   } finally {
     await events.return?.();
   }
+}
+
+/** The answer as OpenAI's `message`: reasoning apart, tool calls with string arguments, no content beside calls. */
+function answerMessage(result: GenerationResult) {
+  const toolCalls = result.toolCalls.map((c) => openAIToolCall(c));
+  return {
+    role: 'assistant',
+    content: toolCalls.length && !result.text ? null : result.text,
+    refusal: null,
+    ...(result.thinking ? { reasoning_content: result.thinking } : {}),
+    ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+  };
 }
 
 /**

@@ -1,10 +1,12 @@
 import { z } from 'zod';
 import type { ChatInput, ChatMessageInput } from '../../services/chat-service.js';
 import { OPTION_LIMITS, type GenerationOptions } from '../../services/generation/options.js';
+import type { OutputFormat, ThinkSetting, ToolDefinition } from '../../services/generation/types.js';
 import { fetchImage } from '../../services/images/fetch-image.js';
 import { imageFromBase64 } from '../../services/images/image-bytes.js';
 import { type ImageLimits, checkImageCounts } from '../../services/images/resolve-images.js';
 import { OpenAIRequestError } from './errors.js';
+import { historyToolCallSchema, parseHistoryCall, toolChoiceSchema, toolsFor, toolsSchema } from './tool-calls.js';
 
 const L = OPTION_LIMITS;
 
@@ -16,10 +18,29 @@ const imagePart = z.object({
 const part = z.discriminatedUnion('type', [textPart, imagePart]);
 
 const message = z.looseObject({
-  role: z.enum(['system', 'developer', 'user', 'assistant']),
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
   content: z.union([z.string(), z.array(part), z.null()]).optional(),
   name: z.string().optional(),
+  /** assistant: calls it made earlier, `arguments` as JSON strings. */
+  tool_calls: z.array(historyToolCallSchema).nullish(),
+  /** tool: the call this message answers. */
+  tool_call_id: z.string().min(1).nullish(),
 });
+
+const responseFormat = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('text') }),
+  z.looseObject({ type: z.literal('json_object') }),
+  z.looseObject({
+    type: z.literal('json_schema'),
+    json_schema: z.looseObject({
+      name: z.string().min(1).max(64),
+      description: z.string().nullish(),
+      schema: z.record(z.string(), z.unknown()),
+      // Accepted; Ollama constrains the output to the schema either way.
+      strict: z.boolean().nullish(),
+    }),
+  }),
+]);
 
 const request = z.looseObject({
   model: z.string().min(1),
@@ -37,22 +58,42 @@ const request = z.looseObject({
   presence_penalty: z.number().min(-2).max(2).nullish(),
   n: z.number().int().min(1).max(1).nullish(),
   logprobs: z.literal(false).nullish(),
-  response_format: z.looseObject({ type: z.literal('text') }).nullish(),
+  response_format: responseFormat.nullish(),
+  tools: toolsSchema.nullish(),
+  tool_choice: toolChoiceSchema.nullish(),
+  // Ollama may answer with several calls; it has no switch to stop that, and true is OpenAI's default.
+  parallel_tool_calls: z.boolean().nullish(),
+  reasoning_effort: z.enum(['none', 'minimal', 'low', 'medium', 'high']).nullish(),
 });
 
+/** OpenAI's `reasoning_effort` as Ollama's `think`: `none`/`minimal` turn reasoning off; omitted keeps Ollama's default. */
+function thinkFor(effort: z.infer<typeof request>['reasoning_effort']): ThinkSetting | undefined {
+  if (effort === undefined || effort === null) return undefined;
+  return effort === 'none' || effort === 'minimal' ? false : effort;
+}
+
+/** `response_format` as Ollama's `format`: `json_object` is "json", `json_schema` its schema, `text` none. */
+function formatFor(rf: z.infer<typeof responseFormat> | null | undefined): OutputFormat | undefined {
+  if (!rf || rf.type === 'text') return undefined;
+  return rf.type === 'json_object' ? 'json' : rf.json_schema.schema;
+}
+
 /** Fields the gateway cannot honour; refusing them beats silently answering something else. */
-const UNSUPPORTED = ['tools', 'tool_choice', 'functions', 'function_call', 'audio', 'prediction', 'top_logprobs'] as const;
+const UNSUPPORTED = ['functions', 'function_call', 'audio', 'prediction', 'top_logprobs'] as const;
 
 /** OpenAI-style parameter path for an issue: `messages[0].content[1].image_url`. */
 function paramOf(path: readonly PropertyKey[]): string {
   return path.reduce<string>((out, p) => (typeof p === 'number' ? `${out}[${p}]` : out ? `${out}.${String(p)}` : String(p)), '');
 }
 
+/** ChatInput with what `/v1` maps onto the plan (reasoning, structured output, tools). */
+export type OpenAIChatInput = ChatInput & { think?: ThinkSetting; format?: OutputFormat; tools?: ToolDefinition[] };
+
 export interface ChatCompletionRequest {
   model: string;
   stream: boolean;
   includeUsage: boolean;
-  input: ChatInput;
+  input: OpenAIChatInput;
   /** Images in the request (counted and within the limits); none is decoded or fetched yet. */
   imageCount: number;
   /** Decodes data URLs and downloads http(s) ones into `input.messages`; call once limits and credits were checked. */
@@ -63,7 +104,8 @@ export interface ChatCompletionRequest {
  * Validates a `POST /v1/chat/completions` body and turns it into a stateless chat for the chat
  * service: `developer` messages become `system`, text parts are joined, image parts are counted
  * against the per-message and per-request limits; `loadImages` later turns them into base64 (data
- * URLs decoded, http(s) URLs fetched through the SSRF-guarded image fetch). Throws
+ * URLs decoded, http(s) URLs fetched through the SSRF-guarded image fetch). Assistant `tool_calls`
+ * get their arguments parsed, `tool` messages the name of the call they answer. Throws
  * OpenAIRequestError (400) naming the offending parameter.
  */
 export function parseChatCompletionRequest(body: unknown, limits: ImageLimits): ChatCompletionRequest {
@@ -85,10 +127,12 @@ export function parseChatCompletionRequest(body: unknown, limits: ImageLimits): 
   const messages: ChatMessageInput[] = [];
   const pending: Array<{ message: number; param: string; url: string }> = [];
   const perMessage: number[] = [];
+  const callNames = new Map<string, string>();
   for (const [i, m] of r.messages.entries()) {
     const role = m.role === 'developer' ? 'system' : m.role;
+    const tools = toolFields(m, i, callNames);
     if (typeof m.content === 'string' || m.content === null || m.content === undefined) {
-      messages.push({ role, content: m.content ?? '' });
+      messages.push({ role, content: m.content ?? '', ...tools });
       continue;
     }
     const texts: string[] = [];
@@ -105,7 +149,7 @@ export function parseChatCompletionRequest(body: unknown, limits: ImageLimits): 
       pending.push({ message: messages.length, param, url: typeof p.image_url === 'string' ? p.image_url : p.image_url.url });
     }
     perMessage.push(images);
-    messages.push({ role, content: texts.join('\n') });
+    messages.push({ role, content: texts.join('\n'), ...tools });
   }
   try {
     checkImageCounts(perMessage, limits);
@@ -132,8 +176,34 @@ export function parseChatCompletionRequest(body: unknown, limits: ImageLimits): 
     model: r.model,
     stream: r.stream === true,
     includeUsage: r.stream_options?.include_usage === true,
-    input: { model: r.model, messages, options },
+    input: {
+      model: r.model,
+      messages,
+      options,
+      think: thinkFor(r.reasoning_effort),
+      format: formatFor(r.response_format),
+      tools: toolsFor(r.tools, r.tool_choice),
+    },
     imageCount: pending.length,
     loadImages,
   };
+}
+
+/**
+ * The tool fields of one history message: an assistant's calls (arguments parsed, ids remembered)
+ * or a tool's answer, named after the earlier call it answers (Ollama's `tool_name`).
+ */
+function toolFields(m: z.infer<typeof message>, i: number, callNames: Map<string, string>): Pick<ChatMessageInput, 'toolCalls' | 'toolName' | 'toolCallId'> {
+  if (m.tool_calls?.length) {
+    if (m.role !== 'assistant') throw new OpenAIRequestError('Only assistant messages carry tool_calls.', `messages[${i}].tool_calls`);
+    const toolCalls = m.tool_calls.map((c, j) => parseHistoryCall(c, `messages[${i}].tool_calls[${j}]`));
+    for (const c of toolCalls) callNames.set(c.id, c.name);
+    return { toolCalls };
+  }
+  if (m.role !== 'tool') return {};
+  const param = `messages[${i}].tool_call_id`;
+  if (!m.tool_call_id) throw new OpenAIRequestError('A tool message needs the tool_call_id of the call it answers.', param);
+  const toolName = callNames.get(m.tool_call_id);
+  if (!toolName) throw new OpenAIRequestError(`No earlier assistant message has a tool call with id ${JSON.stringify(m.tool_call_id)}.`, param);
+  return { toolName, toolCallId: m.tool_call_id };
 }

@@ -44,6 +44,8 @@ const PARAMS: Record<string, string> = {
   'options.topP': 'top_p',
   'options.seed': 'seed',
   'options.stop': 'stop',
+  format: 'response_format',
+  think: 'reasoning_effort',
 };
 
 /** An error that is already in OpenAI's terms (bad JSON, unsupported fields). */
