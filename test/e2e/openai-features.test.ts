@@ -158,6 +158,25 @@ describe('tools on /v1/chat/completions', () => {
   });
 });
 
+describe('capabilities and schemas checked before Ollama', () => {
+  it('tools or reasoning on a model without the capability, and a schema that is not JSON Schema, are 400s', async () => {
+    const messages = [{ role: 'user' as const, content: 'hi' }];
+    const chatsBefore = chatRequests().length;
+    const noTools = await openai.chat.completions.create({ model: 'llava:7b', messages, tools: [weather] }).catch((e: unknown) => e);
+    expect(noTools).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((noTools as InstanceType<typeof OpenAI.BadRequestError>).code).toBe('capability_missing');
+    const noThinking = await openai.chat.completions.create({ model: 'llama3.2', messages, reasoning_effort: 'high' }).catch((e: unknown) => e);
+    expect(noThinking).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((noThinking as InstanceType<typeof OpenAI.BadRequestError>).code).toBe('capability_missing');
+    const badSchema = await openai.chat.completions
+      .create({ model: 'llama3.2', messages, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'objekt' } } } })
+      .catch((e: unknown) => e);
+    expect(badSchema).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((badSchema as InstanceType<typeof OpenAI.BadRequestError>).type).toBe('invalid_request_error');
+    expect(chatRequests().length).toBe(chatsBefore);
+  });
+});
+
 describe('response_format', () => {
   it('json_object sends format "json" and the answer parses as JSON', async () => {
     const r = await openai.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'Describe Lyon in JSON.' }], response_format: { type: 'json_object' } });
