@@ -173,6 +173,7 @@ describe('capabilities and schemas checked before Ollama', () => {
       .catch((e: unknown) => e);
     expect(badSchema).toBeInstanceOf(OpenAI.BadRequestError);
     expect((badSchema as InstanceType<typeof OpenAI.BadRequestError>).type).toBe('invalid_request_error');
+    expect((badSchema as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('response_format');
     expect(chatRequests().length).toBe(chatsBefore);
   });
 });
