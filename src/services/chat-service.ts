@@ -1,7 +1,7 @@
-import type { GenerationMessage, ToolCall } from '../entities/generation.js';
+import type { GenerationMessage } from '../entities/generation.js';
 import { badInput } from './errors.js';
 import type { GenerationItems, GenerationService, GenerationStream } from './generation/generation-service.js';
-import type { GenerationPlan, GenerationResult, OutputFormat, RequestMeta, ThinkSetting, ToolDefinition } from './generation/types.js';
+import type { GenerationPlan, GenerationResult, RequestMeta } from './generation/types.js';
 import type { GenerationOptions } from './generation/options.js';
 import { imageFromBase64 } from './images/image-bytes.js';
 import { type ImageLimits, type ImageSources, checkImageCounts, resolveImages } from './images/resolve-images.js';
@@ -29,12 +29,6 @@ export interface ChatInput {
   model?: string | null;
   messages?: readonly ChatMessageInput[] | null;
   options?: GenerationOptions | null;
-  /** Reasoning on, off or a level; omitted: Ollama's default. */
-  think?: ThinkSetting | null;
-  /** Structured output ("json" or a JSON Schema). */
-  format?: OutputFormat | null;
-  /** Tools the model may call (stateless chats). */
-  tools?: readonly ToolDefinition[] | null;
 }
 
 export interface ChatResult extends GenerationResult {
@@ -108,9 +102,6 @@ export class ChatService {
       role: m.role,
       content: m.content,
       ...(m.images?.length ? { images: m.images.map((b, j) => imageFromBase64(b, this.imageLimits.maxBytes, `messages[${i}].images[${j}]`)) } : {}),
-      ...(m.toolCalls?.length ? { toolCalls: m.toolCalls.map((c, j) => toolCallOf(c, `messages[${i}].toolCalls[${j}]`)) } : {}),
-      ...(m.toolName ? { toolName: m.toolName } : {}),
-      ...(m.toolCallId ? { toolCallId: m.toolCallId } : {}),
     }));
     if (input.message) history.push({ role: 'user', content: input.message });
     if (!history.length) throw badInput('messages must not be empty.', { field: 'messages' });
@@ -119,22 +110,6 @@ export class ChatService {
     if (!lastUser) throw badInput('messages must contain a user message.', { field: 'messages' });
     // Images belong to the last user message, as vision models expect.
     if (images.length) lastUser.images = [...(lastUser.images ?? []), ...images];
-    return {
-      kind: 'chat',
-      model: input.model,
-      prompt: lastUser.content,
-      messages: history,
-      options: input.options,
-      think: input.think,
-      format: input.format,
-      tools: input.tools ? [...input.tools] : null,
-    };
+    return { kind: 'chat', model: input.model, prompt: lastUser.content, messages: history, options: input.options };
   }
-}
-
-/** A stated earlier call as the gateway's ToolCall: its arguments must be a JSON object. */
-function toolCallOf(c: NonNullable<ChatMessageInput['toolCalls']>[number], field: string): ToolCall {
-  const args = c.arguments ?? {};
-  if (typeof args !== 'object' || Array.isArray(args)) throw badInput('Tool call arguments must be a JSON object.', { field: `${field}.arguments` });
-  return { id: c.id ?? '', name: c.name, arguments: args as Record<string, unknown> };
 }
