@@ -106,7 +106,16 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   // Ollama's capacity per (host, model); with REDIS_URL shared by every instance, so N gateways never oversubscribe a host.
   const capacity = capacityOf(config.ollamaHosts, config.ollamaNumParallel);
   const slots: OllamaSlots = redis ? new RedisOllamaSlots(redis.publisher, capacity, config.instanceTtlMs, log) : new LocalOllamaSlots(capacity);
+  const imageLimits = {
+    maxImages: config.maxImagesPerMessage,
+    maxImagesPerRequest: config.limits.maxImagesPerRequest,
+    maxBytes: config.maxImageBytes,
+    timeoutMs: config.imageFetchTimeoutMs,
+    allowPrivate: config.imageUrlAllowPrivate,
+  };
   const generation = new GenerationService({
+    images: imageLimits,
+    defaultSystemPrompt: () => settings.getDefaultSystemPrompt(),
     models: models.directory,
     db,
     pool,
@@ -127,14 +136,12 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     // Prometheus metrics and the admin console's live view follow every run.
     observer: observeAll(metrics, live),
   });
-  const sessions = new SessionService(db, () => settings.getDefaultSystemPrompt());
-  const chat = new ChatService(generation, sessions, {
-    maxImages: config.maxImagesPerMessage,
-    maxImagesPerRequest: config.limits.maxImagesPerRequest,
-    maxBytes: config.maxImageBytes,
-    timeoutMs: config.imageFetchTimeoutMs,
-    allowPrivate: config.imageUrlAllowPrivate,
-  });
+  const sessions = new SessionService(
+    db,
+    () => settings.getDefaultSystemPrompt(),
+    async (model) => (await models.catalog.find(model))?.entry.systemPrompt ?? null,
+  );
+  const chat = new ChatService(generation, sessions, imageLimits);
   // Revocations go through the pub/sub (in-process now, Redis later) so every instance acts on them.
   const keyEvents = new PubSubKeyEventBus(pubsub, (err) => log.error({ err }, 'key event handler failed'));
   const connections = new ConnectionRegistry();
