@@ -10,6 +10,7 @@ import { PartialFlusher } from './generation/partial-flusher.js';
 import { LocalOllamaSlots, type OllamaSlots, capacityOf } from './generation/ollama-slots.js';
 import { RedisOllamaSlots } from './generation/redis-ollama-slots.js';
 import { ChatService } from './chat-service.js';
+import { EmbeddingService } from './embeddings/embedding-service.js';
 import { ConnectionRegistry } from './connections.js';
 import { PubSubKeyEventBus } from './key-events.js';
 import { KeyService } from './keys.js';
@@ -44,6 +45,8 @@ export interface Services {
   generation: GenerationService;
   sessions: SessionService;
   chat: ChatService;
+  /** Embeddings, paid, rate limited and logged like generations (GraphQL, /v1, /api/embed). */
+  embeddings: EmbeddingService;
   /** Per-key rate limits (also the generation service's admission hook). */
   rateLimits: KeyRateLimiter;
   usage: UsageService;
@@ -106,6 +109,7 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   // Ollama's capacity per (host, model); with REDIS_URL shared by every instance, so N gateways never oversubscribe a host.
   const capacity = capacityOf(config.ollamaHosts, config.ollamaNumParallel);
   const slots: OllamaSlots = redis ? new RedisOllamaSlots(redis.publisher, capacity, config.instanceTtlMs, log) : new LocalOllamaSlots(capacity);
+  const rateGate = new ConcurrencyGate(config.limits.maxConcurrentStreamsPerIp);
   const generation = new GenerationService({
     models: models.directory,
     db,
@@ -123,10 +127,13 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     slots,
     defaultKeepAlive: config.ollamaKeepAlive,
     admission: rateLimits,
-    gate: new ConcurrencyGate(config.limits.maxConcurrentStreamsPerIp),
+    gate: rateGate,
     // Prometheus metrics and the admin console's live view follow every run.
     observer: observeAll(metrics, live),
   });
+  // Embeddings share the generations' limits: the key's rate limits, the per-address gate, Ollama's slots.
+  const { requestCost, ollamaKeepAlive: defaultKeepAlive, limits } = config;
+  const embeddings = new EmbeddingService({ db, pool, credits, log, slots, models: models.directory, admission: rateLimits, gate: rateGate, instanceId: instance.id, requestCost, defaultKeepAlive, maxInputs: limits.maxEmbedInputs, maxChars: limits.maxPromptChars });
   const sessions = new SessionService(db, () => settings.getDefaultSystemPrompt());
   const chat = new ChatService(generation, sessions, {
     maxImages: config.maxImagesPerMessage,
@@ -140,5 +147,5 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const connections = new ConnectionRegistry();
   enforceRevocations({ events: keyEvents, activeStreams, connections, log });
   const keys = new KeyService(db, config.defaultCredits, keyEvents);
-  return { config, db, log, redis, slots, keys, pool, instance, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, metrics, live };
+  return { config, db, log, redis, slots, keys, pool, instance, activeStreams, credits, partials, generation, embeddings, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, metrics, live };
 }
