@@ -229,3 +229,49 @@ describe('POST /v1/embeddings with the openai client', () => {
     expect(await anonymous.embeddings.create({ model: MODEL, input: 'hi' }).catch((e: unknown) => e)).toBeInstanceOf(OpenAI.AuthenticationError);
   });
 });
+
+describe('cancellation', () => {
+  it('a client that goes away while Ollama has not answered aborts the request to Ollama; the row is CANCELLED and the reservation refunded', async () => {
+    // One model at a time on the emulator: the embedding waits in Ollama's scheduler while a
+    // generation of another model, asked directly, holds the runner.
+    const own = await startGateway({ emulator: { maxLoadedModels: 1, tokenDelayMs: 100 } });
+    const busy = new AbortController();
+    try {
+      const direct = new Ollama({ host: own.emulator.url, fetch: (input, init) => fetch(input, { ...init, signal: busy.signal }) });
+      const generating = direct.generate({ model: 'llama3.2', prompt: 'Tell me a very long story.', stream: true, options: { num_predict: 10_000 } }).then(async (it) => {
+        for await (const _ of it);
+      }).catch(() => {});
+      await own.emulator.waitForRequest((r) => r.path === '/api/generate' && r.scheduledAt !== undefined, 10_000);
+
+      const key = await own.app.services.keys.create({ name: 'leaves', role: 'USER' });
+      const client = new AbortController();
+      const request = fetch(own.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': key.secret },
+        body: JSON.stringify({ query: EMBED, variables: { input: { model: MODEL, input: ['never answered'] } } }),
+        signal: client.signal,
+      }).catch((e: unknown) => e);
+      const upstream = await own.emulator.waitForRequest((r) => r.path === '/api/embed', 10_000);
+      const rowsOf = () => own.app.services.db.getRepository(Generation).find({ where: { apiKeyId: key.key.id } });
+      expect((await rowsOf()).map((r) => r.status)).toEqual(['STREAMING']);
+      client.abort();
+      await request;
+      await own.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
+      const settled = await (async () => {
+        for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 25))) {
+          const [row] = await rowsOf();
+          if (row.status !== 'STREAMING') return row;
+        }
+        throw new Error('the row was not settled');
+      })();
+      expect(settled).toMatchObject({ kind: 'embed', status: 'CANCELLED', errorCode: 'CANCELLED', creditsCharged: 0 });
+      expect(settled.creditsReserved).toBeGreaterThan(0);
+      expect((await own.app.services.db.getRepository(ApiKey).findOneByOrFail({ id: key.key.id })).credits).toBe(key.key.credits);
+      busy.abort();
+      await generating;
+    } finally {
+      busy.abort();
+      await own.stop();
+    }
+  });
+});
