@@ -133,7 +133,7 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   });
   // Embeddings share the generations' limits: the key's rate limits, the per-address gate, Ollama's slots.
   const { requestCost, ollamaKeepAlive: defaultKeepAlive, limits } = config;
-  const embeddings = new EmbeddingService({ db, pool, credits, log, slots, models: models.directory, admission: rateLimits, gate: rateGate, instanceId: instance.id, requestCost, defaultKeepAlive, maxInputs: limits.maxEmbedInputs, maxChars: limits.maxPromptChars });
+  const embeddings = new EmbeddingService({ db, pool, credits, log, slots, active: activeStreams, models: models.directory, admission: rateLimits, gate: rateGate, instanceId: instance.id, requestCost, defaultKeepAlive, maxInputs: limits.maxEmbedInputs, maxChars: limits.maxPromptChars });
   const sessions = new SessionService(db, () => settings.getDefaultSystemPrompt());
   const chat = new ChatService(generation, sessions, {
     maxImages: config.maxImagesPerMessage,

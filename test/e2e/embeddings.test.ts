@@ -267,47 +267,83 @@ describe('examples/embeddings.ts', () => {
 });
 
 describe('cancellation', () => {
-  it('a client that goes away while Ollama has not answered aborts the request to Ollama; the row is CANCELLED and the reservation refunded', async () => {
-    // One model at a time on the emulator: the embedding waits in Ollama's scheduler while a
-    // generation of another model, asked directly, holds the runner.
+  /**
+   * A gateway whose emulator holds one model at a time, busy with a long generation asked
+   * directly: an embedding sent meanwhile waits in Ollama's scheduler, unanswered.
+   */
+  async function withBusyOllama(test: (own: TestGateway) => Promise<void>): Promise<void> {
     const own = await startGateway({ emulator: { maxLoadedModels: 1, tokenDelayMs: 100 } });
     const busy = new AbortController();
     try {
-      const direct = new Ollama({ host: own.emulator.url, fetch: (input, init) => fetch(input, { ...init, signal: busy.signal }) });
-      const generating = direct.generate({ model: 'llama3.2', prompt: 'Tell me a very long story.', stream: true, options: { num_predict: 10_000 } }).then(async (it) => {
-        for await (const _ of it);
-      }).catch(() => {});
+      const ollama = new Ollama({ host: own.emulator.url, fetch: (input, init) => fetch(input, { ...init, signal: busy.signal }) });
+      const generating = ollama
+        .generate({ model: 'llama3.2', prompt: 'Tell me a very long story.', stream: true, options: { num_predict: 10_000 } })
+        .then(async (it) => {
+          for await (const _ of it);
+        })
+        .catch(() => {});
       await own.emulator.waitForRequest((r) => r.path === '/api/generate' && r.scheduledAt !== undefined, 10_000);
-
-      const key = await own.app.services.keys.create({ name: 'leaves', role: 'USER' });
-      const client = new AbortController();
-      const request = fetch(own.graphqlUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-api-key': key.secret },
-        body: JSON.stringify({ query: EMBED, variables: { input: { model: MODEL, input: ['never answered'] } } }),
-        signal: client.signal,
-      }).catch((e: unknown) => e);
-      const upstream = await own.emulator.waitForRequest((r) => r.path === '/api/embed', 10_000);
-      const rowsOf = () => own.app.services.db.getRepository(Generation).find({ where: { apiKeyId: key.key.id } });
-      expect((await rowsOf()).map((r) => r.status)).toEqual(['STREAMING']);
-      client.abort();
-      await request;
-      await own.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
-      const settled = await (async () => {
-        for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 25))) {
-          const [row] = await rowsOf();
-          if (row.status !== 'STREAMING') return row;
-        }
-        throw new Error('the row was not settled');
-      })();
-      expect(settled).toMatchObject({ kind: 'embed', status: 'CANCELLED', errorCode: 'CANCELLED', creditsCharged: 0 });
-      expect(settled.creditsReserved).toBeGreaterThan(0);
-      expect((await own.app.services.db.getRepository(ApiKey).findOneByOrFail({ id: key.key.id })).credits).toBe(key.key.credits);
+      await test(own);
       busy.abort();
       await generating;
     } finally {
       busy.abort();
       await own.stop();
     }
+  }
+
+  /** Sends an embedding (fetch, abortable) and waits until Ollama has it. */
+  async function startEmbedding(own: TestGateway, secret: string, signal?: AbortSignal) {
+    const response = fetch(own.graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': secret },
+      body: JSON.stringify({ query: EMBED, variables: { input: { model: MODEL, input: ['never answered'] } } }),
+      signal,
+    });
+    const upstream = await own.emulator.waitForRequest((r) => r.path === '/api/embed', 10_000);
+    return { response, upstream };
+  }
+
+  async function settledRow(own: TestGateway, apiKeyId: string): Promise<Generation> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const rowsOfKey = await own.app.services.db.getRepository(Generation).find({ where: { apiKeyId } });
+      expect(rowsOfKey).toHaveLength(1);
+      if (rowsOfKey[0].status !== 'STREAMING') return rowsOfKey[0];
+      if (Date.now() > deadline) throw new Error('the row was not settled');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  const balance = async (own: TestGateway, id: string) => (await own.app.services.db.getRepository(ApiKey).findOneByOrFail({ id })).credits;
+
+  it('a client that goes away while Ollama has not answered aborts the request to Ollama; the row is CANCELLED and the reservation refunded', async () => {
+    await withBusyOllama(async (own) => {
+      const key = await own.app.services.keys.create({ name: 'leaves', role: 'USER' });
+      const client = new AbortController();
+      const { response, upstream } = await startEmbedding(own, key.secret, client.signal);
+      expect((await own.app.services.db.getRepository(Generation).findOneByOrFail({ apiKeyId: key.key.id })).status).toBe('STREAMING');
+      expect(await balance(own, key.key.id)).toBeLessThan(key.key.credits);
+      client.abort();
+      await response.catch(() => {});
+      await own.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
+      const row = await settledRow(own, key.key.id);
+      expect(row).toMatchObject({ kind: 'embed', status: 'CANCELLED', errorCode: 'CANCELLED', creditsCharged: 0 });
+      expect(row.creditsReserved).toBeGreaterThan(0);
+      expect(await balance(own, key.key.id)).toBe(key.key.credits);
+    });
+  });
+
+  it('revoking the key aborts its running embedding: UNAUTHENTICATED, the request to Ollama closed, the reservation refunded', async () => {
+    await withBusyOllama(async (own) => {
+      const key = await own.app.services.keys.create({ name: 'revoked', role: 'USER' });
+      const { response, upstream } = await startEmbedding(own, key.secret);
+      await own.app.services.keys.revoke(key.key.id);
+      const body = (await (await response).json()) as { errors?: Array<{ extensions?: { code?: string } }> };
+      expect(body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+      await own.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
+      expect(await settledRow(own, key.key.id)).toMatchObject({ status: 'CANCELLED', errorCode: 'UNAUTHENTICATED', creditsCharged: 0 });
+      expect(await balance(own, key.key.id)).toBe(key.key.credits);
+    });
   });
 });

@@ -5,6 +5,7 @@ import { Generation } from '../../entities/generation.js';
 import { type CreditLedger, costOf } from '../credits.js';
 import { RowWriter, inTransaction } from '../database.js';
 import { ErrorCode, GatewayError, badInput, isGatewayError } from '../errors.js';
+import type { ActiveStreams } from '../generation/active-streams.js';
 import type { AdmissionRelease, ModelDirectory, RequestAdmission, ResolvedModel } from '../generation/hooks.js';
 import type { OllamaSlots, SlotTicket } from '../generation/ollama-slots.js';
 import { REFUSED_EXCERPT_CHARS, logRefused } from '../generation/refusals.js';
@@ -35,6 +36,8 @@ export interface EmbeddingServiceDeps {
   maxChars: number;
   defaultKeepAlive: number | string;
   instanceId?: string;
+  /** Running requests, so shutdown drains them and a revoked key's are aborted. */
+  active?: ActiveStreams;
 }
 
 /** Largest `dimensions` accepted (no embedding model comes near it; Ollama ignores sizes above the model's). */
@@ -123,7 +126,7 @@ export class EmbeddingService implements Embedder {
     return logRefused(this.deps, principal, { kind: 'embed', prompt: excerptOf(input.input) }, model.name, { requestId: meta.requestId, streamed: false }, e, host);
   }
 
-  /** Reserve, ask Ollama, settle: the row, the charge and the refund. */
+  /** Reserves the credits and the usage row, then runs the request as one of the active streams. */
   private async run(principal: Principal, input: EmbedInput, model: ResolvedModel, meta: EmbedMeta): Promise<EmbedResult> {
     const { deps } = this;
     const id = randomUUID();
@@ -154,6 +157,28 @@ export class EmbeddingService implements Embedder {
       throw e;
     }
 
+    // Aborted by the client (meta.signal) or by the gateway: revocation, shutdown (the reason says which).
+    const controller = new AbortController();
+    const signal = meta.signal ? AbortSignal.any([meta.signal, controller.signal]) : controller.signal;
+    let finished!: () => void;
+    deps.active?.add(id, principal.id, controller, new Promise<void>((r) => (finished = r)));
+    try {
+      return await this.call(principal, input, model, { ...meta, signal }, { id, startedAt, reserved, stoppedBy: controller.signal });
+    } finally {
+      finished();
+    }
+  }
+
+  /** Asks Ollama, then settles: the row, the charge and the refund. */
+  private async call(
+    principal: Principal,
+    input: EmbedInput,
+    model: ResolvedModel,
+    meta: EmbedMeta & { signal: AbortSignal },
+    run: { id: string; startedAt: number; reserved: number; stoppedBy: AbortSignal },
+  ): Promise<EmbedResult> {
+    const { deps } = this;
+    const { id, startedAt, reserved } = run;
     let host: OllamaHost | undefined;
     const settle = async (status: 'COMPLETE' | 'CANCELLED' | 'ERROR', promptTokens: number, errorCode: string | null) => {
       // Ollama answers an embedding whole or not at all: only a complete answer is paid for.
@@ -177,13 +202,15 @@ export class EmbeddingService implements Embedder {
       if (!Array.isArray(response.embeddings) || response.embeddings.length !== input.input.length)
         throw new GatewayError(ErrorCode.UPSTREAM_ERROR, `Ollama answered ${response.embeddings?.length ?? 0} embeddings for ${input.input.length} texts.`);
     } catch (e) {
-      const error = meta.signal?.aborted
-        ? new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.')
+      const error = meta.signal.aborted
+        ? run.stoppedBy.reason instanceof GatewayError
+          ? run.stoppedBy.reason
+          : new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.')
         : isGatewayError(e)
           ? e
           : new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Embedding failed unexpectedly.', {}, { cause: e });
       if (!isGatewayError(e)) deps.log.error({ err: e, requestId: meta.requestId, generationId: id }, 'embedding crashed');
-      await settle(error.code === ErrorCode.CANCELLED ? 'CANCELLED' : 'ERROR', 0, error.code);
+      await settle(meta.signal.aborted ? 'CANCELLED' : 'ERROR', 0, error.code);
       throw error;
     }
     const promptTokens = response.prompt_eval_count ?? 0;
