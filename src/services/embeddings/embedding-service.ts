@@ -6,6 +6,7 @@ import { type CreditLedger, costOf } from '../credits.js';
 import { RowWriter, inTransaction } from '../database.js';
 import { ErrorCode, GatewayError, badInput, isGatewayError } from '../errors.js';
 import type { ActiveStreams } from '../generation/active-streams.js';
+import { CapabilityCheck } from '../generation/capabilities.js';
 import type { AdmissionRelease, ModelDirectory, RequestAdmission, ResolvedModel } from '../generation/hooks.js';
 import type { OllamaSlots, SlotTicket } from '../generation/ollama-slots.js';
 import { REFUSED_EXCERPT_CHARS, logRefused } from '../generation/refusals.js';
@@ -44,7 +45,6 @@ export interface EmbeddingServiceDeps {
 export const MAX_EMBED_DIMENSIONS = 65_536;
 /** Tokens a tokenizer adds around each text (BOS, EOS). */
 const TEXT_OVERHEAD_TOKENS = 2;
-const CAPABILITY_TTL_MS = 60_000;
 
 /**
  * Upper bound of the prompt tokens of a batch, to size the credit reservation: as for generations,
@@ -68,17 +68,18 @@ function excerptOf(input: readonly string[]): string {
  */
 export class EmbeddingService implements Embedder {
   private readonly rows: RowWriter<Generation>;
-  /** /api/show capabilities per model, kept for a minute (a model may be re-pulled or deleted). */
-  private readonly capabilityCache = new Map<string, { at: number; capabilities: Promise<string[] | null> }>();
+  private readonly capabilities: CapabilityCheck;
 
   constructor(private readonly deps: EmbeddingServiceDeps) {
     this.rows = new RowWriter(deps.db, Generation);
+    this.capabilities = new CapabilityCheck(deps.pool);
   }
 
   async embed(principal: Principal, input: EmbedInput, meta: EmbedMeta): Promise<EmbedResult> {
     this.validate(input);
     const model = await this.deps.models.resolve(input.model);
-    await this.requireEmbedding(model);
+    // CAPABILITY_MISSING unless the model embeds (capabilities from the catalogue's cache, else /api/show).
+    await this.capabilities.require(model.name, model.capabilities, ['embedding']);
     const release = await this.admit(principal, input, model, meta);
     let totalTokens = 0;
     try {
@@ -264,46 +265,5 @@ export class EmbeddingService implements Embedder {
     } finally {
       ticket.release();
     }
-  }
-
-  /** CAPABILITY_MISSING unless the model embeds (capabilities from the catalogue's cache, else /api/show). */
-  private async requireEmbedding(model: ResolvedModel): Promise<void> {
-    const capabilities = model.capabilities !== undefined ? model.capabilities : await this.capabilities(model.name);
-    // Ollama versions that report no capabilities: let Ollama decide.
-    if (capabilities && !capabilities.includes('embedding'))
-      throw new GatewayError(ErrorCode.CAPABILITY_MISSING, `Model "${model.name}" does not make embeddings (it has no embedding capability).`, { model: model.name, capability: 'embedding' });
-  }
-
-  private capabilities(name: string): Promise<string[] | null> {
-    const key = modelKey(name);
-    let cached = this.capabilityCache.get(key);
-    if (!cached || Date.now() - cached.at > CAPABILITY_TTL_MS) {
-      const entry = {
-        at: Date.now(),
-        capabilities: this.showAnywhere(name).then(
-          (r) => (Array.isArray(r.capabilities) ? r.capabilities : null),
-          (e: unknown) => {
-            this.capabilityCache.delete(key);
-            throw e;
-          },
-        ),
-      };
-      this.capabilityCache.set(key, entry);
-      cached = entry;
-    }
-    return cached.capabilities;
-  }
-
-  /** `/api/show` from the first host that answers (they all report the same capabilities). */
-  private async showAnywhere(name: string) {
-    let failure: unknown;
-    for (const h of await this.deps.pool.candidates(name)) {
-      try {
-        return await h.upstream.show(name);
-      } catch (e) {
-        failure ??= e;
-      }
-    }
-    throw failure;
   }
 }
