@@ -8,7 +8,7 @@ export const EmbedInput = builder.inputType('EmbedInput', {
     model: t.string({ required: true, description: 'Ollama model name or catalog alias, e.g. "nomic-embed-text".' }),
     input: t.stringList({
       required: true,
-      description: 'The texts, one vector each, in the same order. At least one, at most MAX_EMBED_INPUTS (default 256), none empty; MAX_PROMPT_CHARS characters together.',
+      description: 'The texts, one vector each, in the same order. At least one, at most MAX_EMBED_INPUTS (default 256); MAX_PROMPT_CHARS characters together.',
     }),
     dimensions: t.int({
       required: false,

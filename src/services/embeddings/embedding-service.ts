@@ -97,8 +97,6 @@ export class EmbeddingService implements Embedder {
     if (input.input.length === 0) throw badInput('input must hold at least one text.', { field: 'input' });
     if (maxInputs > 0 && input.input.length > maxInputs)
       throw badInput(`At most ${maxInputs} texts per request (this one has ${input.input.length}).`, { field: 'input', limit: 'maxEmbedInputs' });
-    const empty = input.input.findIndex((t) => t.length === 0);
-    if (empty >= 0) throw badInput(`input[${empty}] is empty; every text needs at least one character.`, { field: 'input' });
     const chars = input.input.reduce((n, t) => n + t.length, 0);
     if (chars > maxChars) throw badInput(`The texts are longer than ${maxChars} characters together.`, { field: 'input', limit: 'maxPromptChars' });
     const dims = input.dimensions;
