@@ -159,7 +159,7 @@ describe('tools on /v1/chat/completions', () => {
 });
 
 describe('capabilities and schemas checked before Ollama', () => {
-  it('tools or reasoning on a model without the capability, and a schema that is not JSON Schema, are 400s', async () => {
+  it('tools or reasoning on a model without the capability, and a response or tool schema that is not JSON Schema, are 400s', async () => {
     const messages = [{ role: 'user' as const, content: 'hi' }];
     const chatsBefore = chatRequests().length;
     const noTools = await openai.chat.completions.create({ model: 'llava:7b', messages, tools: [weather] }).catch((e: unknown) => e);
@@ -174,6 +174,11 @@ describe('capabilities and schemas checked before Ollama', () => {
     expect(badSchema).toBeInstanceOf(OpenAI.BadRequestError);
     expect((badSchema as InstanceType<typeof OpenAI.BadRequestError>).type).toBe('invalid_request_error');
     expect((badSchema as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('response_format');
+    const badTool = await openai.chat.completions
+      .create({ model: 'llama3.2', messages, tools: [weather, { type: 'function', function: { name: 'broken', parameters: { type: 'objekt' } } }] })
+      .catch((e: unknown) => e);
+    expect(badTool).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((badTool as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('tools[1].function.parameters');
     expect(chatRequests().length).toBe(chatsBefore);
   });
 });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ChatInput, ChatMessageInput } from '../../services/chat-service.js';
-import { OPTION_LIMITS, type GenerationOptions } from '../../services/generation/options.js';
-import type { OutputFormat, ThinkSetting, ToolDefinition } from '../../services/generation/types.js';
+import { OPTION_LIMITS, type GenerationOptions, type ThinkOption } from '../../services/generation/options.js';
+import type { OutputFormat } from '../../services/generation/types.js';
 import { fetchImage } from '../../services/images/fetch-image.js';
 import { imageFromBase64 } from '../../services/images/image-bytes.js';
 import { type ImageLimits, checkImageCounts } from '../../services/images/resolve-images.js';
@@ -66,10 +66,10 @@ const request = z.looseObject({
   reasoning_effort: z.enum(['none', 'minimal', 'low', 'medium', 'high']).nullish(),
 });
 
-/** OpenAI's `reasoning_effort` as Ollama's `think`: `none`/`minimal` turn reasoning off; omitted keeps Ollama's default. */
-function thinkFor(effort: z.infer<typeof request>['reasoning_effort']): ThinkSetting | undefined {
+/** OpenAI's `reasoning_effort` as the `think` option: `none`/`minimal` turn reasoning off; omitted keeps Ollama's default. */
+function thinkFor(effort: z.infer<typeof request>['reasoning_effort']): ThinkOption | undefined {
   if (effort === undefined || effort === null) return undefined;
-  return effort === 'none' || effort === 'minimal' ? false : effort;
+  return effort === 'none' || effort === 'minimal' ? 'off' : effort;
 }
 
 /** `response_format` as Ollama's `format`: `json_object` is "json", `json_schema` its schema, `text` none. */
@@ -86,14 +86,11 @@ function paramOf(path: readonly PropertyKey[]): string {
   return path.reduce<string>((out, p) => (typeof p === 'number' ? `${out}[${p}]` : out ? `${out}.${String(p)}` : String(p)), '');
 }
 
-/** ChatInput with what `/v1` maps onto the plan (reasoning, structured output, tools). */
-export type OpenAIChatInput = ChatInput & { think?: ThinkSetting; format?: OutputFormat; tools?: ToolDefinition[] };
-
 export interface ChatCompletionRequest {
   model: string;
   stream: boolean;
   includeUsage: boolean;
-  input: OpenAIChatInput;
+  input: ChatInput;
   /** Images in the request (counted and within the limits); none is decoded or fetched yet. */
   imageCount: number;
   /** Decodes data URLs and downloads http(s) ones into `input.messages`; call once limits and credits were checked. */
@@ -171,6 +168,7 @@ export function parseChatCompletionRequest(body: unknown, limits: ImageLimits): 
     maxTokens: r.max_completion_tokens ?? r.max_tokens,
     seed: r.seed,
     stop: typeof r.stop === 'string' ? [r.stop] : r.stop,
+    think: thinkFor(r.reasoning_effort),
   };
   return {
     model: r.model,
@@ -180,7 +178,6 @@ export function parseChatCompletionRequest(body: unknown, limits: ImageLimits): 
       model: r.model,
       messages,
       options,
-      think: thinkFor(r.reasoning_effort),
       format: formatFor(r.response_format),
       tools: toolsFor(r.tools, r.tool_choice),
     },

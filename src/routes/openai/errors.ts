@@ -44,9 +44,12 @@ const PARAMS: Record<string, string> = {
   'options.topP': 'top_p',
   'options.seed': 'seed',
   'options.stop': 'stop',
+  'options.think': 'reasoning_effort',
   format: 'response_format',
-  think: 'reasoning_effort',
 };
+
+/** The gateway's field for a request parameter, in OpenAI's terms (`tools[0].parameters` is `tools[0].function.parameters`). */
+const paramOf = (field: string) => PARAMS[field] ?? field.replace(/^tools\[(\d+)\]\.(name|description|parameters)$/, 'tools[$1].function.$2');
 
 /** An error that is already in OpenAI's terms (bad JSON, unsupported fields). */
 export class OpenAIRequestError extends GatewayError {
@@ -86,6 +89,6 @@ export function toOpenAIError(e: unknown, errorId: string): OpenAIErrorResponse 
     status: e instanceof OpenAIRequestError ? e.status : m.status,
     gatewayCode: e.code,
     headers,
-    body: { error: { message: e.message, type: m.type, code: m.code, param: field ? (PARAMS[field] ?? field) : null } },
+    body: { error: { message: e.message, type: m.type, code: m.code, param: field ? paramOf(field) : null } },
   };
 }
