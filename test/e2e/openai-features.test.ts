@@ -179,6 +179,11 @@ describe('capabilities and schemas checked before Ollama', () => {
       .catch((e: unknown) => e);
     expect(badTool).toBeInstanceOf(OpenAI.BadRequestError);
     expect((badTool as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('tools[1].function.parameters');
+    const badName = await openai.chat.completions
+      .create({ model: 'llama3.2', messages, tools: [{ type: 'function', function: { name: 'get weather', parameters: {} } }] })
+      .catch((e: unknown) => e);
+    expect(badName).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((badName as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('tools[0].function.name');
     expect(chatRequests().length).toBe(chatsBefore);
   });
 });

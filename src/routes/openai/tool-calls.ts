@@ -4,20 +4,18 @@ import { z } from 'zod';
 import type { ToolCall, ToolDefinition } from '../../services/generation/types.js';
 import { OpenAIRequestError } from './errors.js';
 
-/** OpenAI's limit on tools per request. */
-const MAX_TOOLS = 128;
-
+// Names, the number of tools and each schema are checked by the generation core (checkTools), once for every API.
 export const toolSchema = z.looseObject({
   type: z.literal('function'),
   function: z.looseObject({
-    name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'a function name is 1 to 64 letters, digits, underscores or dashes'),
+    name: z.string(),
     description: z.string().nullish(),
     parameters: z.record(z.string(), z.unknown()).nullish(),
     // Accepted; Ollama has no strict mode, the schema is passed as given.
     strict: z.boolean().nullish(),
   }),
 });
-export const toolsSchema = z.array(toolSchema).max(MAX_TOOLS);
+export const toolsSchema = z.array(toolSchema);
 
 export const toolChoiceSchema = z.union([
   z.enum(['auto', 'none', 'required']),
