@@ -184,3 +184,30 @@ describe('stored usage', () => {
     expect(row.toolCalls).toEqual([expect.objectContaining({ name: 'get_weather' })]);
   });
 });
+
+describe('examples/tools.ts', () => {
+  it('runs a tool-calling loop with urql as the README says: one call, its answer, then text', { timeout: 60_000 }, async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/tools.ts'], {
+      env: { ...process.env, GATEWAY_URL: `${gw.url}/graphql`, GATEWAY_KEY: gw.userSecret },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    clearTimeout(timer);
+    expect(code, stderr).toBe(0);
+    const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
+    expect(line, stdout).toBeDefined();
+    const result = JSON.parse(line!.slice('RESULT '.length)) as { calls: string[]; answer: string; rounds: number; generationId: string };
+    expect(result.calls).toEqual(['get_weather']);
+    expect(result.rounds).toBe(2);
+    expect(result.answer.length).toBeGreaterThan(0);
+    const row = await rowOf(result.generationId);
+    expect(row.response).toBe(result.answer);
+    expect(row.messages?.map((m) => m.role)).toEqual(['user', 'assistant', 'tool']);
+  });
+});
