@@ -2,6 +2,7 @@ import { Ollama } from 'ollama';
 import type {
   ChatRequest,
   ChatResponse,
+  CreateRequest,
   GenerateRequest,
   GenerateResponse,
   ListResponse,
@@ -52,6 +53,20 @@ export class OllamaUpstream {
   /** Streams `/api/pull` progress; throws GatewayErrors. */
   pullStream(model: string, signal?: AbortSignal): AsyncGenerator<ProgressResponse> {
     return this.stream(model, signal, (client) => client.pull({ model, stream: true }), { stallMs: this.timeouts.pullStallMs ?? this.timeouts.connectMs });
+  }
+
+  /** Streams `/api/create` progress (forwarded for admins by Ollama's own API); throws GatewayErrors. */
+  createStream(request: Omit<CreateRequest, 'stream'>, signal?: AbortSignal): AsyncGenerator<ProgressResponse> {
+    return this.stream(request.model, signal, (client) => client.create({ ...request, stream: true }), { stallMs: this.timeouts.pullStallMs ?? this.timeouts.connectMs });
+  }
+
+  /** Streams `/api/push` progress; throws GatewayErrors. */
+  pushStream(model: string, insecure: boolean, signal?: AbortSignal): AsyncGenerator<ProgressResponse> {
+    return this.stream(model, signal, (client) => client.push({ model, insecure, stream: true }), { stallMs: this.timeouts.pullStallMs ?? this.timeouts.connectMs });
+  }
+
+  async copy(source: string, destination: string, signal?: AbortSignal): Promise<void> {
+    await this.once(source, signal, (c) => c.copy({ source, destination }));
   }
 
   list(signal?: AbortSignal): Promise<ListResponse> {
