@@ -67,8 +67,12 @@ export async function pull(ctx: OllamaRequestContext, body: unknown): Promise<vo
   const { fleet } = ctx.services.models;
   await fleet.beginPull(requested);
   async function* progress(): AsyncGenerator<ProgressLine> {
+    // beginPull has found the manifest already; Ollama's stream starts with saying so.
+    let first = true;
     for await (const p of fleet.followPull(requested)) {
       if (p.error) throw new GatewayError(p.error.code as ErrorCode, p.error.message, p.error.details);
+      if (first && p.status !== 'pulling manifest') yield { status: 'pulling manifest' };
+      first = false;
       if (!p.done) yield line(p);
     }
   }

@@ -1,0 +1,329 @@
+// Ollama's own API on the gateway's port, driven by the `ollama` npm client as existing Ollama
+// applications use it: what the client receives must match what Ollama (the emulator) produced,
+// and the gateway's keys, credits, limits and usage log apply.
+import { Ollama } from 'ollama';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiKey } from '../../src/entities/api-key.js';
+import { Generation } from '../../src/entities/generation.js';
+import { hashSecret } from '../../src/services/keys.js';
+import { type TestGateway, startGateway } from '../helpers/gateway.js';
+import { until as waitFor } from '../helpers/wait.js';
+
+let gw: TestGateway;
+let user: Ollama;
+let admin: Ollama;
+/** The emulator asked directly: what Ollama itself answers. */
+let direct: Ollama;
+
+beforeAll(async () => {
+  // An Ollama with OLLAMA_NUM_PARALLEL=4, and the gateway told so: a key's two streams run at once.
+  gw = await startGateway({ env: { MAX_CONCURRENT_STREAMS_PER_KEY: '2', OLLAMA_NUM_PARALLEL: '4' }, emulator: { numParallel: 4 } });
+  user = new Ollama({ host: gw.url, headers: { Authorization: `Bearer ${gw.userSecret}` } });
+  admin = new Ollama({ host: gw.url, headers: { Authorization: `Bearer ${gw.adminSecret}` } });
+  direct = new Ollama({ host: gw.emulator.url });
+});
+afterAll(async () => {
+  await gw?.stop();
+});
+
+const rows = () => gw.app.services.db.getRepository(Generation);
+const credits = async (secret: string) => (await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(secret) })).credits;
+const lastRequest = (path: string) => [...gw.emulator.requests].reverse().find((r) => r.path === path)!;
+const METRICS = ['total_duration', 'prompt_eval_count', 'eval_count', 'eval_duration'] as const;
+
+/** What the client threw: ollama-js's ResponseError is not exported, so it is told apart by name and status_code. */
+async function failure(p: Promise<unknown>): Promise<{ name: string; status_code?: number; message: string }> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err as { name: string; status_code?: number; message: string },
+  );
+  if (!e) throw new Error('expected the call to fail');
+  return e;
+}
+
+describe('POST /api/chat', () => {
+  it('answers a whole chat (stream: false) as Ollama does, with mapped options, one usage row and the credits charged', async () => {
+    const messages = [
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: 'Why is the sea salty?' },
+    ];
+    const before = await credits(gw.userSecret);
+    const r = await user.chat({ model: 'llama3.2', messages, options: { temperature: 0.2, top_p: 0.9, top_k: 20, seed: 7, num_predict: 5, repeat_penalty: 1.1, stop: ['\n\n'] }, keep_alive: '1h' });
+    const upstream = lastRequest('/api/chat').body as { messages: Array<{ role: string }>; options: Record<string, unknown>; keep_alive: unknown };
+    const expected = await direct.chat({ model: 'llama3.2', messages, options: { num_predict: 5 } });
+
+    expect(r.model).toBe('llama3.2');
+    expect(typeof r.created_at).toBe('string');
+    expect(Number.isNaN(new Date(r.created_at).getTime())).toBe(false);
+    expect(r.message).toEqual({ role: 'assistant', content: expected.message.content });
+    expect(r.done).toBe(true);
+    expect(r.done_reason).toBe('length');
+    expect(r.eval_count).toBe(5);
+    expect(r.prompt_eval_count).toBe(expected.prompt_eval_count);
+    for (const m of METRICS) expect(Number.isInteger(r[m]) && r[m] > 0, m).toBe(true);
+
+    expect(upstream.messages.map((m) => m.role)).toEqual(['system', 'user']);
+    expect(upstream.options).toMatchObject({ temperature: 0.2, top_p: 0.9, top_k: 20, seed: 7, num_predict: 5, repeat_penalty: 1.1, stop: ['\n\n'] });
+    // The gateway owns keep_alive: the client's "1h" is not what Ollama got.
+    expect(upstream.keep_alive).not.toBe('1h');
+
+    const row = await rows().findOneByOrFail({ id: (await lastRowId()) });
+    expect(row).toMatchObject({ kind: 'chat', streamed: false, status: 'COMPLETE', model: 'llama3.2', response: expected.message.content, completionTokens: 5, doneReason: 'length' });
+    expect(row.creditsCharged).toBeGreaterThan(0);
+    expect(await credits(gw.userSecret)).toBe(before - row.creditsCharged);
+  });
+
+  it('streams NDJSON chunks whose text is what Ollama produced, metrics only on the final done:true chunk', async () => {
+    const messages = [{ role: 'user', content: 'Tell me a story about a lighthouse.' }];
+    const expected = await direct.chat({ model: 'llama3.2', messages });
+    const before = await credits(gw.userSecret);
+    const parts = [];
+    for await (const part of await user.chat({ model: 'llama3.2', messages, stream: true })) parts.push(part);
+
+    expect(parts.length).toBeGreaterThan(2);
+    const last = parts.at(-1)!;
+    expect(parts.slice(0, -1).every((p) => p.done === false && p.model === 'llama3.2' && p.message.role === 'assistant')).toBe(true);
+    for (const p of parts.slice(0, -1)) for (const m of [...METRICS, 'done_reason']) expect(p).not.toHaveProperty(m);
+    expect(parts.map((p) => p.message.content).join('')).toBe(expected.message.content);
+    expect(last).toMatchObject({ model: 'llama3.2', done: true, done_reason: 'stop', message: { role: 'assistant', content: '' } });
+    expect(last.eval_count).toBe(expected.eval_count);
+    expect(last.prompt_eval_count).toBe(expected.prompt_eval_count);
+    for (const m of METRICS) expect(Number.isInteger(last[m]) && last[m] > 0, m).toBe(true);
+
+    const row = await rows().findOneByOrFail({ id: await lastRowId() });
+    expect(row).toMatchObject({ kind: 'chat', streamed: true, status: 'COMPLETE', response: expected.message.content });
+    expect(await credits(gw.userSecret)).toBe(before - row.creditsCharged);
+  });
+
+  it('streams by default (no stream field), as application/x-ndjson, one JSON object per line', async () => {
+    const res = await fetch(`${gw.url}/api/chat`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${gw.userSecret}` },
+      body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 4 } }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/x-ndjson');
+    const text = await res.text();
+    expect(text.endsWith('\n')).toBe(true);
+    const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l) as { done: boolean; done_reason?: string; eval_count?: number });
+    expect(lines.length).toBeGreaterThan(1);
+    expect(lines.at(-1)).toMatchObject({ done: true, done_reason: 'length', eval_count: 4 });
+  });
+
+  it('a client that aborts (it.abort()) aborts the request to Ollama; the partial answer is stored as CANCELLED', async () => {
+    // Two tokens, then Ollama goes silent: the stream lasts until the client leaves.
+    gw.emulator.addFault({ fault: { kind: 'stall', afterTokens: 2 }, path: '/api/chat', times: 1 });
+    const it = await user.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'A very long answer, please.' }], stream: true });
+    const upstream = lastRequest('/api/chat');
+    expect(upstream.outcome).toBe('open');
+    let received = '';
+    const reading = (async () => {
+      for await (const part of it) {
+        received += part.message.content;
+        if (received) it.abort();
+      }
+    })();
+    const error = await reading.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.name).toBe('AbortError');
+    const abortedAt = Date.now();
+    const closed = await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 5000);
+    expect(closed.endedAt! - abortedAt).toBeLessThan(3000);
+    const row = await waitFor(async () => {
+      const r = await rows().findOneBy({ id: await lastRowId() });
+      return r && r.status !== 'STREAMING' ? r : undefined;
+    });
+    expect(row.status).toBe('CANCELLED');
+    expect(row.response.startsWith(received)).toBe(true);
+  });
+});
+
+describe('POST /api/generate', () => {
+  it('answers whole and streamed with the system prompt sent to Ollama', async () => {
+    const req = { model: 'llama3.2', prompt: 'Why is the sky blue?', system: 'Answer like a pirate.', options: { num_predict: 6 } };
+    const expected = await direct.generate(req);
+    const whole = await user.generate(req);
+    expect(lastRequest('/api/generate').body).toMatchObject({ model: 'llama3.2', prompt: req.prompt, system: req.system, options: { num_predict: 6 } });
+    expect(whole).toMatchObject({ model: 'llama3.2', response: expected.response, done: true, done_reason: 'length', eval_count: 6, prompt_eval_count: expected.prompt_eval_count });
+    expect(whole).not.toHaveProperty('context');
+
+    const parts = [];
+    for await (const p of await user.generate({ ...req, stream: true })) parts.push(p);
+    expect(parts.map((p) => p.response).join('')).toBe(expected.response);
+    expect(parts.at(-1)).toMatchObject({ done: true, done_reason: 'length', response: '', eval_count: 6 });
+    expect(parts.slice(0, -1).every((p) => p.done === false && !('eval_count' in p))).toBe(true);
+    const row = await rows().findOneByOrFail({ id: await lastRowId() });
+    expect(row).toMatchObject({ kind: 'generate', streamed: true, status: 'COMPLETE', response: expected.response, prompt: req.prompt });
+  });
+
+  it("Ollama's load request (no prompt) is acknowledged without reaching Ollama or costing credits", async () => {
+    const before = { credits: await credits(gw.userSecret), requests: gw.emulator.requests.length };
+    const r = await user.generate({ model: 'llama3.2', prompt: '' });
+    expect(r).toMatchObject({ model: 'llama3.2', response: '', done: true, done_reason: 'load' });
+    expect(gw.emulator.requests.slice(before.requests).filter((q) => q.path === '/api/generate')).toEqual([]);
+    expect(await credits(gw.userSecret)).toBe(before.credits);
+    expect((await failure(user.chat({ model: 'no-such-model', messages: [] }))).status_code).toBe(404);
+  });
+});
+
+describe("errors in Ollama's shape", () => {
+  it('no key and a wrong key are 401 ResponseErrors, before anything reaches Ollama', async () => {
+    const requestsBefore = gw.emulator.requests.length;
+    for (const client of [new Ollama({ host: gw.url }), new Ollama({ host: gw.url, headers: { Authorization: 'Bearer llmgw_not-a-real-key' } })]) {
+      const e = await failure(client.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }));
+      expect(e).toMatchObject({ name: 'ResponseError', status_code: 401 });
+      expect((await failure(client.list())).status_code).toBe(401);
+      expect((await failure(client.generate({ model: 'llama3.2', prompt: 'hi', stream: true }))).status_code).toBe(401);
+    }
+    // x-api-key works as well as Authorization: Bearer.
+    const viaHeader = new Ollama({ host: gw.url, headers: { 'x-api-key': gw.userSecret } });
+    expect((await viaHeader.list()).models.length).toBeGreaterThan(0);
+    expect(gw.emulator.requests.slice(requestsBefore).filter((r) => r.path === '/api/chat' || r.path === '/api/generate')).toEqual([]);
+    const raw = await fetch(`${gw.url}/api/tags`);
+    expect(raw.status).toBe(401);
+    expect(raw.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(Object.keys(await raw.json())).toEqual(['error']);
+  });
+
+  it('an unknown model is 404, streamed or not; bad input is 400; both logged and counted under api="ollama"', async () => {
+    const messages = [{ role: 'user', content: 'hi' }];
+    expect(await failure(user.chat({ model: 'no-such-model', messages }))).toMatchObject({ name: 'ResponseError', status_code: 404 });
+    expect((await failure(user.chat({ model: 'no-such-model', messages, stream: true }))).status_code).toBe(404);
+    const hot = await failure(user.chat({ model: 'llama3.2', messages, options: { temperature: 5 } }));
+    expect(hot.status_code).toBe(400);
+    expect(hot.message).toMatch(/temperature/);
+    const think = await failure(user.chat({ model: 'llama3.2', messages, think: 'max' as never }));
+    expect(think.status_code).toBe(400);
+    const raw = await fetch(`${gw.url}/api/generate`, { method: 'POST', headers: { authorization: `Bearer ${gw.userSecret}` }, body: '{not json' });
+    expect(raw.status).toBe(400);
+    expect(await raw.json()).toEqual({ error: 'the request body is not valid JSON' });
+    const empty = await fetch(`${gw.url}/api/generate`, { method: 'POST', headers: { authorization: `Bearer ${gw.userSecret}` } });
+    expect(await empty.json()).toEqual({ error: 'missing request body' });
+    const logged = await rows().find({ where: { model: 'no-such-model' } });
+    expect(logged.map((r) => r.errorCode)).toEqual(['MODEL_NOT_FOUND', 'MODEL_NOT_FOUND']);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/^llm_gateway_errors_total\{code="MODEL_NOT_FOUND",api="ollama"\} [3-9]$/m);
+  });
+
+  it('an error after the first streamed line is one more {"error"} line (ollama-js throws it mid-iteration)', async () => {
+    gw.emulator.addFault({ fault: { kind: 'errorAfter', tokens: 2, error: 'model runner has unexpectedly stopped' }, path: '/api/chat', times: 1 });
+    const res = await fetch(`${gw.url}/api/chat`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${gw.userSecret}` },
+      body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(200);
+    const lines = (await res.text()).trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.length).toBeGreaterThan(1);
+    expect(lines.slice(0, -1).every((l) => l.done === false)).toBe(true);
+    expect(Object.keys(lines.at(-1)!)).toEqual(['error']);
+
+    gw.emulator.addFault({ fault: { kind: 'errorAfter', tokens: 2 }, path: '/api/chat', times: 1 });
+    const received: string[] = [];
+    const e = await failure(
+      (async () => {
+        for await (const p of await user.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: true })) received.push(p.message.content);
+      })(),
+    );
+    expect(e.status_code).toBeUndefined(); // a plain Error, as for Ollama's own mid-stream errors
+    expect(received.join('').length).toBeGreaterThan(0);
+  });
+
+  it('no credits is 402; over the concurrency limit is 429 with Retry-After', async () => {
+    const { secret } = await gw.app.services.keys.create({ name: 'broke', role: 'USER', credits: 0 });
+    const broke = new Ollama({ host: gw.url, headers: { Authorization: `Bearer ${secret}` } });
+    expect(await failure(broke.generate({ model: 'llama3.2', prompt: 'hi' }))).toMatchObject({ name: 'ResponseError', status_code: 402 });
+
+    // MAX_CONCURRENT_STREAMS_PER_KEY=2: a third concurrent generation is refused (the two stall after a token).
+    gw.emulator.addFault({ fault: { kind: 'stall', afterTokens: 1 }, path: '/api/chat', times: 2 });
+    const running = await Promise.all([1, 2].map(() => user.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'Slow.' }], stream: true })));
+    try {
+      const third = await fetch(`${gw.url}/api/chat`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${gw.userSecret}` },
+        body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'Third.' }], stream: false }),
+      });
+      expect(third.status).toBe(429);
+      expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(Object.keys(await third.json())).toEqual(['error']);
+    } finally {
+      for (const it of running) it.abort();
+    }
+  });
+});
+
+describe('models: /api/tags, /api/ps, /api/show, /api/version', () => {
+  it('lists installed models plus catalog aliases; an alias works for chat and is echoed back', async () => {
+    await gw.app.services.models.importCsv('llama3.2,fast,Small and quick\n');
+    const listed = (await user.list()).models;
+    const installed = (await direct.list()).models;
+    expect(listed.map((m) => m.name).sort()).toEqual([...installed.map((m) => m.name), 'fast'].sort());
+    const llama = installed.find((m) => m.name === 'llama3.2:latest')!;
+    expect(listed.find((m) => m.name === 'llama3.2:latest')).toMatchObject({ model: 'llama3.2:latest', size: llama.size, digest: llama.digest, details: { family: 'llama', parameter_size: '3.2B', quantization_level: 'Q4_K_M' } });
+    expect(listed.find((m) => m.name === 'fast')).toMatchObject({ size: llama.size, digest: llama.digest });
+
+    const r = await user.chat({ model: 'fast', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 3 } });
+    expect(r.model).toBe('fast');
+    expect(r.eval_count).toBe(3);
+    expect(lastRequest('/api/chat').body).toMatchObject({ model: 'llama3.2:latest' });
+    const shown = await user.show({ model: 'fast' });
+    expect(shown.capabilities).toEqual(expect.arrayContaining(['completion', 'tools']));
+    expect(shown.details.family).toBe('llama');
+    expect((await failure(user.show({ model: 'no-such-model' }))).status_code).toBe(404);
+  });
+
+  it('/api/ps lists what Ollama has loaded; /api/version is the Ollama host version', async () => {
+    await user.generate({ model: 'llama3.2', prompt: 'hi', options: { num_predict: 2 } });
+    const ps = (await user.ps()).models;
+    const upstream = (await direct.ps()).models;
+    expect(ps.map((m) => m.name).sort()).toEqual(upstream.map((m) => m.name).sort());
+    expect(ps.find((m) => m.name === 'llama3.2:latest')).toMatchObject({ size: upstream.find((m) => m.name === 'llama3.2:latest')!.size });
+    expect(await user.version()).toEqual(await direct.version());
+  });
+});
+
+describe('admin-only routes', () => {
+  it('refuse USER keys with 403 before anything reaches Ollama', async () => {
+    const requestsBefore = gw.emulator.requests.length;
+    const calls = [
+      () => user.pull({ model: 'smollm2:135m' }),
+      () => user.delete({ model: 'llama3.2' }),
+      () => user.copy({ source: 'llama3.2', destination: 'mine' }),
+      () => user.create({ model: 'mine', from: 'llama3.2' }),
+      () => user.push({ model: 'llama3.2' }),
+    ];
+    for (const call of calls) expect(await failure(call())).toMatchObject({ name: 'ResponseError', status_code: 403 });
+    expect(gw.emulator.requests.slice(requestsBefore).filter((r) => /pull|delete|copy|create|push/.test(r.path))).toEqual([]);
+  });
+
+  it('pull streams progress through the gateway pulls and ends with success; delete removes the model', async () => {
+    const statuses: string[] = [];
+    for await (const p of await admin.pull({ model: 'smollm2:135m', stream: true })) statuses.push(p.status);
+    expect(statuses[0]).toBe('pulling manifest');
+    expect(statuses.at(-1)).toBe('success');
+    expect(statuses.filter((s) => s === 'success')).toHaveLength(1);
+    expect((await direct.list()).models.map((m) => m.name)).toContain('smollm2:135m');
+    expect((await admin.list()).models.map((m) => m.name)).toContain('smollm2:135m');
+
+    expect(await admin.delete({ model: 'smollm2:135m' })).toEqual({ status: 'success' });
+    expect((await direct.list()).models.map((m) => m.name)).not.toContain('smollm2:135m');
+    expect((await failure(admin.delete({ model: 'smollm2:135m' }))).status_code).toBe(404);
+    expect((await failure(admin.pull({ model: 'not-in-registry:1b' }))).status_code).toBe(404);
+  });
+
+  it('copy is forwarded to the Ollama host that has the source, under its Ollama name', async () => {
+    const requestsBefore = gw.emulator.requests.length;
+    // The emulator has no /api/copy (it answers 404), so only the forwarding is checked here.
+    await admin.copy({ source: 'fast', destination: 'my-llama' }).catch(() => undefined);
+    const forwarded = gw.emulator.requests.slice(requestsBefore).find((r) => r.path === '/api/copy');
+    expect(forwarded?.body).toEqual({ source: 'llama3.2:latest', destination: 'my-llama' });
+  });
+});
+
+/** Id of the newest usage-log row. */
+async function lastRowId(): Promise<string> {
+  const [row] = await rows().find({ order: { createdAt: 'DESC' }, take: 1 });
+  return row.id;
+}
