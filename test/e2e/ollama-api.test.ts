@@ -168,6 +168,31 @@ describe('POST /api/generate', () => {
   });
 });
 
+describe('POST /api/embed and /api/embeddings', () => {
+  it("answers Ollama's vectors, paid from the key's credits and logged as kind embed", async () => {
+    const input = ['The sky is blue.', 'Grass is green.'];
+    const expected = await direct.embed({ model: 'nomic-embed-text', input });
+    const before = await credits(gw.userSecret);
+    const r = await user.embed({ model: 'nomic-embed-text', input });
+    expect(r.model).toBe('nomic-embed-text');
+    expect(r.embeddings).toEqual(expected.embeddings);
+    expect(r.embeddings).toHaveLength(2);
+    expect(r.prompt_eval_count).toBe(expected.prompt_eval_count);
+    const row = await rows().findOneByOrFail({ id: await lastRowId() });
+    expect(row).toMatchObject({ kind: 'embed', status: 'COMPLETE', promptTokens: expected.prompt_eval_count });
+    expect(row.creditsCharged).toBeGreaterThan(0);
+    expect(await credits(gw.userSecret)).toBe(before - row.creditsCharged);
+
+    const one = await user.embed({ model: 'nomic-embed-text', input: 'The sky is blue.', dimensions: 64 });
+    expect(one.embeddings).toHaveLength(1);
+    expect(one.embeddings[0]).toHaveLength(64);
+    const legacy = await user.embeddings({ model: 'nomic-embed-text', prompt: 'The sky is blue.' });
+    expect(legacy.embedding).toHaveLength(768);
+    expect((await failure(user.embed({ model: 'llama3.2', input: 'hi' }))).status_code).toBe(400);
+    expect((await failure(user.embed({ model: 'no-such-model', input: 'hi' }))).status_code).toBe(404);
+  });
+});
+
 describe("errors in Ollama's shape", () => {
   it('no key and a wrong key are 401 ResponseErrors, before anything reaches Ollama', async () => {
     const requestsBefore = gw.emulator.requests.length;
