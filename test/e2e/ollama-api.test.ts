@@ -168,6 +168,75 @@ describe('POST /api/generate', () => {
   });
 });
 
+describe('thinking, tool calls and format pass through in Ollama\'s shape', () => {
+  it('a thinking model streams message.thinking before the answer; whole replies carry it; think:false turns it off', async () => {
+    const messages = [{ role: 'user', content: 'How many r are in strawberry?' }];
+    const expected = await direct.chat({ model: 'qwen3:0.6b', messages });
+    expect(expected.message.thinking).toBeTruthy();
+    const parts = [];
+    for await (const p of await user.chat({ model: 'qwen3:0.6b', messages, stream: true })) parts.push(p);
+    const thinking = parts.map((p) => p.message.thinking ?? '').join('');
+    expect(thinking).toBe(expected.message.thinking);
+    expect(parts.map((p) => p.message.content).join('')).toBe(expected.message.content);
+    const lastThought = parts.findLastIndex((p) => p.message.thinking);
+    const firstAnswer = parts.findIndex((p) => p.message.content);
+    expect(lastThought).toBeGreaterThanOrEqual(0);
+    expect(lastThought).toBeLessThan(firstAnswer);
+
+    const whole = await user.chat({ model: 'qwen3:0.6b', messages });
+    expect(whole.message).toMatchObject({ role: 'assistant', content: expected.message.content, thinking: expected.message.thinking });
+    const gen = await user.generate({ model: 'qwen3:0.6b', prompt: 'How many r are in strawberry?' });
+    expect(gen.thinking).toBeTruthy();
+
+    const plain = await user.chat({ model: 'qwen3:0.6b', messages, think: false });
+    expect(lastRequest('/api/chat').body).toMatchObject({ think: false });
+    expect(plain.message.thinking).toBeUndefined();
+    expect(plain.message.content).toBe((await direct.chat({ model: 'qwen3:0.6b', messages, think: false })).message.content);
+  });
+
+  it('tool calls come back as message.tool_calls with object arguments, and a tool loop gets the final answer', async () => {
+    const tools = [
+      { type: 'function', function: { name: 'get_weather', description: 'The weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } },
+    ];
+    const messages: Array<Record<string, unknown>> = [{ role: 'user', content: 'What is the weather in Paris?' }];
+    const expected = await direct.chat({ model: 'llama3.2', messages: messages as never, tools });
+    const r = await user.chat({ model: 'llama3.2', messages: messages as never, tools });
+    expect(lastRequest('/api/chat').body).toMatchObject({ tools: [{ type: 'function', function: { name: 'get_weather' } }] });
+    expect(r.message.tool_calls).toHaveLength(1);
+    const call = r.message.tool_calls![0];
+    expect(call.function.name).toBe('get_weather');
+    expect(call.function.arguments).toEqual(expected.message.tool_calls![0].function.arguments);
+    expect(typeof call.function.arguments).toBe('object');
+
+    const streamedCalls = [];
+    for await (const p of await user.chat({ model: 'llama3.2', messages: messages as never, tools, stream: true })) streamedCalls.push(...(p.message.tool_calls ?? []));
+    expect(streamedCalls.map((c) => c.function.name)).toEqual(['get_weather']);
+
+    const loop = [...messages, r.message, { role: 'tool', content: '18 degrees and sunny', tool_name: 'get_weather' }];
+    const answer = await user.chat({ model: 'llama3.2', messages: loop as never, tools });
+    const directAnswer = await direct.chat({ model: 'llama3.2', messages: loop as never, tools });
+    expect(answer.message.content).toBe(directAnswer.message.content);
+    expect(answer.message.content).toContain('18 degrees and sunny');
+    const sent = lastRequest('/api/chat').body as { messages: Array<Record<string, unknown>> };
+    expect(sent.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool']);
+    expect(sent.messages[2]).toMatchObject({ tool_name: 'get_weather', content: '18 degrees and sunny' });
+  });
+
+  it('format "json" and a JSON Schema reach Ollama; an invalid schema is 400 before anything is sent', async () => {
+    const schema = { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'] };
+    const r = await user.generate({ model: 'llama3.2', prompt: 'Answer in JSON.', format: schema });
+    expect(lastRequest('/api/generate').body).toMatchObject({ format: schema });
+    expect(JSON.parse(String(r.response))).toEqual(expect.objectContaining({ answer: expect.any(String) }));
+    const j = await user.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'JSON please' }], format: 'json' });
+    expect(lastRequest('/api/chat').body).toMatchObject({ format: 'json' });
+    expect(() => JSON.parse(j.message.content)).not.toThrow();
+    const requestsBefore = gw.emulator.requests.length;
+    const bad = await failure(user.generate({ model: 'llama3.2', prompt: 'x', format: { type: 'no-such-type' } }));
+    expect(bad.status_code).toBe(400);
+    expect(gw.emulator.requests.slice(requestsBefore).filter((q) => q.path === '/api/generate')).toEqual([]);
+  });
+});
+
 describe('POST /api/embed and /api/embeddings', () => {
   it("answers Ollama's vectors, paid from the key's credits and logged as kind embed", async () => {
     const input = ['The sky is blue.', 'Grass is green.'];
