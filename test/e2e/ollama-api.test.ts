@@ -110,6 +110,27 @@ describe('POST /api/chat', () => {
     expect(lines.at(-1)).toMatchObject({ done: true, done_reason: 'length', eval_count: 4 });
   });
 
+  it("num_predict -1 (Ollama's no limit) leaves the gateway's DEFAULT_MAX_TOKENS; unknown option keys are ignored", async () => {
+    await user.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: -1, mirostat: 2 } as never });
+    const sent = (lastRequest('/api/chat').body as { options: Record<string, unknown> }).options;
+    expect(sent.num_predict).toBe(gw.app.services.config.defaultMaxTokens);
+    expect(sent).not.toHaveProperty('mirostat');
+  });
+
+  it('images (base64) reach a vision model with the last user message; a model without vision is 400', async () => {
+    const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+    const r = await user.chat({ model: 'llava:7b', messages: [{ role: 'user', content: 'What is in this picture?', images: [png] }], options: { num_predict: 3 } });
+    expect(r.done).toBe(true);
+    expect((lastRequest('/api/chat').body as { messages: Array<{ images?: string[] }> }).messages[0].images).toEqual([png]);
+    const requestsBefore = gw.emulator.requests.length;
+    const blind = await failure(user.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'See?', images: [png] }] }));
+    expect(blind.status_code).toBe(400);
+    expect(blind.message).toMatch(/vision/);
+    const broken = await failure(user.chat({ model: 'llava:7b', messages: [{ role: 'user', content: 'See?', images: ['not base64!'] }] }));
+    expect(broken.status_code).toBe(400);
+    expect(gw.emulator.requests.slice(requestsBefore).filter((q) => q.path === '/api/chat')).toEqual([]);
+  });
+
   it('a client that aborts (it.abort()) aborts the request to Ollama; the partial answer is stored as CANCELLED', async () => {
     // Two tokens, then Ollama goes silent: the stream lasts until the client leaves.
     gw.emulator.addFault({ fault: { kind: 'stall', afterTokens: 2 }, path: '/api/chat', times: 1 });
