@@ -28,16 +28,25 @@ async function newKey(): Promise<string> {
 function racer(keyId: string, mode: string) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/credit-race.ts', db.options.dbPath!, keyId, String(ATTEMPTS), mode], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
-  child.stdout.on('data', (d) => (out += String(d)));
-  const done = new Promise<Outcome>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Outcome) : reject(new Error(`racer exited ${code}`)))));
-  return { child, done };
+  let isReady!: () => void;
+  const ready = new Promise<void>((resolve) => (isReady = resolve));
+  child.stdout.on('data', (d) => {
+    out += String(d);
+    if (out.startsWith('ready\n')) isReady();
+  });
+  const done = new Promise<Outcome>((resolve, reject) =>
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.slice('ready\n'.length)) as Outcome) : reject(new Error(`racer exited ${code}`)))),
+  );
+  // A racer that dies before it is ready fails the race instead of leaving it waiting.
+  done.catch(() => isReady());
+  return { child, ready, done };
 }
 
 async function race(mode: 'conditional' | 'read-then-write') {
   const keyId = await newKey();
   const racers = [racer(keyId, mode), racer(keyId, mode)];
   // Both have opened the database (tsx compiled, migrations found nothing to do) before the start signal.
-  await new Promise((r) => setTimeout(r, 4000));
+  await Promise.all(racers.map((r) => r.ready));
   for (const r of racers) r.child.stdin.end('go\n');
   const outcomes = await Promise.all(racers.map((r) => r.done));
   const total = outcomes.reduce((t, o) => ({ reserved: t.reserved + o.reserved, refused: t.refused + o.refused, failed: t.failed + o.failed }), { reserved: 0, refused: 0, failed: 0 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultModels } from '../../src/emulator/server.js';
 import { tokenize } from '../../src/emulator/script.js';
 import { Generation } from '../../src/entities/generation.js';
-import { BUSY_EVENT_INTERVAL_MS } from '../../src/services/generation/generation-run.js';
+import { BUSY_EVENT_INTERVAL_MS } from '../../src/services/generation/run-context.js';
 import { type GraphQLResponse, type TestGateway, collect, post, sse, startGateway, wsClient } from '../helpers/gateway.js';
 import { until } from '../helpers/wait.js';
 

@@ -1,66 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import type { Options as OllamaOptions } from 'ollama';
-import type { DataSource } from 'typeorm';
-import { Generation, type GenerationMessage } from '../../entities/generation.js';
-import { type CreditLedger, costOf } from '../credits.js';
-import { type RowWriter, inTransaction } from '../database.js';
+import type { ToolCall } from '../../entities/generation.js';
+import { costOf } from '../credits.js';
+import { inTransaction } from '../database.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
-import type { Logger } from '../logger.js';
 import { modelKey } from '../models/names.js';
-import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
-import type { ActiveStreams } from './active-streams.js';
-import type { AdmissionRelease, GenerationObserver, GenerationProbe, ModelDirectory, RequestAdmission, ResolvedModel } from './hooks.js';
-import { eventLoopLoad } from './load.js';
-import type { OllamaSlots, SlotTicket } from './ollama-slots.js';
-import { toOllamaOptions } from './options.js';
-import type { PartialFlusher } from './partial-flusher.js';
-import type { ConcurrencyGate } from '../limits/concurrency-gate.js';
 import { upstreamText } from '../ollama/errors.js';
-import { logRefused } from './refusals.js';
+import type { OllamaHost } from '../ollama/pool.js';
+import type { Capability } from './capabilities.js';
+import type { AdmissionRelease, GenerationProbe, ResolvedModel } from './hooks.js';
+import { eventLoopLoad } from './load.js';
+import type { SlotTicket } from './ollama-slots.js';
+import { toOllamaOptions } from './options.js';
 import { ReadAhead, nextTurn } from './read-ahead.js';
+import { logRefused } from './refusals.js';
 import { estimatePromptTokens, promptChars, promptTokenBound } from './reservation.js';
+import { BUSY_EVENT_INTERVAL_MS, MAX_EVENT_CHARS, MAX_EVENT_TOKENS, type RunContext } from './run-context.js';
+import { checkFormat } from './structured-output.js';
 import type { GenerationEvent, GenerationOutcome, GenerationPhase, GenerationPlan, RequestMeta } from './types.js';
-import { type UpstreamCall, type UpstreamChunk, chunkText, isFinalChunk } from './upstream-call.js';
-
-/** What every run shares; owned by the GenerationService. */
-export interface RunContext {
-  db: DataSource;
-  pool: OllamaPool;
-  instanceId?: string;
-  credits: CreditLedger;
-  active: ActiveStreams;
-  log: Logger;
-  requestCost: number;
-  defaultMaxTokens: number;
-  maxPromptChars: number;
-  defaultKeepAlive: number | string;
-  models: ModelDirectory;
-  admission: RequestAdmission;
-  slots: OllamaSlots;
-  partials?: PartialFlusher;
-  /** Generations at once per client address. */
-  gate?: ConcurrencyGate;
-  observer?: GenerationObserver;
-  /** The usage-log writes, as plain SQL. */
-  rows: RowWriter<Generation>;
-  /** Sends the request to Ollama (failing over between hosts before the first chunk). */
-  upstream: UpstreamCall;
-  /** Refuses images for a model without the vision capability. */
-  requireVision(name: string, known: string[] | null | undefined): Promise<void>;
-}
-
-/** Most text one TOKEN event carries; past it the relay stops reading ahead until the client took it. */
-const MAX_EVENT_CHARS = 16_384;
-const MAX_EVENT_TOKENS = 4096;
-/**
- * While the event loop is busy: the shortest interval between two TOKEN events of one stream.
- * 20 updates a second still reads as smooth, and at 10 ms a token it is a fifth of the events
- * (measured at 100 paced streams: gateway CPU 89–90 % at 20 ms, 77–81 % at 50 ms).
- */
-export const BUSY_EVENT_INTERVAL_MS = 50;
-/** keep_alive when no inactivity threshold applies and none is configured: Ollama's own default. */
-export const DEFAULT_KEEP_ALIVE = '5m';
+import { type UpstreamChunk, chunkText, chunkThinking, chunkToolCalls, isFinalChunk } from './upstream-call.js';
+import { usageRow } from './usage-row.js';
 
 type Status = GenerationOutcome['status'];
 type TokenUsage = GenerationOutcome['usage'];
@@ -74,7 +34,7 @@ type TokenUsage = GenerationOutcome['usage'];
  */
 export class GenerationRun {
   readonly id = randomUUID();
-  private readonly startedAt = Date.now();
+  readonly startedAt = Date.now();
   private model!: ResolvedModel;
   private options!: Partial<OllamaOptions> & { num_predict: number };
   private releaseAdmission: AdmissionRelease = () => {};
@@ -86,7 +46,7 @@ export class GenerationRun {
   private loadedEarly: Promise<boolean | undefined> | undefined;
   /** The request to Ollama: aborted with the run, or on its own when the reservation fails. */
   private readonly upstreamAbort = new AbortController();
-  private reader: ReadAhead<UpstreamChunk> | undefined;
+  private reader: ReadAhead<UpstreamChunk, ToolCall> | undefined;
   private sentAt = 0;
   /** The model counts as busy on every host asked (the idle reaper leaves it alone there). */
   private readonly busyOn = new Map<OllamaHost, () => void>();
@@ -95,10 +55,14 @@ export class GenerationRun {
   private probe: GenerationProbe | undefined;
   private registered: (() => void) | undefined;
   private text = '';
+  private thinking = '';
+  private readonly toolCalls: ToolCall[] = [];
   private tokens = 0;
   private firstTokenMs: number | null = null;
   /** Ollama sent something, so it evaluated the prompt. */
   private answered = false;
+  /** The model was not in memory when the request was sent: GENERATING follows its first chunk. */
+  private loading = false;
   private totalTokens = 0;
   private settlement: Promise<{ charged: number; durationMs: number }> | undefined;
 
@@ -152,8 +116,14 @@ export class GenerationRun {
     // a reply runs to the context limit, past what the reservation covers.
     const options = toOllamaOptions(plan.options);
     this.options = { ...options, num_predict: options.num_predict ?? ctx.defaultMaxTokens };
+    checkFormat(plan.format);
     this.model = await ctx.models.resolve(plan.model);
-    if (plan.images?.length || plan.messages?.some((m) => m.images?.length)) await ctx.requireVision(this.model.name, this.model.capabilities);
+    const needed: Capability[] = [];
+    if (plan.images?.length || plan.messages?.some((m) => m.images?.length)) needed.push('vision');
+    // think: false is fine for any model; on, or a level, needs a thinking model.
+    if (plan.think !== undefined && plan.think !== null && plan.think !== false) needed.push('thinking');
+    if (plan.tools?.length) needed.push('tools');
+    if (needed.length) await ctx.requireCapabilities(this.model.name, this.model.capabilities, needed);
     // Counted here, where every route and document shape passes: per address, then per key.
     let leave: (() => void) | undefined;
     try {
@@ -194,7 +164,13 @@ export class GenerationRun {
         ctx.db,
         async (tx) => {
           await ctx.credits.reserve(tx, this.principal.id, this.reserved);
-          await ctx.rows.insert(tx, { ...this.row(), status: 'STREAMING', creditsReserved: this.reserved });
+          await ctx.rows.insert(tx, {
+            ...usageRow(this, plan, this.principal, this.meta, model.name),
+            host: this.host.url,
+            instanceId: ctx.instanceId ?? null,
+            status: 'STREAMING',
+            creditsReserved: this.reserved,
+          });
           await plan.onStart?.(tx, this.id);
           if (early && !this.controller.signal.aborted) this.ask();
         },
@@ -229,8 +205,6 @@ export class GenerationRun {
     if (loading) this.loading = true;
   }
 
-  private loading = false;
-
   private phase(phase: GenerationPhase, queuePosition: number | null): GenerationEvent {
     this.probe?.phase?.(phase, queuePosition);
     return { type: 'PHASE', generationId: this.id, phase, queuePosition };
@@ -251,12 +225,14 @@ export class GenerationRun {
         this.host.markLoaded(this.model.name);
         yield this.phase('GENERATING', null);
       }
-      if (batch.tokens > 0) {
+      if (batch.tokens > 0 || batch.calls.length > 0) {
         if (this.firstTokenMs === null) {
           this.firstTokenMs = Date.now() - this.startedAt;
           this.probe?.firstToken(this.firstTokenMs);
         }
         this.text += batch.text;
+        this.thinking += batch.thinking;
+        this.toolCalls.push(...batch.calls);
         this.tokens += batch.tokens;
         this.probe?.tokens(batch.tokens);
         ctx.partials?.update(this.id, {
@@ -265,7 +241,10 @@ export class GenerationRun {
           creditsSoFar: Math.min(this.reserved, costOf(this.usageSoFar(), this.model.pricing, ctx.requestCost)),
           messageId: this.plan.messageId,
         });
-        yield { type: 'TOKEN', generationId: this.id, delta: batch.text, tokenCount: batch.tokens };
+        const event: GenerationEvent = { type: 'TOKEN', generationId: this.id, delta: batch.text, tokenCount: batch.tokens };
+        if (batch.thinking) event.thinking = batch.thinking;
+        if (batch.calls.length) event.toolCalls = batch.calls;
+        yield event;
         // Under load, paced tokens of a stream go out at most every BUSY_EVENT_INTERVAL_MS (the
         // first token never waits, the last is not held: linger ends at the final chunk).
         if (meta.streamed && eventLoopLoad.busy) await reader.linger(BUSY_EVENT_INTERVAL_MS);
@@ -296,9 +275,8 @@ export class GenerationRun {
 
   /**
    * Step 5, once: the usage row, the charge and the refund, and the plan's `onFinish`, in one
-   * transaction. Every token delivered is paid for, and so is a prompt Ollama evaluated (it
-   * answered at all); a request Ollama never answered costs nothing. The reservation bounds the
-   * charge: it covers num_predict and a generous prompt bound.
+   * transaction. Every token delivered is paid for, and so is a prompt Ollama evaluated (it answered
+   * at all); a request Ollama never answered costs nothing. The reservation bounds the charge.
    */
   private settle(status: Status, usage: TokenUsage, errorCode: string | null, doneReason: string | null): Promise<{ charged: number; durationMs: number }> {
     this.settlement ??= this.writeOutcome(status, usage, errorCode, doneReason);
@@ -319,6 +297,8 @@ export class GenerationRun {
         {
           status,
           response: this.text,
+          thinking: this.thinking || null,
+          toolCalls: this.toolCalls.length ? this.toolCalls : null,
           promptTokens: usage.promptTokens,
           completionTokens: usage.completionTokens,
           creditsCharged: charged,
@@ -331,7 +311,7 @@ export class GenerationRun {
         },
       );
       await ctx.credits.refund(tx, principal.id, this.reserved - charged);
-      await plan.onFinish?.(tx, { generationId: this.id, status, text: this.text, thinking: null, toolCalls: [], usage, errorCode, doneReason });
+      await plan.onFinish?.(tx, { generationId: this.id, status, text: this.text, thinking: this.thinking || null, toolCalls: this.toolCalls, usage, errorCode, doneReason });
     });
     ctx.log.info(
       {
@@ -352,7 +332,7 @@ export class GenerationRun {
   }
 
   /** Sends the request to Ollama and starts reading its answer. */
-  private ask(): ReadAhead<UpstreamChunk> {
+  private ask(): ReadAhead<UpstreamChunk, ToolCall> {
     const { ctx, plan, model } = this;
     this.markBusy(this.host);
     // keep_alive on every request: Ollama keeps a loaded model's previous duration when a request
@@ -373,7 +353,14 @@ export class GenerationRun {
     this.sentAt = Date.now();
     // Chunks that arrive while the client is being sent the previous event go out together as
     // one TOKEN event (tokenCount says how many); a chunk that finds the client waiting goes at once.
-    this.reader = new ReadAhead(chunks[Symbol.asyncIterator](), { delta: chunkText, isFinal: isFinalChunk, maxChars: MAX_EVENT_CHARS, maxTokens: MAX_EVENT_TOKENS });
+    this.reader = new ReadAhead<UpstreamChunk, ToolCall>(chunks[Symbol.asyncIterator](), {
+      delta: chunkText,
+      thinking: chunkThinking,
+      calls: chunkToolCalls,
+      isFinal: isFinalChunk,
+      maxChars: MAX_EVENT_CHARS,
+      maxTokens: MAX_EVENT_TOKENS,
+    });
     this.reader.start();
     return this.reader;
   }
@@ -410,27 +397,4 @@ export class GenerationRun {
     return new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Generation failed unexpectedly.', {}, { cause: e });
   }
 
-  private row() {
-    return {
-      id: this.id,
-      apiKeyId: this.principal.id,
-      sessionId: this.plan.sessionId ?? null,
-      model: this.model.name,
-      kind: this.plan.kind,
-      streamed: this.meta.streamed,
-      prompt: this.plan.prompt,
-      messages: loggedMessages(this.plan),
-      requestId: this.meta.requestId,
-      host: this.host?.url ?? null,
-      instanceId: this.ctx.instanceId ?? null,
-      createdAt: new Date(this.startedAt),
-    };
-  }
-}
-
-/** The conversation as stored in the usage log (images are counted, not copied). */
-function loggedMessages(plan: GenerationPlan): GenerationMessage[] | null {
-  if (plan.messages) return plan.messages.map(({ role, content, images }) => ({ role, content, ...(images?.length ? { images: images.map(() => '[image]') } : {}) }));
-  if (plan.system) return [{ role: 'system', content: plan.system }, { role: 'user', content: plan.prompt }];
-  return null;
 }

@@ -7,14 +7,16 @@ import type { Principal } from '../keys.js';
 import type { Logger } from '../logger.js';
 import type { OllamaPool } from '../ollama/pool.js';
 import type { ActiveStreams } from './active-streams.js';
+import { CapabilityCheck } from './capabilities.js';
 import { type StreamFailure, eventStream } from './event-stream.js';
-import { DEFAULT_KEEP_ALIVE, GenerationRun, type RunContext } from './generation-run.js';
+import { GenerationRun } from './generation-run.js';
+import { DEFAULT_KEEP_ALIVE, type RunContext } from './run-context.js';
 import { type GenerationObserver, type ModelDirectory, type RequestAdmission, admitEverything, passThroughModels } from './hooks.js';
 import { LocalOllamaSlots, type OllamaSlots } from './ollama-slots.js';
 import type { PartialFlusher } from './partial-flusher.js';
 import type { ConcurrencyGate } from '../limits/concurrency-gate.js';
 import { logRefused } from './refusals.js';
-import type { GenerateInput, GenerationEvent, GenerationPlan, GenerationResult, RequestMeta } from './types.js';
+import type { GenerateInput, GenerationEvent, GenerationPlan, GenerationResult, RequestMeta, ToolCall } from './types.js';
 import { type UpstreamCall, poolUpstream } from './upstream-call.js';
 
 export interface GenerationServiceDeps {
@@ -49,7 +51,6 @@ export interface GenerationServiceDeps {
 }
 
 const MAX_PROMPT_CHARS = 1_000_000;
-const CAPABILITY_TTL_MS = 60_000;
 
 /** Generation events; failures are thrown. */
 export type GenerationStream = AsyncIterableIterator<GenerationEvent>;
@@ -62,10 +63,9 @@ export type GenerationItems = AsyncIterableIterator<GenerationEvent | StreamFail
  */
 export class GenerationService {
   private readonly ctx: RunContext;
-  /** /api/show capabilities per model, kept for a minute (a model may be re-pulled or deleted). */
-  private readonly capabilityCache = new Map<string, { at: number; capabilities: Promise<string[] | null> }>();
 
   constructor(private readonly deps: GenerationServiceDeps) {
+    const capabilities = new CapabilityCheck(deps.pool);
     this.ctx = {
       db: deps.db,
       pool: deps.pool,
@@ -85,7 +85,7 @@ export class GenerationService {
       observer: deps.observer,
       rows: new RowWriter(deps.db, Generation),
       upstream: deps.upstream ?? poolUpstream(deps.pool, { retries: deps.upstreamRetryRounds ?? 0, delayMs: deps.upstreamRetryDelayMs ?? 250 }, deps.log),
-      requireVision: (name, known) => this.requireVision(name, known),
+      requireCapabilities: (name, known, needed) => capabilities.require(name, known, needed),
     };
   }
 
@@ -134,9 +134,14 @@ export class GenerationService {
       model = p.model;
       return p;
     };
+    let thinking = '';
+    const toolCalls: ToolCall[] = [];
     for await (const e of this.stream(principal, prepared, { ...meta, streamed: false })) {
-      if (e.type === 'TOKEN') text += e.delta;
-      else if (e.type === 'DONE') return { ...e, model, text, thinking: null, toolCalls: [] };
+      if (e.type === 'TOKEN') {
+        text += e.delta;
+        if (e.thinking) thinking += e.thinking;
+        if (e.toolCalls) toolCalls.push(...e.toolCalls);
+      } else if (e.type === 'DONE') return { ...e, model, text, thinking: thinking || null, toolCalls };
     }
     // Only reachable when the caller's signal aborted the run.
     throw new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.');
@@ -159,45 +164,6 @@ export class GenerationService {
       // Once DONE was handed over the generation is complete: closing the stream aborts nothing.
       isFinal: (e) => e.type === 'DONE',
     });
-  }
-
-  /** Refuses images for a model whose capabilities (from the catalogue or /api/show) lack vision. */
-  private async requireVision(name: string, known: string[] | null | undefined): Promise<void> {
-    let capabilities = known;
-    if (capabilities === undefined) {
-      let cached = this.capabilityCache.get(name);
-      if (!cached || Date.now() - cached.at > CAPABILITY_TTL_MS) {
-        const entry = {
-          at: Date.now(),
-          capabilities: this.showAnywhere(name).then(
-            (r) => r.capabilities ?? null,
-            (e: unknown) => {
-              this.capabilityCache.delete(name);
-              throw e;
-            },
-          ),
-        };
-        this.capabilityCache.set(name, entry);
-        cached = entry;
-      }
-      capabilities = await cached.capabilities;
-    }
-    if (capabilities && !capabilities.includes('vision'))
-      throw new GatewayError(ErrorCode.CAPABILITY_MISSING, `Model "${name}" cannot read images (it has no vision capability).`, { model: name, capability: 'vision' });
-  }
-
-  /** `/api/show` from the first host that has the model (they all report the same capabilities). */
-  private async showAnywhere(name: string) {
-    const hosts = await this.deps.pool.candidates(name);
-    let failure: unknown;
-    for (const h of hosts) {
-      try {
-        return await h.upstream.show(name);
-      } catch (e) {
-        failure ??= e;
-      }
-    }
-    throw failure;
   }
 }
 

@@ -1,8 +1,12 @@
 /** What `ReadAhead.take()` hands over: every chunk read since the previous take. */
-export interface ReadBatch<T> {
+export interface ReadBatch<T, C = unknown> {
   /** The text deltas of those chunks, concatenated. */
   text: string;
-  /** Chunks with a non-empty delta (one token each). */
+  /** Their reasoning deltas (thinking models), concatenated. */
+  thinking: string;
+  /** Tool calls those chunks completed. */
+  calls: C[];
+  /** Chunks with a non-empty delta or reasoning (one token each). */
   tokens: number;
   /** Chunks read, with or without text (the final chunk counts only when it carries text). */
   chunks: number;
@@ -15,9 +19,13 @@ export interface ReadBatch<T> {
   ended: boolean;
 }
 
-export interface ReadAheadOptions<T> {
+export interface ReadAheadOptions<T, C = unknown> {
   /** Text of a chunk, the final one included (may be empty). */
   delta(chunk: T): string;
+  /** Reasoning text of a chunk (may be empty). */
+  thinking?(chunk: T): string;
+  /** Tool calls a chunk carries (none: undefined or empty). */
+  calls?(chunk: T): C[] | undefined;
   isFinal(chunk: T): boolean;
   /** Stop reading ahead once this much text waits to be taken (the consumer is slower than the source). */
   maxChars: number;
@@ -33,8 +41,10 @@ export interface ReadAheadOptions<T> {
  * a consumer that stops taking (a client that stops reading) stops the source too: at most one
  * batch plus one chunk are held, and backpressure reaches the upstream connection as before.
  */
-export class ReadAhead<T> {
+export class ReadAhead<T, C = unknown> {
   private text = '';
+  private thinking = '';
+  private calls: C[] = [];
   private tokens = 0;
   private chunks = 0;
   private final: T | undefined;
@@ -49,7 +59,7 @@ export class ReadAhead<T> {
 
   constructor(
     private readonly source: AsyncIterator<T>,
-    private readonly options: ReadAheadOptions<T>,
+    private readonly options: ReadAheadOptions<T, C>,
   ) {}
 
   /** Something is waiting to be taken (a take() now would not wait). */
@@ -63,15 +73,17 @@ export class ReadAhead<T> {
   }
 
   /** Waits until at least one chunk (or the end, or a failure) is there, then returns all of it. */
-  async take(): Promise<ReadBatch<T>> {
+  async take(): Promise<ReadBatch<T, C>> {
     if (!this.ready) {
       this.pump();
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
-    const batch: ReadBatch<T> = { text: this.text, tokens: this.tokens, chunks: this.chunks, failed: this.failed, ended: this.ended || this.closed };
+    const batch: ReadBatch<T, C> = { text: this.text, thinking: this.thinking, calls: this.calls, tokens: this.tokens, chunks: this.chunks, failed: this.failed, ended: this.ended || this.closed };
     if (this.final !== undefined) batch.final = this.final;
     if (this.failed) batch.error = this.error;
     this.text = '';
+    this.thinking = '';
+    if (this.calls.length) this.calls = [];
     this.tokens = 0;
     this.chunks = 0;
     this.pump(); // the batch was full: read on
@@ -102,7 +114,7 @@ export class ReadAhead<T> {
       this.failed ||
       this.ended ||
       this.final !== undefined ||
-      this.text.length >= this.options.maxChars ||
+      this.text.length + this.thinking.length >= this.options.maxChars ||
       this.tokens >= this.options.maxTokens
     );
   }
@@ -119,7 +131,7 @@ export class ReadAhead<T> {
 
   private pump(): void {
     if (this.reading || this.closed || this.failed || this.ended || this.final !== undefined) return;
-    if (this.text.length >= this.options.maxChars || this.tokens >= this.options.maxTokens) return;
+    if (this.text.length + this.thinking.length >= this.options.maxChars || this.tokens >= this.options.maxTokens) return;
     this.reading = true;
     this.source.next().then(this.onResult, this.onError);
   }
@@ -135,11 +147,13 @@ export class ReadAhead<T> {
       // goes on the response that has Done), so its text counts before its metrics.
       const final = this.options.isFinal(r.value);
       const delta = this.options.delta(r.value);
-      if (!final || delta) this.chunks++;
-      if (delta) {
-        this.text += delta;
-        this.tokens++;
-      }
+      const thought = this.options.thinking?.(r.value) ?? '';
+      const calls = this.options.calls?.(r.value);
+      if (!final || delta || thought || calls?.length) this.chunks++;
+      if (delta) this.text += delta;
+      if (thought) this.thinking += thought;
+      if (delta || thought) this.tokens++;
+      if (calls?.length) this.calls.push(...calls);
       if (final) this.final = r.value;
       else this.pump();
     }

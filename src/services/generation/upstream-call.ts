@@ -1,4 +1,6 @@
-import type { Message as OllamaMessage, Options as OllamaOptions } from 'ollama';
+import { randomUUID } from 'node:crypto';
+import type { Message as OllamaMessage, Options as OllamaOptions, Tool as OllamaTool } from 'ollama';
+import type { GenerationMessage, ToolCall } from '../../entities/generation.js';
 import type { Logger } from '../logger.js';
 import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
 import type { GenerationPlan } from './types.js';
@@ -11,13 +13,37 @@ export interface UpstreamChunk {
   eval_count?: number;
   /** generate */
   response?: string;
+  thinking?: string;
   /** chat */
-  message?: { content?: string };
+  message?: { content?: string; thinking?: string; tool_calls?: OllamaToolCall[] };
+}
+
+/** A tool call as Ollama sends it (`id` and `function.index` on newer servers). */
+interface OllamaToolCall {
+  id?: string;
+  function: { index?: number; name: string; arguments?: Record<string, unknown> };
 }
 
 /** The text of a chunk, the final one included (Ollama's parsers flush held-back text on it). */
 export const chunkText = (c: UpstreamChunk): string => c.response ?? c.message?.content ?? '';
+/** The reasoning of a chunk (thinking models stream it before the answer). */
+export const chunkThinking = (c: UpstreamChunk): string => c.thinking ?? c.message?.thinking ?? '';
+/** The tool calls of a chunk, each with an id (Ollama's, else one of the gateway's: tool answers refer to it). */
+export const chunkToolCalls = (c: UpstreamChunk): ToolCall[] | undefined =>
+  c.message?.tool_calls?.map((t) => ({ id: t.id || `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`, name: t.function.name, arguments: t.function.arguments ?? {} }));
 export const isFinalChunk = (c: UpstreamChunk): boolean => c.done;
+
+/** A stored or stated message in Ollama's shape; reasoning is never sent back, as Ollama's own chat does. */
+function toOllamaMessage(m: GenerationMessage): OllamaMessage {
+  return {
+    role: m.role,
+    content: m.content,
+    ...(m.images?.length ? { images: m.images } : {}),
+    ...(m.toolCalls?.length ? { tool_calls: m.toolCalls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })) } : {}),
+    ...(m.toolName ? { tool_name: m.toolName } : {}),
+    ...(m.toolCallId ? { tool_call_id: m.toolCallId } : {}),
+  } as OllamaMessage;
+}
 
 /** One request to Ollama as a generation run makes it. */
 export interface UpstreamRequest {
@@ -52,10 +78,20 @@ export function poolUpstream(pool: OllamaPool, failover: FailoverSettings, log: 
       onFailover: (failed: OllamaHost, next: OllamaHost, e: { code: string }) =>
         log.warn({ requestId: r.requestId, generationId: r.generationId, model: r.model, host: failed.url, next: next.url, errorCode: e.code }, 'Ollama failed before answering; trying again'),
     };
-    const base = { model: r.model, options: r.options, keep_alive: r.keepAlive };
     const { plan } = r;
+    const base = {
+      model: r.model,
+      options: r.options,
+      keep_alive: r.keepAlive,
+      // Omitted think: Ollama's default (thinking models think).
+      ...(plan.think !== undefined && plan.think !== null ? { think: plan.think } : {}),
+      ...(plan.format ? { format: plan.format as string } : {}),
+    };
+    const tools: OllamaTool[] | undefined = plan.tools?.length
+      ? plan.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description ?? '', parameters: t.parameters } }) as OllamaTool)
+      : undefined;
     return r.kind === 'chat'
-      ? pool.stream(r.hosts, (h) => h.upstream.chatStream({ ...base, messages: (plan.messages ?? []) as OllamaMessage[] }, r.signal), policy, r.signal, r.onHost)
+      ? pool.stream(r.hosts, (h) => h.upstream.chatStream({ ...base, messages: (plan.messages ?? []).map(toOllamaMessage), ...(tools ? { tools } : {}) }, r.signal), policy, r.signal, r.onHost)
       : pool.stream(
           r.hosts,
           (h) => h.upstream.generateStream({ ...base, prompt: plan.prompt, ...(plan.system ? { system: plan.system } : {}), ...(plan.images?.length ? { images: plan.images } : {}) }, r.signal),

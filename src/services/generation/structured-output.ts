@@ -1,0 +1,28 @@
+import { Ajv } from 'ajv';
+import { badInput } from '../errors.js';
+import type { OutputFormat } from './types.js';
+
+// One validator for JSON Schemas (draft-07, the subset Ollama's grammar reads); strict off so
+// keywords other tools add (e.g. "title" extensions) are tolerated.
+const ajv = new Ajv({ strict: false, allErrors: false });
+
+/** Most characters a format's JSON Schema may take (it goes to the model with every request). */
+const MAX_SCHEMA_CHARS = 64_000;
+
+/**
+ * Checks a `format` before anything reaches the model: `"json"`, or an object that is a valid
+ * JSON Schema (Ajv's meta-schema check); anything else is BAD_USER_INPUT naming the problem.
+ */
+export function checkFormat(format: unknown): OutputFormat | null {
+  if (format === undefined || format === null) return null;
+  if (format === 'json') return 'json';
+  if (typeof format !== 'object' || Array.isArray(format)) {
+    throw badInput('format must be "json" or a JSON Schema object.', { field: 'format' });
+  }
+  if (JSON.stringify(format).length > MAX_SCHEMA_CHARS) throw badInput(`The format's JSON Schema is longer than ${MAX_SCHEMA_CHARS} characters.`, { field: 'format' });
+  // Checked against the meta-schema, not compiled: nothing is cached per request.
+  if (!ajv.validateSchema(format as Record<string, unknown>)) {
+    throw badInput(`format is not a valid JSON Schema: ${ajv.errorsText(ajv.errors).slice(0, 300)}`, { field: 'format' });
+  }
+  return format as Record<string, unknown>;
+}
