@@ -120,6 +120,9 @@ describe('admin-only routes', () => {
     expect((await direct.list()).models.map((m) => m.name)).not.toContain('smollm2:135m');
     expect((await failure(admin.delete({ model: 'smollm2:135m' }))).status_code).toBe(404);
     expect((await failure(admin.pull({ model: 'not-in-registry:1b' }))).status_code).toBe(404);
+    // stream: false (ollama-js's default) answers only the last line.
+    expect(await admin.pull({ model: 'phi3:mini' })).toEqual({ status: 'success' });
+    expect((await direct.list()).models.map((m) => m.name)).toContain('phi3:mini');
   });
 
   it('copy is forwarded to the Ollama host that has the source, under its Ollama name', async () => {

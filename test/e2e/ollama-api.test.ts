@@ -289,6 +289,10 @@ describe("errors in Ollama's shape", () => {
     expect(hot.message).toMatch(/temperature/);
     const think = await failure(user.chat({ model: 'llama3.2', messages, think: 'max' as never }));
     expect(think.status_code).toBe(400);
+    // Capabilities the model lacks: 400, as Ollama answers "does not support thinking / tools".
+    expect((await failure(user.chat({ model: 'llama3.2', messages, think: true }))).status_code).toBe(400);
+    const tools = [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: {} } } }];
+    expect((await failure(user.chat({ model: 'llava:7b', messages, tools }))).status_code).toBe(400);
     const raw = await fetch(`${gw.url}/api/generate`, { method: 'POST', headers: { authorization: `Bearer ${gw.userSecret}` }, body: '{not json' });
     expect(raw.status).toBe(400);
     expect(await raw.json()).toEqual({ error: 'the request body is not valid JSON' });
