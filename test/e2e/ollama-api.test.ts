@@ -328,6 +328,21 @@ describe("errors in Ollama's shape", () => {
     expect(received.join('').length).toBeGreaterThan(0);
   });
 
+  it('revoking the key ends its open stream with an {"error"} line, and the key is refused afterwards', async () => {
+    const { key: apiKey, secret } = await gw.app.services.keys.create({ name: 'soon revoked', role: 'USER' });
+    const client = new Ollama({ host: gw.url, headers: { Authorization: `Bearer ${secret}` } });
+    gw.emulator.addFault({ fault: { kind: 'stall', afterTokens: 1 }, path: '/api/chat', times: 1 });
+    const it = await client.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'Keep going.' }], stream: true });
+    const upstream = lastRequest('/api/chat');
+    const reading = (async () => {
+      for await (const p of it) if (p.message.content) await gw.app.services.keys.revoke(apiKey.id);
+    })();
+    const e = await failure(reading);
+    expect(e.message).toMatch(/revoked/);
+    await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 5000);
+    expect((await failure(client.list())).status_code).toBe(401);
+  });
+
   it('no credits is 402; over the concurrency limit is 429 with Retry-After', async () => {
     const { secret } = await gw.app.services.keys.create({ name: 'broke', role: 'USER', credits: 0 });
     const broke = new Ollama({ host: gw.url, headers: { Authorization: `Bearer ${secret}` } });
