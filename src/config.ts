@@ -106,6 +106,8 @@ export interface HardeningLimits {
   httpKeepAliveTimeoutMs: number;
   /** Operations running at once on one websocket (subscriptions, queries, mutations). */
   maxSubscriptionsPerSocket: number;
+  /** Texts in one embeddings request (GraphQL `embed`, `/v1/embeddings`, `/api/embed`). */
+  maxEmbedInputs: number;
 }
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
@@ -198,6 +200,7 @@ const envSchema = z.object({
   HTTP_REQUEST_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 3_600_000).default(60_000)),
   HTTP_KEEPALIVE_TIMEOUT_MS: z.preprocess(emptyToUndefined, int(100, 600_000).default(5000)),
   MAX_SUBSCRIPTIONS_PER_SOCKET: z.preprocess(emptyToUndefined, int(0, 1_000_000).default(100)),
+  MAX_EMBED_INPUTS: z.preprocess(emptyToUndefined, int(1, 100_000).default(256)),
 });
 
 /** Thrown when the environment holds a bad value; the message names every offending variable. */
@@ -289,6 +292,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       httpRequestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
       httpKeepAliveTimeoutMs: e.HTTP_KEEPALIVE_TIMEOUT_MS,
       maxSubscriptionsPerSocket: e.MAX_SUBSCRIPTIONS_PER_SOCKET,
+      maxEmbedInputs: e.MAX_EMBED_INPUTS,
     },
   };
 }

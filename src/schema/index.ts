@@ -7,6 +7,7 @@ import './session.js';
 import './settings.js';
 import './model.js';
 import './live.js';
+import './embeddings.js';
 import '../resolvers/health.js';
 import '../resolvers/keys.js';
 import '../resolvers/generation.js';
@@ -16,6 +17,7 @@ import '../resolvers/chat.js';
 import '../resolvers/models.js';
 import '../resolvers/settings.js';
 import '../resolvers/live.js';
+import '../resolvers/embeddings.js';
 import { lexicographicSortSchema, printSchema } from 'graphql';
 import { builder } from './builder.js';
 

@@ -13,6 +13,8 @@ const P = MODEL_LIMITS.pricePer1k;
 export const NUM_CTX_RANGE = `${MODEL_LIMITS.numCtx.min} to ${MODEL_LIMITS.numCtx.max}`;
 
 /** Model-name arguments accept an alias or an Ollama name. */
+const SYSTEM_PROMPT_HELP = `The model's own system prompt, at most ${MODEL_LIMITS.systemPromptLength} characters: used when a request or session brings none (precedence: the request's, the session's, the model's, the gateway's default).`;
+
 export const MODEL_NAME_HELP = 'A catalog alias or an Ollama name ("llama3.2" means "llama3.2:latest"; case does not matter).';
 
 export const ModelOffload = builder.enumType('ModelOffload', {
@@ -62,6 +64,7 @@ export const Model = builder.objectRef<ModelView>('Model').implement({
     name: t.string({ description: 'Canonical Ollama name: lower case, with a tag ("llama3.2:latest").', resolve: (v) => v.key }),
     alias: t.string({ nullable: true, description: 'Short name requests may use instead of the Ollama name.', resolve: (v) => v.entry?.alias ?? null }),
     description: t.string({ nullable: true, description: 'Catalog description.', resolve: (v) => v.entry?.description ?? null }),
+    systemPrompt: t.string({ nullable: true, description: 'The model\'s own system prompt (catalog), used when a request or session brings none.', resolve: (v) => v.entry?.systemPrompt ?? null }),
     inCatalog: t.boolean({ description: 'True when the model has a catalog entry.', resolve: (v) => v.entry !== null }),
     enabled: t.boolean({ description: 'False when the catalog disables it: requests for it get MODEL_NOT_FOUND.', resolve: (v) => v.entry?.enabled ?? true }),
     isDefault: t.boolean({ description: 'True for the default model.', resolve: (v) => v.entry?.isDefault ?? false }),
@@ -99,6 +102,7 @@ export const RegisterModelInput = builder.inputType('RegisterModelInput', {
     name: t.string({ required: true, description: 'Ollama name, e.g. "llama3.2" (stored as "llama3.2:latest").' }),
     alias: t.string({ required: false, description: 'Short name, 1 to 64 of a-z 0-9 _ - . (no ":" or "/"); stored in lower case, unique.' }),
     description: t.string({ required: false, description: `Free text, at most ${MODEL_LIMITS.descriptionLength} characters.` }),
+    systemPrompt: t.string({ required: false, description: SYSTEM_PROMPT_HELP }),
     enabled: t.boolean({ required: false, description: 'Whether requests may use it (default true).' }),
     isDefault: t.boolean({ required: false, description: 'Make it the default model (the previous default stops being one).' }),
     promptPricePer1k: t.float({ required: false, description: `Credits per 1,000 prompt tokens, ${P.min} to ${P.max}.` }),
@@ -112,6 +116,7 @@ export const UpdateModelInput = builder.inputType('UpdateModelInput', {
   fields: (t) => ({
     alias: t.string({ required: false, description: 'Short name (null removes it).' }),
     description: t.string({ required: false, description: `Free text, at most ${MODEL_LIMITS.descriptionLength} characters (null removes it).` }),
+    systemPrompt: t.string({ required: false, description: `${SYSTEM_PROMPT_HELP} Null removes it.` }),
     enabled: t.boolean({ required: false, description: 'Whether requests may use it.' }),
     isDefault: t.boolean({ required: false, description: 'Make it the default model (true), or stop it being the default (false).' }),
     promptPricePer1k: t.float({ required: false, description: `Credits per 1,000 prompt tokens, ${P.min} to ${P.max} (null: none).` }),

@@ -2,6 +2,7 @@ import type { Session } from '../entities/session.js';
 import type { ChatResult } from '../services/chat-service.js';
 import type { ChatTurn, SessionPage } from '../services/sessions/session-service.js';
 import { builder } from './builder.js';
+import { FORMAT_HELP, ToolCall, ToolCallInput, ToolInput, ToolResultInput } from './reasoning-and-tools.js';
 import { GenerationOptionsInput, Usage } from './generation.js';
 
 export const ChatRole = builder.enumType('ChatRole', {
@@ -31,6 +32,10 @@ export const ChatMessage = builder.objectRef<ChatTurn>('ChatMessage').implement(
     id: t.id({ nullable: true, description: 'Identifier of the stored message; null for a session\'s system prompt and for stateless chats.', resolve: (m) => m.id }),
     role: t.field({ type: ChatRole, description: 'Who wrote it.', resolve: (m) => m.role }),
     content: t.exposeString('content', { description: 'The text.' }),
+    thinking: t.string({ nullable: true, description: 'ASSISTANT: the model\'s reasoning, kept apart from the answer (never sent back to the model).', resolve: (m) => m.thinking }),
+    toolCalls: t.field({ type: [ToolCall], description: 'ASSISTANT: tool calls the model made (empty when none).', resolve: (m) => m.toolCalls }),
+    toolName: t.string({ nullable: true, description: 'TOOL: the tool that answered.', resolve: (m) => m.toolName }),
+    toolCallId: t.id({ nullable: true, description: 'TOOL: the call it answers.', resolve: (m) => m.toolCallId }),
     status: t.field({ type: MessageStatus, description: 'State of the message.', resolve: (m) => m.status }),
     imageCount: t.exposeInt('imageCount', { description: 'Number of images attached (user messages).' }),
     promptTokens: t.int({ nullable: true, description: 'Tokens of the prompt this user message completed (reported by Ollama).', resolve: (m) => m.promptTokens }),
@@ -95,8 +100,11 @@ export const ChatMessageInput = builder.inputType('ChatMessageInput', {
   description: 'A message of a conversation sent by the client (stateless chat).',
   fields: (t) => ({
     role: t.field({ type: ChatRole, required: true, description: 'Who wrote it.' }),
-    content: t.string({ required: true, description: 'The text.' }),
+    content: t.string({ required: true, description: 'The text (TOOL: what the tool returned).' }),
     images: t.stringList({ required: false, description: 'Base64 images (a data: URL prefix is accepted).' }),
+    toolCalls: t.field({ type: [ToolCallInput], required: false, description: 'ASSISTANT: the tool calls it made, as received in toolCalls.' }),
+    toolName: t.string({ required: false, description: 'TOOL: the tool that answered (found from the call when omitted).' }),
+    toolCallId: t.id({ required: false, description: 'TOOL: the call it answers.' }),
   }),
 });
 
@@ -111,7 +119,10 @@ export const ChatInput = builder.inputType('ChatInput', {
     images: t.stringList({ required: false, description: 'Base64 images for the new user message.' }),
     imageUploads: t.field({ type: ['File'], required: false, description: 'Images uploaded with the GraphQL multipart request spec.' }),
     imageUrls: t.stringList({ required: false, description: 'http(s) URLs the gateway downloads (private, loopback and link-local addresses are refused unless allowed by configuration).' }),
-    options: t.field({ type: GenerationOptionsInput, required: false, description: 'Sampling options for this turn (override the session\'s).' }),
+    options: t.field({ type: GenerationOptionsInput, required: false, description: 'Sampling options for this turn (override the session\'s); `think` turns reasoning on, off or to a level.' }),
+    format: t.field({ type: 'JSON', required: false, description: FORMAT_HELP }),
+    tools: t.field({ type: [ToolInput], required: false, description: 'Tools the model may call this turn (models with the tools capability, else CAPABILITY_MISSING); calls come in toolCalls.' }),
+    toolResults: t.field({ type: [ToolResultInput], required: false, description: 'Session chats: answers of the tools the model called, stored as TOOL messages before it goes on (`message` may then be omitted).' }),
   }),
 });
 
@@ -120,6 +131,8 @@ export const ChatResultRef = builder.objectRef<ChatResult>('ChatResult').impleme
   fields: (t) => ({
     generationId: t.exposeID('generationId', { description: 'Identifier of the generation in the usage log.' }),
     text: t.exposeString('text', { description: 'The answer.' }),
+    thinking: t.string({ nullable: true, description: 'The whole reasoning, or null when the model did not reason.', resolve: (r) => r.thinking }),
+    toolCalls: t.field({ type: [ToolCall], description: 'Tool calls the model made (empty when none); answer them with TOOL messages or toolResults.', resolve: (r) => r.toolCalls }),
     doneReason: t.exposeString('doneReason', { description: 'Why generation stopped ("stop" or "length").' }),
     usage: t.field({ type: Usage, description: 'Token counts.', resolve: (r) => r.usage }),
     creditsCharged: t.exposeInt('creditsCharged', { description: 'Credits taken from the key.' }),

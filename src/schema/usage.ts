@@ -52,7 +52,7 @@ export const GenerationLogEntry = builder.objectRef<Generation>('GenerationLogEn
     finishedAt: t.field({ type: 'DateTime', nullable: true, description: 'When it ended, or null while it runs.', resolve: (g) => g.finishedAt }),
     model: t.exposeString('model', { description: 'Model that was asked (its Ollama name).' }),
     apiKeyId: t.exposeID('apiKeyId', { description: 'The key that made the request.' }),
-    kind: t.exposeString('kind', { description: '"generate" (one-shot prompt) or "chat".' }),
+    kind: t.exposeString('kind', { description: '"generate" (one-shot prompt), "chat" or "embed" (embeddings).' }),
     host: t.exposeString('host', { nullable: true, description: 'URL of the Ollama host that answered (null in entries from before host pools).' }),
     streamed: t.exposeBoolean('streamed', { description: 'True for subscriptions, false for mutations.' }),
     sessionId: t.exposeID('sessionId', { nullable: true, description: 'The chat session, if any.' }),

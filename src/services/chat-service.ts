@@ -1,7 +1,8 @@
 import type { GenerationMessage } from '../entities/generation.js';
 import { badInput } from './errors.js';
 import type { GenerationItems, GenerationService, GenerationStream } from './generation/generation-service.js';
-import type { GenerationPlan, GenerationResult, RequestMeta } from './generation/types.js';
+import type { GenerationPlan, GenerationResult, OutputFormat, RequestMeta } from './generation/types.js';
+import { checkTools, statedHistory } from './generation/tools.js';
 import type { GenerationOptions } from './generation/options.js';
 import { imageFromBase64 } from './images/image-bytes.js';
 import { type ImageLimits, type ImageSources, checkImageCounts, resolveImages } from './images/resolve-images.js';
@@ -29,6 +30,12 @@ export interface ChatInput {
   model?: string | null;
   messages?: readonly ChatMessageInput[] | null;
   options?: GenerationOptions | null;
+  /** Structured output ("json" or a JSON Schema). */
+  format?: unknown;
+  /** Tools the model may call this turn. */
+  tools?: ReadonlyArray<{ name: string; description?: string | null; parameters?: unknown }> | null;
+  /** Session chats: answers of the tools the model called. */
+  toolResults?: ReadonlyArray<{ toolCallId: string; toolName?: string | null; content: string }> | null;
 }
 
 export interface ChatResult extends GenerationResult {
@@ -95,14 +102,15 @@ export class ChatService {
     const images = await resolveImages({ images: input.images, uploads: input.imageUploads, urls: input.imageUrls }, this.imageLimits);
     if (input.sessionId) {
       if (input.messages?.length || input.model) throw badInput('Give either sessionId and message, or model and messages, not both.', { field: 'sessionId' });
-      return this.sessions.planTurn(principal, input.sessionId, input.message ?? '', images, input.options);
+      return this.sessions.planTurn(principal, input.sessionId, input.message ?? '', images, input.options, {
+        format: input.format as OutputFormat | null | undefined,
+        tools: checkTools(input.tools),
+        toolResults: input.toolResults,
+      });
     }
+    if (input.toolResults?.length) throw badInput('toolResults are for session chats; a stateless chat sends TOOL messages.', { field: 'toolResults' });
     if (!input.model) throw badInput('A stateless chat needs model and messages (or give a sessionId).', { field: 'model' });
-    const history: GenerationMessage[] = (input.messages ?? []).map((m, i) => ({
-      role: m.role,
-      content: m.content,
-      ...(m.images?.length ? { images: m.images.map((b, j) => imageFromBase64(b, this.imageLimits.maxBytes, `messages[${i}].images[${j}]`)) } : {}),
-    }));
+    const history: GenerationMessage[] = statedHistory(input.messages ?? [], (b, i, j) => imageFromBase64(b, this.imageLimits.maxBytes, `messages[${i}].images[${j}]`));
     if (input.message) history.push({ role: 'user', content: input.message });
     if (!history.length) throw badInput('messages must not be empty.', { field: 'messages' });
     if (history.length > MAX_MESSAGES) throw badInput(`At most ${MAX_MESSAGES} messages.`, { field: 'messages' });
@@ -110,6 +118,15 @@ export class ChatService {
     if (!lastUser) throw badInput('messages must contain a user message.', { field: 'messages' });
     // Images belong to the last user message, as vision models expect.
     if (images.length) lastUser.images = [...(lastUser.images ?? []), ...images];
-    return { kind: 'chat', model: input.model, prompt: lastUser.content, messages: history, options: input.options };
+    const tools = checkTools(input.tools);
+    return {
+      kind: 'chat',
+      model: input.model,
+      prompt: lastUser.content,
+      messages: history,
+      options: input.options,
+      ...(input.format !== undefined && input.format !== null ? { format: input.format as OutputFormat } : {}),
+      ...(tools ? { tools } : {}),
+    };
   }
 }

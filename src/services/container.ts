@@ -10,6 +10,7 @@ import { PartialFlusher } from './generation/partial-flusher.js';
 import { LocalOllamaSlots, type OllamaSlots, capacityOf } from './generation/ollama-slots.js';
 import { RedisOllamaSlots } from './generation/redis-ollama-slots.js';
 import { ChatService } from './chat-service.js';
+import { EmbeddingService } from './embeddings/embedding-service.js';
 import { ConnectionRegistry } from './connections.js';
 import { PubSubKeyEventBus } from './key-events.js';
 import { KeyService } from './keys.js';
@@ -44,6 +45,8 @@ export interface Services {
   generation: GenerationService;
   sessions: SessionService;
   chat: ChatService;
+  /** Embeddings, paid, rate limited and logged like generations (GraphQL, /v1, /api/embed). */
+  embeddings: EmbeddingService;
   /** Per-key rate limits (also the generation service's admission hook). */
   rateLimits: KeyRateLimiter;
   usage: UsageService;
@@ -106,7 +109,17 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   // Ollama's capacity per (host, model); with REDIS_URL shared by every instance, so N gateways never oversubscribe a host.
   const capacity = capacityOf(config.ollamaHosts, config.ollamaNumParallel);
   const slots: OllamaSlots = redis ? new RedisOllamaSlots(redis.publisher, capacity, config.instanceTtlMs, log) : new LocalOllamaSlots(capacity);
+  const imageLimits = {
+    maxImages: config.maxImagesPerMessage,
+    maxImagesPerRequest: config.limits.maxImagesPerRequest,
+    maxBytes: config.maxImageBytes,
+    timeoutMs: config.imageFetchTimeoutMs,
+    allowPrivate: config.imageUrlAllowPrivate,
+  };
+  const rateGate = new ConcurrencyGate(config.limits.maxConcurrentStreamsPerIp);
   const generation = new GenerationService({
+    images: imageLimits,
+    defaultSystemPrompt: () => settings.getDefaultSystemPrompt(),
     models: models.directory,
     db,
     pool,
@@ -123,22 +136,23 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     slots,
     defaultKeepAlive: config.ollamaKeepAlive,
     admission: rateLimits,
-    gate: new ConcurrencyGate(config.limits.maxConcurrentStreamsPerIp),
+    gate: rateGate,
     // Prometheus metrics and the admin console's live view follow every run.
     observer: observeAll(metrics, live),
   });
-  const sessions = new SessionService(db, () => settings.getDefaultSystemPrompt());
-  const chat = new ChatService(generation, sessions, {
-    maxImages: config.maxImagesPerMessage,
-    maxImagesPerRequest: config.limits.maxImagesPerRequest,
-    maxBytes: config.maxImageBytes,
-    timeoutMs: config.imageFetchTimeoutMs,
-    allowPrivate: config.imageUrlAllowPrivate,
-  });
+  // Embeddings share the generations' limits: the key's rate limits, the per-address gate, Ollama's slots.
+  const { requestCost, ollamaKeepAlive: defaultKeepAlive, limits } = config;
+  const embeddings = new EmbeddingService({ db, pool, credits, log, slots, active: activeStreams, models: models.directory, admission: rateLimits, gate: rateGate, instanceId: instance.id, requestCost, defaultKeepAlive, maxInputs: limits.maxEmbedInputs, maxChars: limits.maxPromptChars });
+  const sessions = new SessionService(
+    db,
+    () => settings.getDefaultSystemPrompt(),
+    async (model) => (await models.catalog.find(model))?.entry.systemPrompt ?? null,
+  );
+  const chat = new ChatService(generation, sessions, imageLimits);
   // Revocations go through the pub/sub (in-process now, Redis later) so every instance acts on them.
   const keyEvents = new PubSubKeyEventBus(pubsub, (err) => log.error({ err }, 'key event handler failed'));
   const connections = new ConnectionRegistry();
   enforceRevocations({ events: keyEvents, activeStreams, connections, log });
   const keys = new KeyService(db, config.defaultCredits, keyEvents);
-  return { config, db, log, redis, slots, keys, pool, instance, activeStreams, credits, partials, generation, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, metrics, live };
+  return { config, db, log, redis, slots, keys, pool, instance, activeStreams, credits, partials, generation, embeddings, sessions, chat, rateLimits, usage: new UsageService(db), connections, pubsub, settings, models, metrics, live };
 }

@@ -28,6 +28,7 @@ describe('hardening limits configuration', () => {
       httpRequestTimeoutMs: 60_000,
       httpKeepAliveTimeoutMs: 5000,
       maxSubscriptionsPerSocket: 100,
+      maxEmbedInputs: 256,
     });
   });
 

@@ -4,12 +4,14 @@ import type { Services } from '../../services/container.js';
 import { unauthenticated } from '../../services/errors.js';
 import type { AuthEdge } from '../../transport/auth.js';
 import { chatCompletions, type OpenAIRequestContext } from './chat-completions.js';
+import { embeddings } from './embeddings.js';
 import { OpenAIRequestError, toOpenAIError } from './errors.js';
 import { listModels, retrieveModel } from './models.js';
 
 export const OPENAI_PREFIX = '/v1/';
 const CHAT_COMPLETIONS = '/v1/chat/completions';
 const MODELS = '/v1/models';
+const EMBEDDINGS = '/v1/embeddings';
 
 /** Whether a request URL belongs to the OpenAI-compatible API. */
 export function isOpenAIPath(url: string | undefined): boolean {
@@ -48,7 +50,7 @@ const json = (res: ServerResponse, status: number, body: unknown, headers: Recor
 
 /**
  * The OpenAI-compatible REST API on the gateway's keys, credits, rate limits and usage log:
- * `GET /v1/models`, `GET /v1/models/{model}` and `POST /v1/chat/completions`. The key comes as
+ * `GET /v1/models`, `GET /v1/models/{model}`, `POST /v1/chat/completions` and `POST /v1/embeddings`. The key comes as
  * `Authorization: Bearer <key>` (or `x-api-key`); errors use OpenAI's `{ error: { ... } }` body.
  */
 export async function serveOpenAI(
@@ -98,6 +100,9 @@ export async function serveOpenAI(
     if (path === CHAT_COMPLETIONS) {
       if (req.method !== 'POST') throw new OpenAIRequestError('Use POST.', null, 405);
       await chatCompletions(ctx, await readJson(req, services.config.maxBodyBytes));
+    } else if (path === EMBEDDINGS) {
+      if (req.method !== 'POST') throw new OpenAIRequestError('Use POST.', null, 405);
+      await embeddings(ctx, await readJson(req, services.config.maxBodyBytes));
     } else if (path === MODELS) {
       if (req.method !== 'GET') throw new OpenAIRequestError('Use GET.', null, 405);
       json(res, 200, await listModels(services));
@@ -105,7 +110,7 @@ export async function serveOpenAI(
       if (req.method !== 'GET') throw new OpenAIRequestError('Use GET.', null, 405);
       json(res, 200, await retrieveModel(services, decodePathPart(path.slice(MODELS.length + 1))));
     } else {
-      throw new OpenAIRequestError(`Unknown endpoint ${req.method} ${path}; this gateway serves ${MODELS} and ${CHAT_COMPLETIONS}.`, null, 404);
+      throw new OpenAIRequestError(`Unknown endpoint ${req.method} ${path}; this gateway serves ${MODELS}, ${CHAT_COMPLETIONS} and ${EMBEDDINGS}.`, null, 404);
     }
     facts.outcome ??= controller.signal.aborted ? 'client-closed' : 'ok';
     facts.status ??= res.statusCode;

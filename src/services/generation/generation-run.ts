@@ -21,6 +21,7 @@ import { checkFormat } from './structured-output.js';
 import type { GenerationEvent, GenerationOutcome, GenerationPhase, GenerationPlan, RequestMeta } from './types.js';
 import { type UpstreamChunk, chunkText, chunkThinking, chunkToolCalls, isFinalChunk } from './upstream-call.js';
 import { usageRow } from './usage-row.js';
+import { withDefaults } from './plan-defaults.js';
 
 type Status = GenerationOutcome['status'];
 type TokenUsage = GenerationOutcome['usage'];
@@ -69,7 +70,7 @@ export class GenerationRun {
   constructor(
     private readonly ctx: RunContext,
     private readonly principal: Principal,
-    private readonly plan: GenerationPlan,
+    private plan: GenerationPlan,
     private readonly meta: RequestMeta,
     private readonly controller: AbortController,
   ) {}
@@ -109,7 +110,8 @@ export class GenerationRun {
 
   /** Step 1: validation, the model (alias, prices, keep_alive), vision, and the key's rate limits. */
   private async admit(): Promise<void> {
-    const { plan, ctx } = this;
+    const { ctx } = this;
+    let { plan } = this;
     if (!plan.model.trim()) throw badInput('model must not be empty.', { field: 'model' });
     if (promptChars(plan) > ctx.maxPromptChars) throw badInput(`The prompt is longer than ${ctx.maxPromptChars} characters.`, { field: 'prompt' });
     // Every reply is bounded by what was reserved: without maxTokens Ollama's num_predict is -1 and
@@ -118,6 +120,7 @@ export class GenerationRun {
     this.options = { ...options, num_predict: options.num_predict ?? ctx.defaultMaxTokens };
     checkFormat(plan.format);
     this.model = await ctx.models.resolve(plan.model);
+    this.plan = plan = await withDefaults(plan, this.model, ctx.defaultSystemPrompt);
     const needed: Capability[] = [];
     if (plan.images?.length || plan.messages?.some((m) => m.images?.length)) needed.push('vision');
     // think: false is fine for any model; on, or a level, needs a thinking model.

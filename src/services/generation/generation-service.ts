@@ -16,7 +16,9 @@ import { LocalOllamaSlots, type OllamaSlots } from './ollama-slots.js';
 import type { PartialFlusher } from './partial-flusher.js';
 import type { ConcurrencyGate } from '../limits/concurrency-gate.js';
 import { logRefused } from './refusals.js';
-import type { GenerateInput, GenerationEvent, GenerationPlan, GenerationResult, RequestMeta, ToolCall } from './types.js';
+import type { ImageLimits } from '../images/resolve-images.js';
+import { checkImageCounts, resolveImages } from '../images/resolve-images.js';
+import type { GenerateInput, GenerationEvent, GenerationPlan, GenerationResult, OutputFormat, RequestMeta, ToolCall } from './types.js';
 import { type UpstreamCall, poolUpstream } from './upstream-call.js';
 
 export interface GenerationServiceDeps {
@@ -46,6 +48,10 @@ export interface GenerationServiceDeps {
   /** Further rounds over the hosts when Ollama cannot be reached before it sent anything (never after: no double answer or charge). */
   upstreamRetryRounds?: number;
   upstreamRetryDelayMs?: number;
+  /** The gateway's default system prompt, for requests that bring none and whose model has none. */
+  defaultSystemPrompt?: () => Promise<string | null>;
+  /** Limits of images a generate request brings (URLs are fetched when the plan is prepared). */
+  images?: ImageLimits;
   /** How requests reach Ollama; the pool by default (tests of the run itself may give another source). */
   upstream?: UpstreamCall;
 }
@@ -82,6 +88,7 @@ export class GenerationService {
       slots: deps.slots ?? new LocalOllamaSlots(() => 1),
       partials: deps.partials,
       gate: deps.gate,
+      defaultSystemPrompt: deps.defaultSystemPrompt,
       observer: deps.observer,
       rows: new RowWriter(deps.db, Generation),
       upstream: deps.upstream ?? poolUpstream(deps.pool, { retries: deps.upstreamRetryRounds ?? 0, delayMs: deps.upstreamRetryDelayMs ?? 250 }, deps.log),
@@ -117,12 +124,24 @@ export class GenerationService {
   generate(principal: Principal, input: GenerateInput, meta: RequestMeta): GenerationStream;
   generate(principal: Principal, input: GenerateInput, meta: RequestMeta, opts: { failuresAsItems: true }): GenerationItems;
   generate(principal: Principal, input: GenerateInput, meta: RequestMeta, opts?: { failuresAsItems: true }): GenerationItems {
-    return opts ? this.stream(principal, async () => generatePlan(input), meta, opts) : this.stream(principal, async () => generatePlan(input), meta);
+    const plan = () => this.generatePlanOf(principal, input, meta);
+    return opts ? this.stream(principal, plan, meta, opts) : this.stream(principal, plan, meta);
   }
 
   /** Runs a one-shot prompt to the end and returns the whole text. */
   generateText(principal: Principal, input: GenerateInput, meta: Omit<RequestMeta, 'streamed'>): Promise<GenerationResult> {
-    return this.complete(principal, async () => generatePlan(input), meta);
+    return this.complete(principal, () => this.generatePlanOf(principal, input, { ...meta, streamed: false }), meta);
+  }
+
+  /** A generate request's plan; its images are counted, and the key checked, before any download. */
+  private async generatePlanOf(principal: Principal, input: GenerateInput, meta: RequestMeta): Promise<GenerationPlan> {
+    const sources = { images: input.images, uploads: input.imageUploads, urls: input.imageUrls };
+    const count = (sources.images?.length ?? 0) + (sources.uploads?.length ?? 0) + (sources.urls?.length ?? 0);
+    if (count === 0) return generatePlan(input);
+    if (!this.deps.images) throw new GatewayError(ErrorCode.BAD_USER_INPUT, 'This gateway takes no images.', { field: 'images' });
+    checkImageCounts([count], this.deps.images);
+    await this.precheck(principal, { kind: 'generate', model: input.model, prompt: input.prompt }, meta);
+    return generatePlan(input, await resolveImages(sources, this.deps.images));
   }
 
   /** Runs a plan to the end and returns the whole text. */
@@ -167,4 +186,12 @@ export class GenerationService {
   }
 }
 
-const generatePlan = (input: GenerateInput): GenerationPlan => ({ kind: 'generate', model: input.model, prompt: input.prompt, system: input.system, options: input.options });
+const generatePlan = (input: GenerateInput, images: string[] = []): GenerationPlan => ({
+  kind: 'generate',
+  model: input.model,
+  prompt: input.prompt,
+  system: input.system,
+  options: input.options,
+  ...(input.format !== undefined && input.format !== null ? { format: input.format as OutputFormat } : {}),
+  ...(images.length ? { images } : {}),
+});

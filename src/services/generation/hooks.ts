@@ -10,6 +10,8 @@ export interface ResolvedModel {
   keepAlive?: number | string;
   /** Capabilities from /api/show, when known (e.g. "vision"). */
   capabilities?: string[] | null;
+  /** The catalog entry's system prompt, for requests and sessions that bring none. */
+  systemPrompt?: string | null;
 }
 
 /**

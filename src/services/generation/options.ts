@@ -12,6 +12,17 @@ export interface GenerationOptions {
   seed?: number | null;
   stop?: string[] | null;
   numCtx?: number | null;
+  /** Reasoning: on, off or a level (sent as Ollama's top-level `think`, not as an option). */
+  think?: ThinkOption | null;
+}
+
+const THINK_OPTIONS = ['on', 'off', 'low', 'medium', 'high'] as const;
+export type ThinkOption = (typeof THINK_OPTIONS)[number];
+
+/** The `think` Ollama takes: a boolean, or a level. */
+export function thinkSetting(v: ThinkOption | null | undefined): boolean | 'low' | 'medium' | 'high' | undefined {
+  if (v === undefined || v === null) return undefined;
+  return v === 'on' ? true : v === 'off' ? false : v;
 }
 
 /** Accepted ranges; also shown in the schema's field descriptions. */
@@ -36,6 +47,7 @@ export const optionsSchema = z
     seed: z.number().int(),
     stop: z.array(z.string().min(1).max(L.stop.maxLength)).max(L.stop.maxItems),
     numCtx: z.number().int().min(L.numCtx.min).max(L.numCtx.max),
+    think: z.enum(['on', 'off', 'low', 'medium', 'high']),
   })
   .partial();
 
@@ -53,6 +65,7 @@ const CLEARLY_VALID: Record<string, (v: unknown) => boolean> = {
   stop: (v) =>
     Array.isArray(v) && v.length <= L.stop.maxItems && v.every((s) => typeof s === 'string' && s.length >= 1 && s.length <= L.stop.maxLength),
   numCtx: (v) => inRange(v, L.numCtx, true),
+  think: (v) => typeof v === 'string' && THINK_OPTIONS.includes(v as ThinkOption),
 };
 
 /** Validates options and translates them to Ollama's field names; throws BAD_USER_INPUT. */

@@ -35,6 +35,8 @@ export interface RunContext {
   rows: RowWriter<Generation>;
   /** Sends the request to Ollama (failing over between hosts before the first chunk). */
   upstream: UpstreamCall;
+  /** The gateway's default system prompt (a setting), for requests that bring none. */
+  defaultSystemPrompt?: () => Promise<string | null>;
   /** Refuses a model that lacks one of `needed` (vision, thinking, tools) with CAPABILITY_MISSING. */
   requireCapabilities(name: string, known: string[] | null | undefined, needed: readonly Capability[]): Promise<void>;
 }

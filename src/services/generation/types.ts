@@ -25,6 +25,12 @@ export interface GenerateInput {
   prompt: string;
   system?: string | null;
   options?: GenerationOptions | null;
+  /** Structured output ("json" or a JSON Schema), checked before the model is asked. */
+  format?: unknown;
+  /** Base64 images, uploads and URLs (vision models). */
+  images?: readonly string[] | null;
+  imageUploads?: readonly (Blob | Promise<Blob>)[] | null;
+  imageUrls?: readonly string[] | null;
 }
 
 export interface Usage {

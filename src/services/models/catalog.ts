@@ -4,13 +4,15 @@ import { ModelEntry } from '../../entities/model-entry.js';
 import { RowReader, inTransaction } from '../database.js';
 import { badInput } from '../errors.js';
 import { modelNotFound } from './errors.js';
-import { checkDescription, checkPrice, checkThreshold } from './limits.js';
+import { checkDescription, checkPrice, checkSystemPrompt, checkThreshold } from './limits.js';
 import { canonicalModelName, normalizeAlias, requireModelName } from './names.js';
 
 /** Catalogue fields an operator sets; `undefined` leaves a field as it is, `null` clears it. */
 export interface CatalogFields {
   alias?: string | null;
   description?: string | null;
+  /** System prompt for requests and sessions that bring none. */
+  systemPrompt?: string | null;
   enabled?: boolean | null;
   isDefault?: boolean | null;
   promptPricePer1k?: number | null;
@@ -149,6 +151,7 @@ function validateFields(f: CatalogFields): CatalogFields {
   return {
     alias: f.alias === undefined ? undefined : normalizeAlias(f.alias),
     description: f.description === undefined ? undefined : checkDescription(f.description),
+    systemPrompt: f.systemPrompt === undefined ? undefined : checkSystemPrompt(f.systemPrompt),
     enabled: f.enabled ?? undefined,
     isDefault: f.isDefault ?? undefined,
     promptPricePer1k: f.promptPricePer1k === undefined ? undefined : checkPrice(f.promptPricePer1k, 'promptPricePer1k'),
@@ -170,6 +173,7 @@ export function blankEntry(name: string): Partial<ModelEntry> {
     name,
     alias: null,
     description: null,
+    systemPrompt: null,
     enabled: true,
     isDefault: false,
     promptPricePer1k: null,

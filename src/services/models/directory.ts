@@ -36,6 +36,7 @@ export class CatalogModelDirectory implements ModelDirectory {
       pricing: { promptPricePer1k: entry?.promptPricePer1k ?? null, completionPricePer1k: entry?.completionPricePer1k ?? null },
       ...(threshold !== null ? { keepAlive: threshold } : {}),
       ...(capabilities !== undefined ? { capabilities } : {}),
+      ...(entry?.systemPrompt ? { systemPrompt: entry.systemPrompt } : {}),
     };
   }
 

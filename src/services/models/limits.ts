@@ -7,6 +7,7 @@ export const MODEL_LIMITS = {
   inactivityThresholdSeconds: { min: 1, max: 31_536_000 },
   pricePer1k: { min: 0, max: 1_000_000 },
   descriptionLength: 2000,
+  systemPromptLength: 32_000,
   numCtx: OPTION_LIMITS.numCtx,
 } as const;
 
@@ -30,6 +31,12 @@ export function checkDescription(text: string | null | undefined, field = 'descr
   const trimmed = text.trim();
   if (trimmed.length > MODEL_LIMITS.descriptionLength) throw badInput(`${field} must be at most ${MODEL_LIMITS.descriptionLength} characters.`, { field });
   return trimmed === '' ? null : trimmed;
+}
+
+export function checkSystemPrompt(text: string | null | undefined): string | null {
+  if (text === null || text === undefined) return null;
+  if (text.length > MODEL_LIMITS.systemPromptLength) throw badInput(`systemPrompt must be at most ${MODEL_LIMITS.systemPromptLength} characters.`, { field: 'systemPrompt' });
+  return text.trim() === '' ? null : text;
 }
 
 export function checkNumCtx(numCtx: number | null | undefined): number | undefined {

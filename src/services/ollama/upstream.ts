@@ -2,6 +2,8 @@ import { Ollama } from 'ollama';
 import type {
   ChatRequest,
   ChatResponse,
+  EmbedRequest,
+  EmbedResponse,
   GenerateRequest,
   GenerateResponse,
   ListResponse,
@@ -53,6 +55,11 @@ export class OllamaUpstream {
   /** Streams `/api/pull` progress; throws GatewayErrors. */
   pullStream(model: string, signal?: AbortSignal): AsyncGenerator<ProgressResponse> {
     return this.stream(model, signal, (client) => client.pull({ model, stream: true }), { stallMs: this.timeouts.pullStallMs ?? this.timeouts.connectMs });
+  }
+
+  /** `/api/embed`: one vector per input, in one response; throws GatewayErrors. */
+  embed(request: EmbedRequest, signal?: AbortSignal): Promise<EmbedResponse> {
+    return this.once(request.model, signal, (c) => c.embed(request));
   }
 
   list(signal?: AbortSignal): Promise<ListResponse> {

@@ -5,7 +5,7 @@ import { Message } from '../../entities/message.js';
 import { Session } from '../../entities/session.js';
 import { inTransaction } from '../database.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
-import type { GenerationOutcome, GenerationPlan } from '../generation/types.js';
+import type { GenerationOutcome, GenerationPlan, OutputFormat, ToolDefinition } from '../generation/types.js';
 import { type GenerationOptions, toOllamaOptions } from '../generation/options.js';
 import type { Principal } from '../keys.js';
 
@@ -59,6 +59,8 @@ export class SessionService {
     private readonly db: DataSource,
     /** The gateway's current default system prompt (applies to sessions created afterwards). */
     private readonly defaultSystemPrompt: () => Promise<string | null>,
+    /** A model's own system prompt (its catalog entry), which comes before the gateway's default. */
+    private readonly modelSystemPrompt: (model: string) => Promise<string | null> = async () => null,
   ) {}
 
   async create(owner: Principal, input: CreateSessionInput): Promise<Session> {
@@ -67,7 +69,8 @@ export class SessionService {
     if ((input.title?.length ?? 0) > MAX_TITLE) throw badInput(`title must be at most ${MAX_TITLE} characters.`, { field: 'title' });
     if ((input.systemPrompt?.length ?? 0) > MAX_SYSTEM_PROMPT) throw badInput(`systemPrompt must be at most ${MAX_SYSTEM_PROMPT} characters.`, { field: 'systemPrompt' });
     toOllamaOptions(input.options); // validate now, not at the first message
-    const systemPrompt = input.systemPrompt ?? (await this.defaultSystemPrompt());
+    // Fixed now: the request's, else the model's, else the gateway's default.
+    const systemPrompt = input.systemPrompt ?? ((await this.modelSystemPrompt(model)) || (await this.defaultSystemPrompt()));
     const session = this.db.getRepository(Session).create({
       id: randomUUID(),
       apiKeyId: owner.id,
@@ -153,8 +156,10 @@ export class SessionService {
     message: string,
     images: string[],
     options: GenerationOptions | null | undefined,
+    turn: TurnExtras = {},
   ): Promise<GenerationPlan & { messageId: string; userMessageId: string }> {
-    if (!message.trim() && images.length === 0) throw badInput('message must not be empty.', { field: 'message' });
+    const results = turn.toolResults ?? [];
+    if (!message.trim() && images.length === 0 && results.length === 0) throw badInput('message must not be empty.', { field: 'message' });
     const session = await this.get(owner, sessionId);
     const stored = await this.messages(session.id);
     if (stored.some((m) => m.status === 'STREAMING')) throw sessionBusy();
@@ -163,10 +168,19 @@ export class SessionService {
     if (session.systemPrompt) history.push({ role: 'system', content: session.systemPrompt });
     for (const m of stored) {
       // Failed answers are kept for people to read but not sent back to the model.
-      if (m.role === 'assistant' && m.status === 'ERROR' && !m.content) continue;
-      history.push({ role: m.role, content: m.content, ...(m.images?.length ? { images: m.images } : {}) });
+      if (m.role === 'assistant' && m.status === 'ERROR' && !m.content && !m.toolCalls?.length) continue;
+      history.push(storedToHistory(m));
     }
-    history.push({ role: 'user', content: message, ...(images.length ? { images } : {}) });
+    // Tool answers follow the call they answer; their tool's name comes from it when not given.
+    const calls = new Map(stored.flatMap((m) => m.toolCalls ?? []).map((c) => [c.id, c.name]));
+    const toolMessages = results.map((r, i) => {
+      const toolName = r.toolName ?? calls.get(r.toolCallId);
+      if (!toolName) throw badInput(`toolResults[${i}]: no tool call ${JSON.stringify(r.toolCallId).slice(0, 80)} in this session.`, { field: `toolResults[${i}].toolCallId` });
+      return { role: 'tool' as const, content: r.content, toolName, toolCallId: r.toolCallId };
+    });
+    history.push(...toolMessages);
+    const asks = message.trim() !== '' || images.length > 0;
+    if (asks) history.push({ role: 'user', content: message, ...(images.length ? { images } : {}) });
 
     const userMessageId = randomUUID();
     const messageId = randomUUID();
@@ -174,9 +188,11 @@ export class SessionService {
     return {
       kind: 'chat',
       model: session.model,
-      prompt: message,
+      prompt: asks ? message : (toolMessages.at(-1)?.content ?? ''),
       messages: history,
       options: { ...(session.options as GenerationOptions | null), ...stripNulls(options) },
+      ...(turn.format !== undefined && turn.format !== null ? { format: turn.format } : {}),
+      ...(turn.tools?.length ? { tools: turn.tools } : {}),
       sessionId: session.id,
       messageId,
       userMessageId,
@@ -184,10 +200,12 @@ export class SessionService {
         const latest = await tx.findOne(Message, { where: { sessionId: session.id }, order: { seq: 'DESC' }, select: { seq: true, status: true } });
         if ((latest?.seq ?? 0) !== lastSeq || latest?.status === 'STREAMING') throw sessionBusy();
         try {
-          await tx.insert(Message, [
-            { id: userMessageId, sessionId: session.id, seq: lastSeq + 1, role: 'user', content: message, images: images.length ? images : null, status: 'COMPLETE', createdAt: new Date(now), updatedAt: new Date(now) },
-            { id: messageId, sessionId: session.id, seq: lastSeq + 2, role: 'assistant', content: '', status: 'STREAMING', generationId, createdAt: new Date(now + 1), updatedAt: new Date(now + 1) },
-          ]);
+          let seq = lastSeq;
+          const at = () => new Date(now + (seq - lastSeq));
+          const rows: Array<Partial<Omit<Message, 'session'>>> = toolMessages.map((t) => ({ id: randomUUID(), sessionId: session.id, seq: ++seq, role: 'tool', content: t.content, toolName: t.toolName, toolCallId: t.toolCallId, status: 'COMPLETE', createdAt: at(), updatedAt: at() }));
+          if (asks) rows.push({ id: userMessageId, sessionId: session.id, seq: ++seq, role: 'user', content: message, images: images.length ? images : null, status: 'COMPLETE', createdAt: at(), updatedAt: at() });
+          rows.push({ id: messageId, sessionId: session.id, seq: ++seq, role: 'assistant', content: '', status: 'STREAMING', generationId, createdAt: at(), updatedAt: at() });
+          await tx.insert(Message, rows as Parameters<typeof tx.insert<Message>>[1]);
         } catch (e) {
           // Another instance took the same seq first (unique (session_id, seq)).
           if (e instanceof QueryFailedError) throw sessionBusy();
@@ -199,7 +217,16 @@ export class SessionService {
         await tx.update(
           Message,
           { id: messageId },
-          { content: outcome.text, status: outcome.status, completionTokens: outcome.usage.completionTokens, errorCode: outcome.errorCode, updatedAt: new Date() },
+          {
+            content: outcome.text,
+            thinking: outcome.thinking,
+            // simple-json: stored as JSON text (TypeORM's deep-partial type cannot follow a JSON object).
+            toolCalls: (outcome.toolCalls.length ? outcome.toolCalls : null) as never,
+            status: outcome.status,
+            completionTokens: outcome.usage.completionTokens,
+            errorCode: outcome.errorCode,
+            updatedAt: new Date(),
+          },
         );
         if (outcome.usage.promptTokens) await tx.update(Message, { id: userMessageId }, { promptTokens: outcome.usage.promptTokens });
       },
@@ -212,6 +239,24 @@ export class SessionService {
     return rows.map(toTurn);
   }
 }
+
+/** What a session turn may bring besides the user's message. */
+export interface TurnExtras {
+  format?: OutputFormat | null;
+  tools?: ToolDefinition[] | null;
+  /** Answers of the tools the model called in its last turn. */
+  toolResults?: ReadonlyArray<{ toolCallId: string; toolName?: string | null; content: string }> | null;
+}
+
+/** A stored message as sent back to Ollama: tool calls and tool answers included, reasoning left out (as Ollama's own chat does). */
+const storedToHistory = (m: Message): GenerationMessage => ({
+  role: m.role,
+  content: m.content,
+  ...(m.images?.length ? { images: m.images } : {}),
+  ...(m.toolCalls?.length ? { toolCalls: m.toolCalls } : {}),
+  ...(m.toolName ? { toolName: m.toolName } : {}),
+  ...(m.toolCallId ? { toolCallId: m.toolCallId } : {}),
+});
 
 export const toTurn = (m: Message): ChatTurn => ({
   id: m.id,
