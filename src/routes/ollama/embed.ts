@@ -1,19 +1,7 @@
-import type { Services } from '../../services/container.js';
-import type { Embedder } from '../../services/embeddings/types.js';
-import { ErrorCode } from '../../services/errors.js';
 import { OllamaRequestError } from './errors.js';
 import type { OllamaRequestContext } from './generation.js';
 import { modelIn } from './models.js';
 import { sendJson } from './ndjson.js';
-
-/** The embeddings service, when this build has one (`services.embeddings`). */
-const embedderOf = (services: Services): Embedder | undefined => (services as Services & { embeddings?: Embedder }).embeddings;
-
-function requireEmbedder(services: Services): Embedder {
-  const embedder = embedderOf(services);
-  if (!embedder) throw new OllamaRequestError('Embeddings are not available in this gateway build.', 501, ErrorCode.INTERNAL_SERVER_ERROR);
-  return embedder;
-}
 
 function optionalNumber(body: Record<string, unknown>, field: string): number | null {
   const v = body[field];
@@ -38,7 +26,7 @@ export async function embed(ctx: OllamaRequestContext, body: unknown): Promise<v
     return sendJson(ctx.res, 200, { model, embeddings: [] });
   }
   const started = performance.now();
-  const r = await requireEmbedder(ctx.services).embed(
+  const r = await ctx.services.embeddings.embed(
     ctx.principal,
     { model, input, dimensions, truncate: (b.truncate as boolean | undefined) ?? null },
     { requestId: ctx.requestId, signal: ctx.signal, clientIp: ctx.clientIp },
@@ -58,7 +46,7 @@ export async function embeddings(ctx: OllamaRequestContext, body: unknown): Prom
     await ctx.services.models.overview.get(model);
     return sendJson(ctx.res, 200, { embedding: [] });
   }
-  const r = await requireEmbedder(ctx.services).embed(ctx.principal, { model, input: [prompt] }, { requestId: ctx.requestId, signal: ctx.signal, clientIp: ctx.clientIp });
+  const r = await ctx.services.embeddings.embed(ctx.principal, { model, input: [prompt] }, { requestId: ctx.requestId, signal: ctx.signal, clientIp: ctx.clientIp });
   ctx.facts.generationId = r.generationId;
   sendJson(ctx.res, 200, { embedding: r.embeddings[0] ?? [] }, { 'x-generation-id': r.generationId });
 }
