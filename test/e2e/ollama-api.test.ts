@@ -127,6 +127,10 @@ describe('POST /api/chat', () => {
     const blind = await failure(user.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'See?', images: [png] }] }));
     expect(blind.status_code).toBe(400);
     expect(blind.message).toMatch(/vision/);
+    const many = Array.from({ length: gw.app.services.config.maxImagesPerMessage + 1 }, () => png);
+    const tooMany = await failure(user.chat({ model: 'llava:7b', messages: [{ role: 'user', content: 'See?', images: many }] }));
+    expect(tooMany.status_code).toBe(400);
+    expect(tooMany.message).toMatch(/At most/);
     const broken = await failure(user.chat({ model: 'llava:7b', messages: [{ role: 'user', content: 'See?', images: ['not base64!'] }] }));
     expect(broken.status_code).toBe(400);
     expect(gw.emulator.requests.slice(requestsBefore).filter((q) => q.path === '/api/chat')).toEqual([]);
