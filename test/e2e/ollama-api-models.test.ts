@@ -81,6 +81,10 @@ describe('models: /api/tags, /api/ps, /api/show, /api/version', () => {
     expect(shown.capabilities).toEqual(expect.arrayContaining(['completion', 'tools']));
     expect(shown.details.family).toBe('llama');
     expect((await failure(user.show({ model: 'no-such-model' }))).status_code).toBe(404);
+    // The catalog's system prompt is the one that applies, so show reports it.
+    await gw.app.services.models.catalog.update('llama3.2', { systemPrompt: 'You are a lighthouse keeper.' });
+    expect((await user.show({ model: 'fast' })).system).toBe('You are a lighthouse keeper.');
+    await gw.app.services.models.catalog.update('llama3.2', { systemPrompt: null });
   });
 
   it('/api/ps lists what Ollama has loaded; /api/version is the Ollama host version', async () => {
