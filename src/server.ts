@@ -19,7 +19,7 @@ import { isOpenAIPath, serveOpenAI } from './routes/openai/router.js';
 import { createMaskError } from './schema/errors.js';
 import { schema } from './schema/index.js';
 import { createServices, type Services } from './services/container.js';
-import { openDatabase } from './services/database.js';
+import { openDatabase } from './services/db/data-source.js';
 import { ErrorCode } from './services/errors.js';
 import { OrphanSweeper } from './services/generation/recovery.js';
 import { checkHealth } from './services/health.js';

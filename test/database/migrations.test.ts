@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrations } from '../../src/migrations/all.js';
-import { createDataSource, databaseHealthy, openDatabase } from '../../src/services/database.js';
+import { createDataSource, databaseHealthy, openDatabase } from '../../src/services/db/data-source.js';
 import { createTestDatabase, createTestDatabaseOptions, describeEachDatabase } from '../helpers/database.js';
 import type { TestDatabase } from '../helpers/database.js';
 
