@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
 import { type GraphQLResponse, type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
+import { resultOf, runExample } from '../helpers/examples.js';
 import { gql, gqlError } from '../helpers/models.js';
 
 const GENERATE = `subscription G($input: GenerateInput!) {
@@ -187,22 +188,10 @@ describe('stored usage', () => {
 
 describe('examples/tools.ts', () => {
   it('runs a tool-calling loop with urql as the README says: one call, its answer, then text', { timeout: 60_000 }, async () => {
-    const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/tools.ts'], {
-      env: { ...process.env, GATEWAY_URL: `${gw.url}/graphql`, GATEWAY_KEY: gw.userSecret },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    const code = await new Promise<number | null>((r) => child.on('close', r));
-    clearTimeout(timer);
-    expect(code, stderr).toBe(0);
-    const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    expect(line, stdout).toBeDefined();
-    const result = JSON.parse(line!.slice('RESULT '.length)) as { calls: string[]; answer: string; rounds: number; generationId: string };
+    const run = await runExample('examples/tools.ts', { GATEWAY_URL: `${gw.url}/graphql`, GATEWAY_KEY: gw.userSecret });
+    expect(run.code, run.stderr).toBe(0);
+    const result = resultOf<{ calls: string[]; answer: string; rounds: number; generationId: string }>(run);
+    if (!result) throw new Error(`no RESULT line:\n${run.stdout}`);
     expect(result.calls).toEqual(['get_weather']);
     expect(result.rounds).toBe(2);
     expect(result.answer.length).toBeGreaterThan(0);
