@@ -14,11 +14,12 @@ import { useOperationLog } from './plugins/use-operation-log.js';
 import { isAdminPath, serveAdmin, serveRoot } from './routes/admin.js';
 import { EXPORT_CONVERSATIONS_PATH, exportConversations } from './routes/export-conversations.js';
 import { METRICS_PATH, serveMetrics } from './routes/metrics.js';
+import { isOllamaPath, serveOllama } from './routes/ollama/router.js';
 import { isOpenAIPath, serveOpenAI } from './routes/openai/router.js';
 import { createMaskError } from './schema/errors.js';
 import { schema } from './schema/index.js';
 import { createServices, type Services } from './services/container.js';
-import { openDatabase } from './services/database.js';
+import { openDatabase } from './services/db/data-source.js';
 import { ErrorCode } from './services/errors.js';
 import { OrphanSweeper } from './services/generation/recovery.js';
 import { checkHealth } from './services/health.js';
@@ -148,6 +149,7 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
     if (path === '/') return serveRoot(req, res);
     if (isAdminPath(req.url)) return void serveAdmin(req, res);
     if (isOpenAIPath(req.url)) return void (await serveOpenAI(req, res, services, edge));
+    if (isOllamaPath(req.url)) return void (await serveOllama(req, res, services, edge));
     // GraphQL: authenticated before the body is read, so a request without a valid key costs no
     // parsing or validation. Without a key only GET (health, GraphiQL's page) and CORS preflights pass.
     const auth = await edge.request(req);

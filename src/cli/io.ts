@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import type { DataSource } from 'typeorm';
 import { type Config, ConfigError, loadConfig } from '../config.js';
-import { openDatabase } from '../services/database.js';
+import { openDatabase } from '../services/db/data-source.js';
 
 /** Exit codes: 0 done, 1 the operation failed (bad rows, unknown key...), 2 bad usage or configuration. */
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2 } as const;

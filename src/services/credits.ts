@@ -1,5 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import { execute, placeholders } from './database.js';
+import { execute, placeholders } from './db/rows.js';
 import { ErrorCode, GatewayError } from './errors.js';
 
 /** Optional per-model prices, in credits per 1,000 tokens. */

@@ -1,4 +1,4 @@
-import { databaseHealthy } from './database.js';
+import { databaseHealthy } from './db/data-source.js';
 import type { DataSource } from 'typeorm';
 import type { OllamaPool } from './ollama/pool.js';
 

@@ -2,7 +2,8 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { IsNull, Raw, type DataSource, type EntityManager, type Repository } from 'typeorm';
 import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../entities/api-key.js';
 import { CreditLedger, MAX_CREDITS } from './credits.js';
-import { RowReader, inTransaction } from './database.js';
+import { RowReader } from './db/rows.js';
+import { inTransaction } from './db/transactions.js';
 import { ErrorCode, GatewayError, badInput } from './errors.js';
 import { InProcessKeyEventBus, type KeyEventBus } from './key-events.js';
 

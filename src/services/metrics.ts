@@ -9,7 +9,7 @@ const LOADED_TIMEOUT_MS = 2000;
 /** Label for a model that never answered: requested names are client input, so they are not labels until Ollama proves them real. */
 export const UNANSWERED_MODEL = 'unanswered';
 
-export type MetricsApi = 'graphql' | 'openai';
+export type MetricsApi = 'graphql' | 'openai' | 'ollama';
 
 /** What Ollama has loaded, for the models-loaded gauges. */
 /** Loaded models keyed by anything unique, each with its canonical name and Ollama host. */

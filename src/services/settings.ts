@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { Setting } from '../entities/setting.js';
-import { RowReader, inTransaction } from './database.js';
+import { RowReader } from './db/rows.js';
+import { inTransaction } from './db/transactions.js';
 import { badInput } from './errors.js';
 import { checkThreshold } from './models/limits.js';
 

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
 import { ModelEntry } from '../../src/entities/model-entry.js';
-import { openDatabase } from '../../src/services/database.js';
+import { openDatabase } from '../../src/services/db/data-source.js';
 import { CatalogImportError, importCatalogCsv, parseCatalogCsv } from '../../src/services/models/csv-import.js';
 import { type TestDatabase, createTestDatabase, describeEachDatabase } from '../helpers/database.js';
 

@@ -1,7 +1,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Setting } from '../../src/entities/setting.js';
-import { inTransaction } from '../../src/services/database.js';
+import { inTransaction } from '../../src/services/db/transactions.js';
 import { type TestDatabase, createTestDatabase, describeEachDatabase } from '../helpers/database.js';
 
 describeEachDatabase('inTransaction: concurrent transactions', (kind) => {

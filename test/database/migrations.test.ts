@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrations } from '../../src/migrations/all.js';
-import { createDataSource, databaseHealthy, openDatabase } from '../../src/services/database.js';
+import { createDataSource, databaseHealthy, openDatabase } from '../../src/services/db/data-source.js';
 import { createTestDatabase, createTestDatabaseOptions, describeEachDatabase } from '../helpers/database.js';
 import type { TestDatabase } from '../helpers/database.js';
 
@@ -55,7 +55,7 @@ describeEachDatabase('migrations', (kind) => {
     try {
       for (const table of TABLES) expect(await queryRunner.hasTable(table), table).toBe(false);
       const applied = await dataSource.runMigrations({ transaction: 'each' });
-      expect(applied.map((m) => m.name)).toEqual(['Initial1763900000000', 'HostPool1764000000000', 'ShortKeyPrefix1765000000000']);
+      expect(applied.map((m) => m.name)).toEqual(['Initial1763900000000', 'HostPool1764000000000', 'ShortKeyPrefix1765000000000', 'ModernOllama1766000000000']);
       for (const table of TABLES) expect(await queryRunner.hasTable(table), table).toBe(true);
     } finally {
       await queryRunner.release();
@@ -83,9 +83,28 @@ describeEachDatabase('migrations', (kind) => {
     }
   });
 
-  it('the short-key-prefix migration cuts stored display prefixes to llmgw_ and 4 characters, or 4 of a chosen secret', async () => {
+  it('the modern-ollama migration adds reasoning, tool calls, tool messages and a model system prompt, keeping rows', async () => {
     const { dataSource } = await fresh();
     await dataSource.undoLastMigration({ transaction: 'each' });
+    await dataSource.query(`INSERT INTO api_keys (id, name, prefix, secret_hash, role, credits) VALUES ('k1', 'k', 'llmgw_x', '${'a'.repeat(64)}', 'USER', 5)`);
+    await dataSource.query(`INSERT INTO model_entries (id, name) VALUES ('m1', 'llama3.2:latest')`);
+    await dataSource.runMigrations({ transaction: 'each' });
+    const [entry]: Array<{ name: string; system_prompt: string | null }> = await dataSource.query("SELECT name, system_prompt FROM model_entries WHERE id = 'm1'");
+    expect(entry).toEqual({ name: 'llama3.2:latest', system_prompt: null });
+    const queryRunner = dataSource.createQueryRunner();
+    try {
+      for (const [table, column] of [['generations', 'thinking'], ['generations', 'tool_calls'], ['messages', 'tool_name'], ['messages', 'tool_call_id']]) {
+        expect(await queryRunner.hasColumn(table, column), `${table}.${column}`).toBe(true);
+      }
+    } finally {
+      await queryRunner.release();
+    }
+  });
+
+  it('the short-key-prefix migration cuts stored display prefixes to llmgw_ and 4 characters, or 4 of a chosen secret', async () => {
+    const { dataSource } = await fresh();
+    // Back to just before the short-key-prefix migration (the third).
+    for (let i = migrations.length; i > 2; i--) await dataSource.undoLastMigration({ transaction: 'each' });
     const hash = (c: string) => c.repeat(64);
     await dataSource.query(`INSERT INTO api_keys (id, name, prefix, secret_hash, role, credits) VALUES ('k1', 'generated', 'llmgw_abcdefgh', '${hash('a')}', 'USER', 5)`);
     await dataSource.query(`INSERT INTO api_keys (id, name, prefix, secret_hash, role, credits) VALUES ('k2', 'chosen', 'my-admin-secre', '${hash('b')}', 'ADMIN', 5)`);

@@ -9,7 +9,7 @@ import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
 import { Message } from '../../src/entities/message.js';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
-import { openDatabase } from '../../src/services/database.js';
+import { openDatabase } from '../../src/services/db/data-source.js';
 import { hashSecret } from '../../src/services/keys.js';
 import { until } from '../helpers/wait.js';
 

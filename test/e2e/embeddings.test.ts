@@ -1,13 +1,13 @@
 // Embeddings through GraphQL `embed` and `POST /v1/embeddings` (the official `openai` client),
 // against the emulator's nomic-embed-text: vectors as Ollama made them, paid from the key's
 // credits, one usage-log row of kind `embed`, rate limits, the batch cap and capability checks.
-import { spawn } from 'node:child_process';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
 import { hashSecret } from '../../src/services/keys.js';
+import { resultOf, runExample } from '../helpers/examples.js';
 import { type TestGateway, post, startGateway } from '../helpers/gateway.js';
 import { gql, gqlError } from '../helpers/models.js';
 
@@ -232,21 +232,9 @@ describe('POST /v1/embeddings with the openai client', () => {
 
 describe('examples/embeddings.ts', () => {
   it('runs as the README says: urql and openai embeddings, ranked by cosine similarity, matching the usage log', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/embeddings.ts'], {
-      env: { ...process.env, GATEWAY_URL: `${gw.url}/graphql`, GATEWAY_KEY: gw.userSecret },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const code = await new Promise<number | null>((r) => child.on('close', r));
-    clearTimeout(timer);
-    expect(code, stderr).toBe(0);
-    const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    expect(line, stdout).toBeDefined();
-    const result = JSON.parse(line!.slice('RESULT '.length)) as {
+    const run = await runExample('examples/embeddings.ts', { GATEWAY_URL: `${gw.url}/graphql`, GATEWAY_KEY: gw.userSecret });
+    expect(run.code, run.stderr).toBe(0);
+    const result = resultOf<{
       model: string;
       generationId: string;
       creditsCharged: number;
@@ -255,7 +243,8 @@ describe('examples/embeddings.ts', () => {
       ranked: Array<{ text: string; score: number }>;
       openaiDimensions: number;
       openaiPromptTokens: number;
-    };
+    }>(run);
+    if (!result) throw new Error(`no RESULT line:\n${run.stdout}`);
     expect(result).toMatchObject({ model: MODEL, dimensions: 768, openaiDimensions: 768 });
     expect(result.ranked).toHaveLength(3);
     for (let i = 1; i < result.ranked.length; i++) expect(result.ranked[i - 1].score).toBeGreaterThanOrEqual(result.ranked[i].score);

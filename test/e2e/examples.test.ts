@@ -1,23 +1,12 @@
 // Runs the example clients in examples/ (Apollo Client and urql) as real Node processes against a
 // real gateway, and checks what they print against the database and the emulator.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
 import { Message } from '../../src/entities/message.js';
 import { Session } from '../../src/entities/session.js';
+import { RUN_TIMEOUT_MS, type Run, runExample } from '../helpers/examples.js';
 import { type TestGateway, startGateway } from '../helpers/gateway.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const RUN_TIMEOUT_MS = 30_000;
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  timedOut: boolean;
-  stdout: string;
-  stderr: string;
-}
 
 interface ExampleResult {
   sessionId: string;
@@ -30,34 +19,6 @@ interface ExampleResult {
   replyGenerationId: string;
   historyRoles: string[];
   history: Array<{ role: string; content: string }>;
-}
-
-/** Runs an example with tsx, the way the README says, and kills it if it does not end by itself. */
-function runExample(file: string, env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, RUN_TIMEOUT_MS);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, timedOut, stdout, stderr });
-    });
-  });
 }
 
 function resultLine(run: Run): ExampleResult {

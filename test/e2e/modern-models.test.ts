@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
 import { type GraphQLResponse, type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
+import { resultOf, runExample } from '../helpers/examples.js';
 import { gql, gqlError } from '../helpers/models.js';
 
 const GENERATE = `subscription G($input: GenerateInput!) {
@@ -182,5 +183,20 @@ describe('stored usage', () => {
     const r = await post<{ chat: { generationId: string } }>(gw, 'mutation($i: ChatInput!) { chat(input: $i) { generationId } }', { i: { model: 'llama3.2', message: 'Weather in Oslo?', tools: [WEATHER] } }, gw.userSecret);
     const row = await rowOf(r.body.data!.chat.generationId);
     expect(row.toolCalls).toEqual([expect.objectContaining({ name: 'get_weather' })]);
+  });
+});
+
+describe('examples/tools.ts', () => {
+  it('runs a tool-calling loop with urql as the README says: one call, its answer, then text', { timeout: 60_000 }, async () => {
+    const run = await runExample('examples/tools.ts', { GATEWAY_URL: `${gw.url}/graphql`, GATEWAY_KEY: gw.userSecret });
+    expect(run.code, run.stderr).toBe(0);
+    const result = resultOf<{ calls: string[]; answer: string; rounds: number; generationId: string }>(run);
+    if (!result) throw new Error(`no RESULT line:\n${run.stdout}`);
+    expect(result.calls).toEqual(['get_weather']);
+    expect(result.rounds).toBe(2);
+    expect(result.answer.length).toBeGreaterThan(0);
+    const row = await rowOf(result.generationId);
+    expect(row.response).toBe(result.answer);
+    expect(row.messages?.map((m) => m.role)).toEqual(['user', 'assistant', 'tool']);
   });
 });

@@ -79,7 +79,7 @@ describe('graceful shutdown', () => {
 });
 
 async function reopen(g: TestGateway) {
-  const { openDatabase } = await import('../../src/services/database.js');
+  const { openDatabase } = await import('../../src/services/db/data-source.js');
   const dataSource = await openDatabase({ dbPath: join(g.dir, 'gateway.sqlite') });
   return { dataSource, cleanup: () => dataSource.destroy() };
 }

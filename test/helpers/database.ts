@@ -5,8 +5,8 @@ import path from 'node:path';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { describe } from 'vitest';
-import { openDatabase } from '../../src/services/database.js';
-import type { DatabaseOptions } from '../../src/services/database.js';
+import { openDatabase } from '../../src/services/db/data-source.js';
+import type { DatabaseOptions } from '../../src/services/db/data-source.js';
 
 export type TestDatabaseKind = 'sqlite' | 'postgres';
 

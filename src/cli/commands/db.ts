@@ -3,7 +3,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Command } from 'commander';
-import { createDataSource } from '../../services/database.js';
+import { createDataSource } from '../../services/db/data-source.js';
 import { CliError, type CliIO, EXIT, Progress, configFrom, formatBytes, line } from '../io.js';
 
 /** Pages copied per backup step: small steps let the gateway keep writing between them. */

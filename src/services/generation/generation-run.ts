@@ -2,19 +2,20 @@ import { randomUUID } from 'node:crypto';
 import type { Options as OllamaOptions } from 'ollama';
 import type { ToolCall } from '../../entities/generation.js';
 import { costOf } from '../credits.js';
-import { inTransaction } from '../database.js';
+import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
 import { modelKey } from '../models/names.js';
-import { upstreamText } from '../ollama/errors.js';
 import type { OllamaHost } from '../ollama/pool.js';
 import type { Capability } from './capabilities.js';
 import type { AdmissionRelease, GenerationProbe, ResolvedModel } from './hooks.js';
 import { eventLoopLoad } from './load.js';
 import type { SlotTicket } from './ollama-slots.js';
 import { toOllamaOptions } from './options.js';
-import { ReadAhead, nextTurn } from './read-ahead.js';
+import { nextTurn } from '../event-loop.js';
+import { ReadAhead } from './read-ahead.js';
 import { logRefused } from './refusals.js';
+import { failureOf } from './run-failure.js';
 import { estimatePromptTokens, promptChars, promptTokenBound } from './reservation.js';
 import { BUSY_EVENT_INTERVAL_MS, MAX_EVENT_CHARS, MAX_EVENT_TOKENS, type RunContext } from './run-context.js';
 import { checkFormat } from './structured-output.js';
@@ -85,9 +86,7 @@ export class GenerationRun {
         yield* this.relay();
       } catch (e) {
         if (this.settlement) throw e; // settling itself failed: nothing to add
-        const error = this.failure(e);
-        const upstreamError = upstreamText(error);
-        if (upstreamError) this.ctx.log.warn({ requestId: this.meta.requestId, generationId: this.id, host: this.host.url, errorCode: error.code, upstreamError }, 'Ollama reported an error');
+        const error = failureOf(e, this.controller.signal, this.ctx.log, { requestId: this.meta.requestId, generationId: this.id, host: this.host.url });
         await this.settle(this.controller.signal.aborted ? 'CANCELLED' : 'ERROR', this.usageSoFar(), error.code, null);
         // A client that stopped the stream itself needs no error; one stopped by the gateway
         // (revocation, shutdown, cancelGeneration elsewhere) is told why.
@@ -391,13 +390,5 @@ export class GenerationRun {
     return { promptTokens: this.answered ? this.promptEstimate : 0, completionTokens: this.tokens };
   }
 
-  /** What a failure becomes for the client: the abort's reason, CANCELLED, or the typed error. */
-  private failure(e: unknown): GatewayError {
-    const { signal } = this.controller;
-    if (signal.aborted) return signal.reason instanceof GatewayError ? signal.reason : new GatewayError(ErrorCode.CANCELLED, 'The request was cancelled.');
-    if (e instanceof GatewayError) return e;
-    this.ctx.log.error({ err: e, requestId: this.meta.requestId, generationId: this.id }, 'generation crashed');
-    return new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Generation failed unexpectedly.', {}, { cause: e });
-  }
 
 }

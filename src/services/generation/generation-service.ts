@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { Generation } from '../../entities/generation.js';
 import type { CreditLedger } from '../credits.js';
-import { RowWriter } from '../database.js';
+import { RowWriter } from '../db/rows.js';
 import { ErrorCode, GatewayError } from '../errors.js';
 import type { Principal } from '../keys.js';
 import type { Logger } from '../logger.js';

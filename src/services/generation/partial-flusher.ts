@@ -1,9 +1,10 @@
 import type { DataSource } from 'typeorm';
 import { Generation } from '../../entities/generation.js';
 import { Message } from '../../entities/message.js';
-import { RowWriter, inTransaction } from '../database.js';
+import { RowWriter } from '../db/rows.js';
+import { inTransaction } from '../db/transactions.js';
 import type { Logger } from '../logger.js';
-import { nextTurn } from './read-ahead.js';
+import { nextTurn } from '../event-loop.js';
 
 /** What a running stream has produced so far. */
 export interface PartialAnswer {

@@ -2,7 +2,7 @@ import { type DataSource, In } from 'typeorm';
 import { Generation } from '../../entities/generation.js';
 import { Message } from '../../entities/message.js';
 import type { CreditLedger } from '../credits.js';
-import { inTransaction } from '../database.js';
+import { inTransaction } from '../db/transactions.js';
 
 export interface RecoveryReport {
   generations: number;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { Generation, type GenerationKind } from '../../entities/generation.js';
-import { inTransaction } from '../database.js';
+import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, type GatewayError } from '../errors.js';
 import type { Principal } from '../keys.js';
 import type { Logger } from '../logger.js';

@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { Generation } from '../../entities/generation.js';
 import type { CreditLedger } from '../credits.js';
-import type { RowWriter } from '../database.js';
+import type { RowWriter } from '../db/rows.js';
 import type { ConcurrencyGate } from '../limits/concurrency-gate.js';
 import type { Logger } from '../logger.js';
 import type { OllamaPool } from '../ollama/pool.js';

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type DataSource, type EntityManager, Not } from 'typeorm';
 import { ModelEntry } from '../../entities/model-entry.js';
-import { RowReader, inTransaction } from '../database.js';
+import { RowReader } from '../db/rows.js';
+import { inTransaction } from '../db/transactions.js';
 import { badInput } from '../errors.js';
 import { modelNotFound } from './errors.js';
 import { checkDescription, checkPrice, checkSystemPrompt, checkThreshold } from './limits.js';

@@ -10,6 +10,7 @@ import type {
   ProgressResponse,
   ShowResponse,
 } from 'ollama';
+import type { CreateRequest } from 'ollama';
 import { type AbortReason, mapUpstreamError } from './errors.js';
 import { type ClientInit, OllamaHttpTransport } from './http-fetch.js';
 
@@ -79,6 +80,20 @@ export class OllamaUpstream {
 
   async delete(model: string, signal?: AbortSignal): Promise<void> {
     await this.once(model, signal, (c) => c.delete({ model }));
+  }
+
+  /** Streams `/api/create` progress (forwarded for admins by Ollama's own API); throws GatewayErrors. */
+  createStream(request: Omit<CreateRequest, 'stream'>, signal?: AbortSignal): AsyncGenerator<ProgressResponse> {
+    return this.stream(request.model, signal, (client) => client.create({ ...request, stream: true }), { stallMs: this.timeouts.pullStallMs ?? this.timeouts.connectMs });
+  }
+
+  /** Streams `/api/push` progress; throws GatewayErrors. */
+  pushStream(model: string, insecure: boolean, signal?: AbortSignal): AsyncGenerator<ProgressResponse> {
+    return this.stream(model, signal, (client) => client.push({ model, insecure, stream: true }), { stallMs: this.timeouts.pullStallMs ?? this.timeouts.connectMs });
+  }
+
+  async copy(source: string, destination: string, signal?: AbortSignal): Promise<void> {
+    await this.once(source, signal, (c) => c.copy({ source, destination }));
   }
 
   /** Loads (keepAlive > 0 or negative) or unloads (keepAlive 0) a model with an empty prompt. */

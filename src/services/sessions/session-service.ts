@@ -3,7 +3,7 @@ import { type DataSource, type EntityManager, In, QueryFailedError } from 'typeo
 import type { GenerationMessage, ToolCall } from '../../entities/generation.js';
 import { Message } from '../../entities/message.js';
 import { Session } from '../../entities/session.js';
-import { inTransaction } from '../database.js';
+import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { GenerationOutcome, GenerationPlan, OutputFormat, ToolDefinition } from '../generation/types.js';
 import { type GenerationOptions, toOllamaOptions } from '../generation/options.js';
