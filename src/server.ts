@@ -5,6 +5,7 @@ import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { DataSource } from 'typeorm';
+import { CloseCode } from 'graphql-ws';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config.js';
 import { type GatewayContext, keyFromConnectionParams, newContext } from './context.js';
@@ -202,7 +203,7 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
           : await operationKeys.authenticate(ctx.extra.socket, ctx.extra.ip, params.extensions);
         if (found?.kind !== 'key') {
           if (found?.kind === 'over-limit') return [found.error];
-          setImmediate(() => ctx.extra.socket.close(4403, 'API key revoked'));
+          setImmediate(() => ctx.extra.socket.close(CloseCode.Forbidden, 'API key revoked'));
           return [new GraphQLError(found?.error.message ?? 'The API key is invalid or revoked.', { extensions: { code: found?.error.code ?? ErrorCode.UNAUTHENTICATED, ...found?.error.details } })];
         }
         const principal = toPrincipal(found.key);

@@ -149,7 +149,7 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     async (model) => (await models.catalog.find(model))?.entry.systemPrompt ?? null,
   );
   const chat = new ChatService(generation, sessions, imageLimits);
-  // Revocations go through the pub/sub (in-process now, Redis later) so every instance acts on them.
+  // Revocations go through the pub/sub (in-process, or Redis with REDIS_URL) so every instance acts on them.
   const keyEvents = new PubSubKeyEventBus(pubsub, (err) => log.error({ err }, 'key event handler failed'));
   const connections = new ConnectionRegistry();
   enforceRevocations({ events: keyEvents, activeStreams, connections, log });

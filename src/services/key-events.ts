@@ -6,18 +6,19 @@ export type KeyEvent = { type: 'revoked'; keyId: string; prefix: string };
 export type KeyEventListener = (event: KeyEvent) => void | Promise<void>;
 
 /**
- * Broadcasts key events. This in-process bus reaches the instance it runs in; a Redis-backed
- * implementation of the same interface (publish to a channel, subscribers on every instance)
- * reaches all of them. Each instance also re-checks a key on every operation, so an instance that
- * misses an event still refuses new work from a revoked key.
+ * Broadcasts key events to every gateway instance (PubSubKeyEventBus on the gateway's pub/sub,
+ * which is Redis with REDIS_URL); InProcessKeyEventBus reaches only its own process. Each instance
+ * also re-checks a key on every operation, so an instance that misses an event still refuses new
+ * work from a revoked key.
  */
 export interface KeyEventBus {
-  /** Resolves once this instance's listeners have handled the event. */
+  /** Hands the event on; whether this instance's listeners already ran depends on the bus (see each). */
   publish(event: KeyEvent): Promise<void>;
   /** Returns the function that unsubscribes. */
   subscribe(listener: KeyEventListener): () => void;
 }
 
+/** One process only: `publish` resolves once its listeners have handled the event. */
 export class InProcessKeyEventBus implements KeyEventBus {
   private readonly listeners = new Set<KeyEventListener>();
 

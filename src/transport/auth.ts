@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CloseCode } from 'graphql-ws';
 import type { WebSocket } from 'ws';
 import { keyFromHeaders } from '../context.js';
 import type { ApiKey } from '../entities/api-key.js';
@@ -134,7 +135,7 @@ export class AuthEdge {
     }
     if (!keys) this.socketKeys.set(socket, (keys = new Set()));
     keys.add(keyId);
-    const unregister = this.opts.connections.add(keyId, { close: () => socket.close(4403, 'API key revoked') });
+    const unregister = this.opts.connections.add(keyId, { close: () => socket.close(CloseCode.Forbidden, 'API key revoked') });
     socket.once('close', () => {
       release();
       unregister();

@@ -46,8 +46,8 @@ const textOf = (data: RawData): string =>
   Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
 
 /**
- * graphql-ws on a `ws` server: graphql-ws' own `useServer` adapter, plus what a server on the
- * network needs. Sends that a client does not drain are bounded (bytes queued and time
+ * graphql-ws on a `ws` server: graphql-ws' `makeServer` on an adapter of our own (modelled on its
+ * `useServer`), plus what a server on the network needs. Sends that a client does not drain are bounded (bytes queued and time
  * waiting); a client over either bound has its streams cancelled and its socket closed (1008).
  * Hook failures are logged with an errorId and close with 4500 and a fixed reason (no message
  * text reaches the client). Messages of a type only a server may send close with 4400.
