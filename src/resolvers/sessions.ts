@@ -1,9 +1,9 @@
 import { builder } from '../schema/builder.js';
-import { ChatSession, CreateSessionInput, SessionConnection } from '../schema/session.js';
+import { SessionType, CreateSessionInput, SessionConnection } from '../schema/session.js';
 
 builder.queryField('session', (t) =>
   t.field({
-    type: ChatSession,
+    type: SessionType,
     description: 'One of the caller\'s sessions with its messages (NOT_FOUND for sessions of other keys).',
     authScopes: { authenticated: true },
     args: { id: t.arg.id({ required: true, description: 'Session id.' }) },
@@ -26,7 +26,7 @@ builder.queryField('sessions', (t) =>
 
 builder.mutationField('createSession', (t) =>
   t.field({
-    type: ChatSession,
+    type: SessionType,
     description: 'Starts a stored conversation. Its system prompt is fixed now (the default one if none is given).',
     authScopes: { authenticated: true },
     args: { input: t.arg({ type: CreateSessionInput, required: true, description: 'Model, system prompt, options and title.' }) },
@@ -36,7 +36,7 @@ builder.mutationField('createSession', (t) =>
 
 builder.mutationField('setSessionSystemPrompt', (t) =>
   t.field({
-    type: ChatSession,
+    type: SessionType,
     description: 'Replaces the system prompt of one session (used from its next turn on).',
     authScopes: { authenticated: true },
     args: {
@@ -49,7 +49,7 @@ builder.mutationField('setSessionSystemPrompt', (t) =>
 
 builder.mutationField('clearSession', (t) =>
   t.field({
-    type: ChatSession,
+    type: SessionType,
     description: 'Deletes the messages of a session and keeps the session (SESSION_BUSY while it is answering).',
     authScopes: { authenticated: true },
     args: { id: t.arg.id({ required: true, description: 'Session id.' }) },

@@ -26,7 +26,7 @@ export const MessageStatus = builder.enumType('MessageStatus', {
   } as const,
 });
 
-export const ChatMessage = builder.objectRef<ChatTurn>('ChatMessage').implement({
+export const MessageType = builder.objectRef<ChatTurn>('Message').implement({
   description: 'One message of a conversation.',
   fields: (t) => ({
     id: t.id({ nullable: true, description: 'Identifier of the stored message; null for a session\'s system prompt and for stateless chats.', resolve: (m) => m.id }),
@@ -59,7 +59,7 @@ export const SessionOptions = builder.objectRef<Record<string, unknown>>('Sessio
   }),
 });
 
-export const ChatSession = builder.objectRef<Session>('ChatSession').implement({
+export const SessionType = builder.objectRef<Session>('Session').implement({
   description: 'A conversation stored by the gateway, owned by one API key.',
   fields: (t) => ({
     id: t.exposeID('id', { description: 'Identifier of the session.' }),
@@ -70,7 +70,7 @@ export const ChatSession = builder.objectRef<Session>('ChatSession').implement({
     createdAt: t.field({ type: 'DateTime', description: 'When the session was created.', resolve: (s) => s.createdAt }),
     updatedAt: t.field({ type: 'DateTime', description: 'When the session last changed.', resolve: (s) => s.updatedAt }),
     messages: t.field({
-      type: [ChatMessage],
+      type: [MessageType],
       description: 'The conversation in order, the system prompt first.',
       resolve: (s, _args, ctx) => ctx.services.sessions.history(s),
     }),
@@ -80,7 +80,7 @@ export const ChatSession = builder.objectRef<Session>('ChatSession').implement({
 export const SessionConnection = builder.objectRef<SessionPage>('SessionConnection').implement({
   description: 'A page of sessions, newest first.',
   fields: (t) => ({
-    nodes: t.field({ type: [ChatSession], description: 'The sessions of this page.', resolve: (p) => p.sessions }),
+    nodes: t.field({ type: [SessionType], description: 'The sessions of this page.', resolve: (p) => p.sessions }),
     endCursor: t.string({ nullable: true, description: 'Pass as `after` to get the next page.', resolve: (p) => p.endCursor }),
     hasNextPage: t.exposeBoolean('hasNextPage', { description: 'True when more sessions follow.' }),
   }),
@@ -137,7 +137,7 @@ export const ChatResultRef = builder.objectRef<ChatResult>('ChatResult').impleme
     usage: t.field({ type: Usage, description: 'Token counts.', resolve: (r) => r.usage }),
     creditsCharged: t.exposeInt('creditsCharged', { description: 'Credits taken from the key.' }),
     durationMs: t.exposeInt('durationMs', { description: 'Wall time in milliseconds.' }),
-    message: t.field({ type: ChatMessage, nullable: true, description: 'The stored assistant message (session chats).', resolve: (r) => r.message }),
-    history: t.field({ type: [ChatMessage], description: 'The whole conversation after this turn: system, user and assistant messages.', resolve: (r) => r.history }),
+    message: t.field({ type: MessageType, nullable: true, description: 'The stored assistant message (session chats).', resolve: (r) => r.message }),
+    history: t.field({ type: [MessageType], description: 'The whole conversation after this turn: system, user and assistant messages.', resolve: (r) => r.history }),
   }),
 });
