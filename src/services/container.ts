@@ -73,7 +73,7 @@ export interface Services {
  * its own interrupted rows at once; two live processes cannot share a host and port. With port 0
  * (tests) a random id, whose rows other instances settle once its heartbeat expires.
  */
-export function defaultInstanceId(config: Pick<Config, 'instanceId' | 'port'>): string {
+export function defaultInstanceId(config: { instanceId?: string; port: number }): string {
   if (config.instanceId) return config.instanceId;
   return config.port ? `${hostname()}:${config.port}`.slice(-64) : randomUUID();
 }
