@@ -1,4 +1,8 @@
-import type { GatewayPubSub } from './pubsub.js';
+/** The part of the gateway's pub/sub a key-event bus uses (kept minimal: no import back into pubsub.ts). */
+export interface KeyEventTopic {
+  publish(topic: 'keys:event', event: KeyEvent): void;
+  subscribe(topic: 'keys:event'): AsyncIterableIterator<KeyEvent>;
+}
 
 /** Something that happened to an API key that every gateway instance must act on. */
 export type KeyEvent = { type: 'revoked'; keyId: string; prefix: string };
@@ -39,7 +43,7 @@ export class InProcessKeyEventBus implements KeyEventBus {
  */
 export class PubSubKeyEventBus implements KeyEventBus {
   constructor(
-    private readonly pubsub: GatewayPubSub,
+    private readonly pubsub: KeyEventTopic,
     private readonly onListenerError: (error: unknown) => void = () => {},
   ) {}
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalModelName, normalizeAlias, requireModelName } from '../../src/services/models/names.js';
+import { canonicalModelName, normalizeAlias, requireModelName } from '../../src/services/ollama/model-names.js';
 
 describe('canonicalModelName', () => {
   it('adds the default tag, drops the default registry and namespace, and lower-cases', () => {

@@ -14,7 +14,7 @@ import { REFUSED_EXCERPT_CHARS, logRefused } from '../generation/refusals.js';
 import type { Principal } from '../keys.js';
 import type { ConcurrencyGate } from '../limits/concurrency-gate.js';
 import type { Logger } from '../logger.js';
-import { modelKey } from '../models/names.js';
+import { modelKey } from '../ollama/model-names.js';
 import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
 import type { EmbedInput, EmbedMeta, EmbedResult, Embedder } from './types.js';
 

@@ -5,7 +5,7 @@ import { costOf } from '../credits.js';
 import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError, badInput } from '../errors.js';
 import type { Principal } from '../keys.js';
-import { modelKey } from '../models/names.js';
+import { modelKey } from '../ollama/model-names.js';
 import type { OllamaHost } from '../ollama/pool.js';
 import type { Capability } from './capabilities.js';
 import type { AdmissionRelease, GenerationProbe, ResolvedModel } from './hooks.js';

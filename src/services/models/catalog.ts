@@ -6,7 +6,7 @@ import { inTransaction } from '../db/transactions.js';
 import { badInput } from '../errors.js';
 import { modelNotFound } from './errors.js';
 import { checkDescription, checkPrice, checkSystemPrompt, checkThreshold } from './limits.js';
-import { canonicalModelName, normalizeAlias, requireModelName } from './names.js';
+import { canonicalModelName, normalizeAlias, requireModelName } from '../ollama/model-names.js';
 
 /** Catalogue fields an operator sets; `undefined` leaves a field as it is, `null` clears it. */
 export interface CatalogFields {

@@ -5,7 +5,7 @@ import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError } from '../errors.js';
 import { blankEntry } from './catalog.js';
 import { MODEL_LIMITS } from './limits.js';
-import { canonicalModelName } from './names.js';
+import { canonicalModelName } from '../ollama/model-names.js';
 
 /** One catalogue row of the file: Ollama name, alias, description. */
 export interface CatalogCsvRow {

@@ -4,7 +4,7 @@ import type { SettingsService } from '../settings.js';
 import type { ModelCatalog } from './catalog.js';
 import { modelNotFound } from './errors.js';
 import type { ModelFleet } from './fleet.js';
-import { canonicalModelName } from './names.js';
+import { canonicalModelName } from '../ollama/model-names.js';
 
 /**
  * The catalogue as generation sees it: an alias becomes its Ollama name; prices come from the

@@ -6,7 +6,7 @@ import type { PullProgress } from './events.js';
 import type { IdleReaper } from './idle-reaper.js';
 import type { InstalledModel, LoadedModel, OllamaInventory } from './inventory.js';
 import type { ChangeResult, LoadResult, ModelLifecycle } from './lifecycle.js';
-import { requireModelName } from './names.js';
+import { requireModelName } from '../ollama/model-names.js';
 import type { PullManager } from './pull-manager.js';
 
 /** The model services of one Ollama host. */

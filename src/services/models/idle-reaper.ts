@@ -4,7 +4,7 @@ import type { SettingsService } from '../settings.js';
 import type { ModelCatalog } from './catalog.js';
 import type { ModelEvent } from './events.js';
 import type { OllamaInventory } from './inventory.js';
-import { modelKey } from './names.js';
+import { modelKey } from '../ollama/model-names.js';
 
 /** Setting row holding `{ [model]: ISO time of last activity }`, so idle clocks survive restarts. */
 export const LAST_ACTIVITY_SETTING = 'idle_reaper_last_activity';

@@ -1,6 +1,6 @@
 import type { ModelResponse } from 'ollama';
 import type { OllamaUpstream } from '../ollama/upstream.js';
-import { modelKey } from './names.js';
+import { modelKey } from '../ollama/model-names.js';
 
 /** A model installed on the Ollama host (`/api/tags`). */
 export interface InstalledModel {

@@ -10,7 +10,7 @@ import type { ModelEvent, ModelEventReason, ModelEventType } from './events.js';
 import type { IdleReaper } from './idle-reaper.js';
 import type { InstalledModel, LoadedModel, OllamaInventory } from './inventory.js';
 import { checkNumCtx } from './limits.js';
-import { requireModelName } from './names.js';
+import { requireModelName } from '../ollama/model-names.js';
 
 export interface LifecycleDeps {
   /** URL of the Ollama host this lifecycle manages. */

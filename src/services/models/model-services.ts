@@ -17,7 +17,7 @@ import { IdleReaper, LAST_ACTIVITY_SETTING } from './idle-reaper.js';
 import { OllamaInventory } from './inventory.js';
 import { ModelLifecycle } from './lifecycle.js';
 import { checkThreshold } from './limits.js';
-import { canonicalModelName } from './names.js';
+import { canonicalModelName } from '../ollama/model-names.js';
 import { ModelOverview } from './overview.js';
 import { PullManager } from './pull-manager.js';
 import { usageLogActivity } from './shared-activity.js';

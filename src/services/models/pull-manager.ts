@@ -7,7 +7,7 @@ import type { GatewayPubSub } from '../pubsub.js';
 import type { ModelCatalog } from './catalog.js';
 import type { ModelEvent, PullProgress } from './events.js';
 import type { OllamaInventory } from './inventory.js';
-import { requireModelName } from './names.js';
+import { requireModelName } from '../ollama/model-names.js';
 
 export interface PullManagerDeps {
   /** URL of the Ollama host this manager pulls onto. */

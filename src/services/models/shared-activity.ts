@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { Generation } from '../../entities/generation.js';
 import type { SharedActivity } from './idle-reaper.js';
-import { modelKey } from './names.js';
+import { modelKey } from '../ollama/model-names.js';
 
 
 /** A time as the driver returns an aggregate: a Date (PostgreSQL) or UTC text without zone (SQLite). */

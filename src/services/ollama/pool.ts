@@ -1,6 +1,6 @@
 import { ErrorCode, GatewayError, badInput, isGatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { modelKey } from '../models/names.js';
+import { modelKey } from './model-names.js';
 import { type UpstreamTimeouts, OllamaUpstream } from './upstream.js';
 
 
