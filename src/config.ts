@@ -217,8 +217,8 @@ function toConfig(e: z.infer<typeof envSchema>) {
       maxClientBufferedBytes: e.MAX_CLIENT_BUFFERED_BYTES,
       /** Time queued output may wait without draining before the client counts as not reading. */
       slowClientTimeoutMs: e.SLOW_CLIENT_TIMEOUT_MS,
-      /** Retries of a generation whose connection to Ollama failed before any chunk arrived. */
-      upstreamRetries: e.UPSTREAM_RETRIES,
+      /** Further rounds over the Ollama hosts when a generation could not connect before any chunk arrived (UPSTREAM_RETRIES). */
+      upstreamRetryRounds: e.UPSTREAM_RETRIES,
       upstreamRetryDelayMs: e.UPSTREAM_RETRY_DELAY_MS,
       /** Take the client address from the last X-Forwarded-For entry (behind one reverse proxy). */
       trustProxy: e.TRUST_PROXY,

@@ -119,6 +119,7 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const rateGate = new ConcurrencyGate(config.limits.maxConcurrentStreamsPerIp);
   const generation = new GenerationService({
     images: imageLimits,
+    capabilities: (name) => models.fleet.capabilitiesOf(name),
     defaultSystemPrompt: () => settings.getDefaultSystemPrompt(),
     models: models.directory,
     db,
@@ -131,7 +132,7 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
     requestCost: config.requestCost,
     defaultMaxTokens: config.defaultMaxTokens,
     maxPromptChars: config.limits.maxPromptChars,
-    upstreamRetryRounds: config.limits.upstreamRetries,
+    upstreamRetryRounds: config.limits.upstreamRetryRounds,
     upstreamRetryDelayMs: config.limits.upstreamRetryDelayMs,
     slots,
     defaultKeepAlive: config.ollamaKeepAlive,
@@ -142,7 +143,7 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   });
   // Embeddings share the generations' limits: the key's rate limits, the per-address gate, Ollama's slots.
   const { requestCost, ollamaKeepAlive: defaultKeepAlive, limits } = config;
-  const embeddings = new EmbeddingService({ db, pool, credits, log, slots, active: activeStreams, models: models.directory, admission: rateLimits, gate: rateGate, instanceId: instance.id, requestCost, defaultKeepAlive, maxInputs: limits.maxEmbedInputs, maxChars: limits.maxPromptChars });
+  const embeddings = new EmbeddingService({ capabilities: (name) => models.fleet.capabilitiesOf(name), db, pool, credits, log, slots, active: activeStreams, models: models.directory, admission: rateLimits, gate: rateGate, instanceId: instance.id, requestCost, defaultKeepAlive, maxInputs: limits.maxEmbedInputs, maxChars: limits.maxPromptChars });
   const sessions = new SessionService(
     db,
     () => settings.getDefaultSystemPrompt(),

@@ -19,7 +19,7 @@ describe('hardening limits configuration', () => {
       authFailureWindowSeconds: 60,
       maxClientBufferedBytes: 4 * 1024 * 1024,
       slowClientTimeoutMs: 15_000,
-      upstreamRetries: 1,
+      upstreamRetryRounds: 1,
       upstreamRetryDelayMs: 250,
       trustProxy: false,
       maxImagesPerRequest: 16,
@@ -34,7 +34,7 @@ describe('hardening limits configuration', () => {
 
   it('reads values; 0 turns a limit off', () => {
     const c = loadConfig({ GRAPHQL_MAX_DEPTH: '0', MAX_SOCKETS_PER_IP: '0', AUTH_FAILURE_LIMIT: '5', UPSTREAM_RETRIES: '0', TRUST_PROXY: 'true', WS_KEEPALIVE_MS: '0' });
-    expect(c.limits).toMatchObject({ graphqlMaxDepth: 0, maxSocketsPerIp: 0, authFailureLimit: 5, upstreamRetries: 0, trustProxy: true, wsKeepAliveMs: 0 });
+    expect(c.limits).toMatchObject({ graphqlMaxDepth: 0, maxSocketsPerIp: 0, authFailureLimit: 5, upstreamRetryRounds: 0, trustProxy: true, wsKeepAliveMs: 0 });
   });
 
   it.each([

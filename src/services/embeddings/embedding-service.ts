@@ -7,7 +7,7 @@ import { RowWriter } from '../db/rows.js';
 import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError, badInput, isGatewayError } from '../errors.js';
 import type { ActiveStreams } from '../generation/active-streams.js';
-import { CapabilityCheck } from '../generation/capabilities.js';
+import { CapabilityCheck, type CapabilityLookup, showOnPool } from '../generation/capabilities.js';
 import type { AdmissionRelease, ModelDirectory, RequestAdmission, ResolvedModel } from '../generation/hooks.js';
 import type { OllamaSlots, SlotTicket } from '../generation/ollama-slots.js';
 import { REFUSED_EXCERPT_CHARS, logRefused } from '../generation/refusals.js';
@@ -29,6 +29,8 @@ export interface EmbeddingServiceDeps {
   admission: RequestAdmission;
   /** Requests at once per client address, shared with generations. */
   gate?: ConcurrencyGate;
+  /** Capabilities of a model the catalogue does not know yet (the fleet's cached /api/show); `/api/show` on the pool when absent. */
+  capabilities?: CapabilityLookup;
   /** Ollama's capacity per (host, model): an embedding takes a slot like a generation. */
   slots: OllamaSlots;
   requestCost: number;
@@ -73,7 +75,7 @@ export class EmbeddingService implements Embedder {
 
   constructor(private readonly deps: EmbeddingServiceDeps) {
     this.rows = new RowWriter(deps.db, Generation);
-    this.capabilities = new CapabilityCheck(deps.pool);
+    this.capabilities = new CapabilityCheck(deps.capabilities ?? showOnPool(deps.pool));
   }
 
   async embed(principal: Principal, input: EmbedInput, meta: EmbedMeta): Promise<EmbedResult> {

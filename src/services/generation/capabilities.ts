@@ -4,6 +4,9 @@ import type { OllamaPool } from '../ollama/pool.js';
 /** Capabilities a request may need (Ollama's /api/show `capabilities`, types/model/capability.go). */
 export type Capability = 'vision' | 'thinking' | 'tools' | 'embedding';
 
+/** A model's capabilities (null when Ollama does not report them); the gateway's one cache is behind it. */
+export type CapabilityLookup = (name: string) => Promise<string[] | null>;
+
 const WHAT: Record<Capability, string> = {
   vision: 'cannot read images (it has no vision capability)',
   thinking: 'cannot reason apart from its answer (it has no thinking capability); leave think unset or false',
@@ -11,17 +14,13 @@ const WHAT: Record<Capability, string> = {
   embedding: 'cannot embed text (it has no embedding capability)',
 };
 
-const TTL_MS = 60_000;
-
 /**
  * Refuses a request whose model lacks a capability it needs, before it reaches the model. The
- * capabilities come from the catalogue's cache when the directory knows them; otherwise from
- * `/api/show` of the first host that has the model, kept for a minute (a model may be re-pulled).
+ * capabilities come from the catalogue's view when the directory knows them, else from `lookup`
+ * (the model fleet's cached `/api/show`).
  */
 export class CapabilityCheck {
-  private readonly cache = new Map<string, { at: number; capabilities: Promise<string[] | null> }>();
-
-  constructor(private readonly pool: OllamaPool) {}
+  constructor(private readonly lookup: CapabilityLookup) {}
 
   async require(name: string, known: string[] | null | undefined, needed: readonly Capability[]): Promise<void> {
     const capabilities = known === undefined ? await this.lookup(name) : known;
@@ -30,36 +29,20 @@ export class CapabilityCheck {
     const missing = needed.find((c) => !capabilities.includes(c));
     if (missing) throw new GatewayError(ErrorCode.CAPABILITY_MISSING, `Model "${name}" ${WHAT[missing]}.`, { model: name, capability: missing });
   }
+}
 
-  private lookup(name: string): Promise<string[] | null> {
-    let cached = this.cache.get(name);
-    if (!cached || Date.now() - cached.at > TTL_MS) {
-      const entry = {
-        at: Date.now(),
-        capabilities: this.showAnywhere(name).then(
-          (r) => r.capabilities ?? null,
-          (e: unknown) => {
-            this.cache.delete(name);
-            throw e;
-          },
-        ),
-      };
-      this.cache.set(name, entry);
-      cached = entry;
-    }
-    return cached.capabilities;
-  }
-
-  /** `/api/show` from the first host that has the model (they all report the same capabilities). */
-  private async showAnywhere(name: string) {
+/** Without a model fleet (tests of the generation path alone): `/api/show` of the first host that has the model, uncached. */
+export function showOnPool(pool: OllamaPool): CapabilityLookup {
+  return async (name) => {
     let failure: unknown;
-    for (const h of await this.pool.candidates(name)) {
+    for (const h of await pool.candidates(name)) {
       try {
-        return await h.upstream.show(name);
+        const r = await h.upstream.show(name);
+        return Array.isArray(r.capabilities) ? r.capabilities : null;
       } catch (e) {
         failure ??= e;
       }
     }
     throw failure;
-  }
+  };
 }

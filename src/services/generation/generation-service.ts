@@ -7,7 +7,7 @@ import type { Principal } from '../keys.js';
 import type { Logger } from '../logger.js';
 import type { OllamaPool } from '../ollama/pool.js';
 import type { ActiveStreams } from './active-streams.js';
-import { CapabilityCheck } from './capabilities.js';
+import { CapabilityCheck, type CapabilityLookup, showOnPool } from './capabilities.js';
 import { type StreamFailure, eventStream } from './event-stream.js';
 import { GenerationRun } from './generation-run.js';
 import { DEFAULT_KEEP_ALIVE, type RunContext } from './run-context.js';
@@ -48,6 +48,8 @@ export interface GenerationServiceDeps {
   /** Further rounds over the hosts when Ollama cannot be reached before it sent anything (never after: no double answer or charge). */
   upstreamRetryRounds?: number;
   upstreamRetryDelayMs?: number;
+  /** Capabilities of a model the catalogue does not know yet (the fleet's cached /api/show); `/api/show` on the pool when absent. */
+  capabilities?: CapabilityLookup;
   /** The gateway's default system prompt, for requests that bring none and whose model has none. */
   defaultSystemPrompt?: () => Promise<string | null>;
   /** Limits of images a generate request brings (URLs are fetched when the plan is prepared). */
@@ -71,7 +73,7 @@ export class GenerationService {
   private readonly ctx: RunContext;
 
   constructor(private readonly deps: GenerationServiceDeps) {
-    const capabilities = new CapabilityCheck(deps.pool);
+    const capabilities = new CapabilityCheck(deps.capabilities ?? showOnPool(deps.pool));
     this.ctx = {
       db: deps.db,
       pool: deps.pool,

@@ -102,6 +102,22 @@ export class ModelFleet {
       .filter((p) => p.installed || p.loaded);
   }
 
+  /**
+   * Capabilities from the first host that can tell (its `/api/show`, cached in its inventory): the
+   * one capability cache of the gateway, which `cachedCapabilities` and the catalogue read too.
+   */
+  async capabilitiesOf(name: string): Promise<string[] | null> {
+    let failure: unknown;
+    for (const h of this.hosts) {
+      try {
+        return await h.inventory.capabilities(name, null);
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+    throw failure;
+  }
+
   /** Capabilities already fetched on any host; undefined when none are cached. */
   async cachedCapabilities(name: string): Promise<string[] | null | undefined> {
     for (const h of this.hosts) {
