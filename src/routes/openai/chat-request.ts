@@ -53,7 +53,7 @@ const request = z.looseObject({
   max_completion_tokens: z.number().int().min(L.maxTokens.min).max(L.maxTokens.max).nullish(),
   seed: z.number().int().nullish(),
   stop: z.union([z.string().min(1).max(L.stop.maxLength), z.array(z.string().min(1).max(L.stop.maxLength)).max(L.stop.maxItems)]).nullish(),
-  // Accepted for compatibility and not applied (see README): Ollama's current engine ignores them.
+  // Accepted for compatibility and not applied (see docs/api.md): Ollama's current engine ignores them.
   frequency_penalty: z.number().min(-2).max(2).nullish(),
   presence_penalty: z.number().min(-2).max(2).nullish(),
   n: z.number().int().min(1).max(1).nullish(),

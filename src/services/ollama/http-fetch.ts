@@ -17,7 +17,7 @@ export interface ClientInit {
  * `statusText`, `headers.get`, `json()`, `text()`, `body.getReader()`), reading the body straight
  * from the socket: Node 20's `fetch` (undici, web streams) was the largest single cost of a
  * non-streaming request and of each paced token. (With no delay between tokens at all, Node's
- * HTTP parser costs more per tiny chunk than undici; see the README's performance section.)
+ * HTTP parser costs more per tiny chunk than undici; see docs/performance.md.)
  * Failures look like undici's, so they are classified the same way: a request that cannot be sent
  * rejects with `TypeError('fetch failed')` whose `cause` is the system error, a body cut short
  * fails its read with `TypeError('terminated')`, and an abort with the signal's `AbortError`.
