@@ -5,7 +5,8 @@ import type { OllamaHost } from '../../services/ollama/pool.js';
 import { OllamaRequestError } from './errors.js';
 import type { OllamaRequestContext } from './generation.js';
 import { modelIn } from './models.js';
-import { sendJson, startNdjson, writeLine } from './ndjson.js';
+import { sendJson } from '../api-request.js';
+import { startNdjson, writeLine } from './ndjson.js';
 
 /** Ollama's progress line: zero values left out, as Ollama's omitempty does. */
 interface ProgressLine {

@@ -1,7 +1,7 @@
 import { OllamaRequestError } from './errors.js';
 import type { OllamaRequestContext } from './generation.js';
 import { modelIn } from './models.js';
-import { sendJson } from './ndjson.js';
+import { sendJson } from '../api-request.js';
 
 function optionalNumber(body: Record<string, unknown>, field: string): number | null {
   const v = body[field];

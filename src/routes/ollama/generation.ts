@@ -2,23 +2,12 @@ import type { ServerResponse } from 'node:http';
 import type { Services } from '../../services/container.js';
 import type { DoneEvent, GenerationEvent, ToolCall } from '../../services/generation/types.js';
 import type { Principal } from '../../services/keys.js';
-import { sendJson, startNdjson, writeLine } from './ndjson.js';
+import { type RouteContext, sendJson } from '../api-request.js';
+import { startNdjson, writeLine } from './ndjson.js';
 import type { OllamaGenerationRequest } from './request.js';
 
-export interface OllamaRequestContext {
-  services: Services;
-  principal: Principal;
-  requestId: string;
-  /** Aborted when the client goes away. */
-  signal: AbortSignal;
-  res: ServerResponse;
-  /** The client's address (per-address limits in the generation service). */
-  clientIp: string;
-  /** Writes an error in Ollama's shape: a status and body before headers, one `{"error"}` line after. */
-  fail(e: unknown): void;
-  /** Facts for the request's log line. */
-  facts: Record<string, unknown>;
-}
+/** One authenticated `/api` request (the shared REST request scope). */
+export type OllamaRequestContext = RouteContext;
 
 /** When each step of a generation happened, as the gateway saw it (performance.now() milliseconds). */
 interface Timing {

@@ -4,21 +4,10 @@ import type { DoneEvent, GenerationEvent, GenerationResult } from '../../service
 import type { Principal } from '../../services/keys.js';
 import { parseChatCompletionRequest } from './chat-request.js';
 import { openAIToolCall } from './tool-calls.js';
+import { type RouteContext, writeWithBackpressure as write } from '../api-request.js';
 
-export interface OpenAIRequestContext {
-  services: Services;
-  principal: Principal;
-  requestId: string;
-  /** Aborted when the client goes away. */
-  signal: AbortSignal;
-  res: ServerResponse;
-  /** The client's address (per-address limits in the generation service). */
-  clientIp: string;
-  /** Writes an error response (before headers) in OpenAI's shape. */
-  fail(e: unknown): void;
-  /** Facts for the request's log line. */
-  facts: Record<string, unknown>;
-}
+/** One authenticated `/v1` request (the shared REST request scope). */
+export type OpenAIRequestContext = RouteContext;
 
 const finishReason = (doneReason: string, toolCalls: boolean) => (toolCalls ? 'tool_calls' : doneReason === 'length' ? 'length' : 'stop');
 
@@ -138,22 +127,3 @@ function answerMessage(result: GenerationResult) {
   };
 }
 
-/**
- * Writes with backpressure: waits for `drain`. A client that does not read for `slowMs` is cut
- * off (SLOW_CLIENT_TIMEOUT_MS), which aborts its generation instead of holding a model slot.
- */
-function write(res: ServerResponse, text: string, slowMs: number): Promise<void> {
-  if (res.destroyed) return Promise.resolve();
-  if (res.write(text)) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => res.destroy(), slowMs);
-    const done = () => {
-      clearTimeout(timer);
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.once('drain', done);
-    res.once('close', done);
-  });
-}
