@@ -193,7 +193,7 @@ function toConfig(e: z.infer<typeof envSchema>) {
     imageUrlAllowPrivate: e.IMAGE_URL_ALLOW_PRIVATE,
     /** Bearer token required to read /metrics; unset = /metrics is open. */
     metricsToken: e.METRICS_TOKEN,
-    /** Hardening limits (see src/services/limits/); 0 turns a limit off. */
+    /** Hardening limits (see src/services/access/limits/); 0 turns a limit off. */
     limits: {
       /** graphql-armor: query depth, cost, aliases, directives and lexer tokens per document. */
       graphqlMaxDepth: e.GRAPHQL_MAX_DEPTH,

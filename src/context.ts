@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Principal } from './services/keys.js';
-import type { Logger } from './services/logger.js';
+import type { Principal } from './services/access/keys.js';
+import type { Logger } from './services/platform/logger.js';
 import type { Services } from './services/container.js';
 
 /** Per-operation context shared by HTTP, SSE and websocket requests. */
@@ -14,7 +14,7 @@ export interface GatewayContext {
   log: Logger;
   /** Aborted when the HTTP request goes away; absent on websockets (iterator return() covers those). */
   signal?: AbortSignal;
-  /** The client's address (per-address limits); see src/services/limits/client-ip.ts. */
+  /** The client's address (per-address limits); see src/services/access/limits/client-ip.ts. */
   clientIp: string;
 }
 

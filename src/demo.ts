@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import { loadConfig } from './config.js';
 import { startEmulator } from './emulator/server.js';
 import { buildApp } from './server.js';
-import { createLogger } from './services/logger.js';
+import { createLogger } from './services/platform/logger.js';
 
 async function demo(): Promise<void> {
   const emulator = await startEmulator({ tokenDelayMs: Number(process.env.EMULATOR_TOKEN_DELAY_MS ?? 40) });

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { ConfigError, loadConfig } from './config.js';
 import { buildApp } from './server.js';
-import { createLogger } from './services/logger.js';
+import { createLogger } from './services/platform/logger.js';
 
 async function main(): Promise<void> {
   let config;

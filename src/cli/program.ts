@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { GatewayError } from '../services/errors.js';
+import { GatewayError } from '../services/platform/errors.js';
 import { VERSION } from '../version.js';
 import { dbCommand } from './commands/db.js';
 import { exportCommand } from './commands/export.js';

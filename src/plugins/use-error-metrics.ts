@@ -1,8 +1,8 @@
 import type { ExecutionResult, GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { GatewayContext } from '../context.js';
-import { GatewayError } from '../services/errors.js';
-import type { GatewayMetrics } from '../services/metrics.js';
+import { GatewayError } from '../services/platform/errors.js';
+import type { GatewayMetrics } from '../services/platform/metrics.js';
 
 const codeOf = (e: GraphQLError): string => {
   const code = e.extensions?.code;

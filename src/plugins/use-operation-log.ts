@@ -1,7 +1,7 @@
 import { type DocumentNode, type ExecutionResult, type GraphQLError, Kind, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { GatewayContext } from '../context.js';
-import { GatewayError } from '../services/errors.js';
+import { GatewayError } from '../services/platform/errors.js';
 
 interface OperationFacts {
   operation: string;

@@ -1,6 +1,6 @@
 import { Health } from '../schema/health.js';
 import { builder } from '../schema/builder.js';
-import { checkHealth } from '../services/health.js';
+import { checkHealth } from '../services/platform/health.js';
 import { VERSION } from '../version.js';
 
 builder.queryField('health', (t) =>

@@ -1,6 +1,6 @@
 import { AddCreditsInput, ApiKey, ApiKeyPage, CreateApiKeyInput, CreatedApiKey, UpdateApiKeyInput, Viewer } from '../schema/api-key.js';
 import { builder } from '../schema/builder.js';
-import { unauthenticated } from '../services/errors.js';
+import { unauthenticated } from '../services/platform/errors.js';
 
 builder.queryField('me', (t) =>
   t.field({

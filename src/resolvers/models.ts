@@ -14,7 +14,7 @@ import {
   UpdateModelInput,
 } from '../schema/model.js';
 import { OllamaHostStatusType } from '../schema/ollama-host.js';
-import { ErrorCode, GatewayError, badInput } from '../services/errors.js';
+import { ErrorCode, GatewayError, badInput } from '../services/platform/errors.js';
 import { eventStream, rethrowFailure } from '../services/generation/event-stream.js';
 
 const HOST_HELP = 'URL of one Ollama host, as in OLLAMA_HOST (see Query.ollamaHosts); BAD_USER_INPUT for another.';

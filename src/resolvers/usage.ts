@@ -1,6 +1,6 @@
 import { builder } from '../schema/builder.js';
 import { GenerationLogPage, UsageBucket, UsageGroupBy } from '../schema/usage.js';
-import { MAX_PAGE_SIZE, allKeysScope, timeRange, usageScope } from '../services/usage.js';
+import { MAX_PAGE_SIZE, allKeysScope, timeRange, usageScope } from '../services/access/usage.js';
 
 builder.queryField('usage', (t) =>
   t.field({

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Services } from '../services/container.js';
-import { ErrorCode, unauthenticated } from '../services/errors.js';
-import type { Principal } from '../services/keys.js';
+import { ErrorCode, unauthenticated } from '../services/platform/errors.js';
+import type { Principal } from '../services/access/keys.js';
 import type { AuthEdge } from '../transport/auth.js';
 
 /** What a handler of a REST API (`/v1`, `/api`) gets for one authenticated request. */

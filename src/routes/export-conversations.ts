@@ -3,9 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Services } from '../services/container.js';
-import { ErrorCode, isGatewayError } from '../services/errors.js';
-import { timeRange } from '../services/usage.js';
-import { CONVERSATION_COLUMNS, csvOf } from '../services/usage-csv.js';
+import { ErrorCode, isGatewayError } from '../services/platform/errors.js';
+import { timeRange } from '../services/access/usage.js';
+import { CONVERSATION_COLUMNS, csvOf } from '../services/access/usage-csv.js';
 import type { AuthEdge } from '../transport/auth.js';
 
 export const EXPORT_CONVERSATIONS_PATH = '/export/conversations.csv';

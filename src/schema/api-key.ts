@@ -1,7 +1,7 @@
 import type { ApiKey as ApiKeyEntity } from '../entities/api-key.js';
-import { MAX_CREDITS } from '../services/credits.js';
-import { type CreatedKey, type KeyLimits, type KeyPage, MAX_KEY_NAME_LENGTH, MAX_LIMIT, limitsOf } from '../services/keys.js';
-import type { EffectiveLimits } from '../services/rate-limit.js';
+import { MAX_CREDITS } from '../services/access/credits.js';
+import { type CreatedKey, type KeyLimits, type KeyPage, MAX_KEY_NAME_LENGTH, MAX_LIMIT, limitsOf } from '../services/access/keys.js';
+import type { EffectiveLimits } from '../services/access/rate-limit.js';
 import { builder } from './builder.js';
 
 export const ApiKeyRole = builder.enumType('ApiKeyRole', {

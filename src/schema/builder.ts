@@ -2,7 +2,7 @@ import SchemaBuilder from '@pothos/core';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { GraphQLError, valueFromASTUntyped } from 'graphql';
 import type { GatewayContext } from '../context.js';
-import { ErrorCode } from '../services/errors.js';
+import { ErrorCode } from '../services/platform/errors.js';
 
 /** The one Pothos builder. Definitions live in the domain files under src/schema and src/resolvers. */
 export const builder = new SchemaBuilder<{

@@ -1,5 +1,5 @@
-import type { EmbedResult as EmbedResultShape } from '../services/embeddings/types.js';
-import { MAX_EMBED_DIMENSIONS } from '../services/embeddings/embedding-service.js';
+import type { EmbedResult as EmbedResultShape } from '../services/generation/embeddings/types.js';
+import { MAX_EMBED_DIMENSIONS } from '../services/generation/embeddings/embedding-service.js';
 import { builder } from './builder.js';
 
 export const EmbedInput = builder.inputType('EmbedInput', {

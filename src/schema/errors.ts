@@ -1,6 +1,6 @@
 import { GraphQLError } from 'graphql';
-import { ErrorCode, GatewayError } from '../services/errors.js';
-import type { Logger } from '../services/logger.js';
+import { ErrorCode, GatewayError } from '../services/platform/errors.js';
+import type { Logger } from '../services/platform/logger.js';
 import { upstreamText } from '../services/ollama/errors.js';
 
 // Duck-typed on purpose: under some loaders graphql's CJS and ESM builds coexist, and

@@ -1,4 +1,4 @@
-import type { HealthReport } from '../services/health.js';
+import type { HealthReport } from '../services/platform/health.js';
 import { builder } from './builder.js';
 
 export const HealthStatus = builder.enumType('HealthStatus', {

@@ -1,4 +1,4 @@
-import type { LiveGeneration as LiveGenerationShape } from '../services/live-generations.js';
+import type { LiveGeneration as LiveGenerationShape } from '../services/generation/live-generations.js';
 import { builder } from './builder.js';
 import { GenerationPhase } from './generation.js';
 

@@ -1,4 +1,4 @@
-import type { GpuDevice, VramReport } from '../services/gpu.js';
+import type { GpuDevice, VramReport } from '../services/models/gpu.js';
 import type { ModelEvent as ModelEventShape, PullProgress as PullProgressShape } from '../services/models/events.js';
 import type { FleetPullStart, FleetUnloadResult, Placement } from '../services/models/fleet.js';
 import { type ChangeResult, type LoadResult, toGb } from '../services/models/lifecycle.js';

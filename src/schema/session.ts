@@ -1,5 +1,5 @@
 import type { Session } from '../entities/session.js';
-import type { ChatResult } from '../services/chat-service.js';
+import type { ChatResult } from '../services/generation/chat-service.js';
 import type { ChatTurn, SessionPage } from '../services/sessions/session-service.js';
 import { builder } from './builder.js';
 import { FORMAT_HELP, ToolCall, ToolCallInput, ToolInput, ToolResultInput } from './reasoning-and-tools.js';

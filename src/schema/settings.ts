@@ -1,4 +1,4 @@
-import { MAX_SYSTEM_PROMPT_CHARS } from '../services/settings.js';
+import { MAX_SYSTEM_PROMPT_CHARS } from '../services/platform/settings.js';
 import { builder } from './builder.js';
 
 /** Settings have no shape of their own: every field reads the current value. */

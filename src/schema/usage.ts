@@ -1,5 +1,5 @@
 import type { Generation } from '../entities/generation.js';
-import type { GenerationPage, UsageBucket as UsageBucketShape } from '../services/usage.js';
+import type { GenerationPage, UsageBucket as UsageBucketShape } from '../services/access/usage.js';
 import { builder } from './builder.js';
 
 export const UsageGroupBy = builder.enumType('UsageGroupBy', {

@@ -4,15 +4,15 @@ import { CloseCode } from 'graphql-ws';
 import type { WebSocket } from 'ws';
 import { keyFromHeaders } from '../context.js';
 import type { ApiKey } from '../entities/api-key.js';
-import type { ConnectionRegistry } from '../services/connections.js';
-import { ErrorCode, GatewayError } from '../services/errors.js';
-import type { KeyService } from '../services/keys.js';
-import { type Principal, toPrincipal } from '../services/keys.js';
-import { AuthFailureThrottle } from '../services/limits/auth-throttle.js';
-import { clientIp } from '../services/limits/client-ip.js';
-import { ConcurrencyLimit } from '../services/limits/concurrency.js';
-import type { Logger } from '../services/logger.js';
-import type { RateLimitStore } from '../services/rate-limit.js';
+import type { ConnectionRegistry } from '../services/platform/connections.js';
+import { ErrorCode, GatewayError } from '../services/platform/errors.js';
+import type { KeyService } from '../services/access/keys.js';
+import { type Principal, toPrincipal } from '../services/access/keys.js';
+import { AuthFailureThrottle } from '../services/access/limits/auth-throttle.js';
+import { clientIp } from '../services/access/limits/client-ip.js';
+import { ConcurrencyLimit } from '../services/access/limits/concurrency.js';
+import type { Logger } from '../services/platform/logger.js';
+import type { RateLimitStore } from '../services/access/rate-limit.js';
 
 /** What the edge made of a presented key. */
 export type AuthOutcome =

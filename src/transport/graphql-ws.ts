@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { type ServerOptions, handleProtocols, makeServer } from 'graphql-ws';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
-import type { Logger } from '../services/logger.js';
+import type { Logger } from '../services/platform/logger.js';
 
 /** What every graphql-ws hook gets in `ctx.extra`. */
 export interface WsExtra {
   readonly socket: WebSocket;
   readonly request: IncomingMessage;
-  /** The client's address (see src/services/limits/client-ip.ts). */
+  /** The client's address (see src/services/access/limits/client-ip.ts). */
   readonly ip: string;
 }
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode } from '../services/errors.js';
+import { ErrorCode } from '../services/platform/errors.js';
 
 /** Writes a GraphQL-shaped JSON error (`errors[].extensions.code`) with an HTTP status. */
 export function sendJsonError(

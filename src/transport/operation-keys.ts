@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws';
 import { keyFromConnectionParams } from '../context.js';
 import type { ApiKey } from '../entities/api-key.js';
-import { ErrorCode, GatewayError } from '../services/errors.js';
+import { ErrorCode, GatewayError } from '../services/platform/errors.js';
 import type { AuthEdge } from './auth.js';
 
 /** Time a socket opened without a key has to send an operation with a valid one. */

@@ -3,15 +3,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
-import { CreditLedger } from '../../src/services/credits.js';
-import { ErrorCode, GatewayError } from '../../src/services/errors.js';
+import { CreditLedger } from '../../src/services/access/credits.js';
+import { ErrorCode, GatewayError } from '../../src/services/platform/errors.js';
 import { ActiveStreams } from '../../src/services/generation/active-streams.js';
 import { GenerationService } from '../../src/services/generation/generation-service.js';
 import type { ModelDirectory } from '../../src/services/generation/hooks.js';
 import type { GenerationEvent } from '../../src/services/generation/types.js';
 import type { UpstreamCall, UpstreamChunk, UpstreamRequest } from '../../src/services/generation/upstream-call.js';
-import { KeyService, type Principal, toPrincipal } from '../../src/services/keys.js';
-import { createLogger } from '../../src/services/logger.js';
+import { KeyService, type Principal, toPrincipal } from '../../src/services/access/keys.js';
+import { createLogger } from '../../src/services/platform/logger.js';
 import { OllamaPool } from '../../src/services/ollama/pool.js';
 import { type TestDatabase, createTestDatabase } from '../helpers/database.js';
 

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
-import { CreditLedger } from '../../src/services/credits.js';
+import { CreditLedger } from '../../src/services/access/credits.js';
 import { recoverInterrupted } from '../../src/services/generation/recovery.js';
-import { KeyService } from '../../src/services/keys.js';
-import { LeaseStore } from '../../src/services/leases.js';
+import { KeyService } from '../../src/services/access/keys.js';
+import { LeaseStore } from '../../src/services/platform/leases.js';
 import { type TestDatabase, createTestDatabase, describeEachDatabase } from '../helpers/database.js';
 import { until } from '../helpers/wait.js';
 

@@ -1,6 +1,6 @@
 import { afterEach, expect, it } from 'vitest';
 import { ModelCatalog } from '../../src/services/models/catalog.js';
-import { SettingsService } from '../../src/services/settings.js';
+import { SettingsService } from '../../src/services/platform/settings.js';
 import { type TestDatabase, createTestDatabase, describeEachDatabase } from '../helpers/database.js';
 
 describeEachDatabase('model catalog and settings', (kind) => {

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
 import { PartialFlusher } from '../../src/services/generation/partial-flusher.js';
-import { KeyService } from '../../src/services/keys.js';
-import { createLogger } from '../../src/services/logger.js';
+import { KeyService } from '../../src/services/access/keys.js';
+import { createLogger } from '../../src/services/platform/logger.js';
 import { type TestDatabase, createTestDatabase, describeEachDatabase } from '../helpers/database.js';
 
 describeEachDatabase('PartialFlusher', (kind) => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ApiKey } from '../../src/entities/api-key.js';
-import { hashSecret } from '../../src/services/keys.js';
+import { hashSecret } from '../../src/services/access/keys.js';
 import { type TestGateway, collect, post, sse, startGateway, wsClient } from '../helpers/gateway.js';
 
 let gw: TestGateway;

@@ -10,7 +10,7 @@ import { Generation } from '../../src/entities/generation.js';
 import { Message } from '../../src/entities/message.js';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
 import { openDatabase } from '../../src/services/db/data-source.js';
-import { hashSecret } from '../../src/services/keys.js';
+import { hashSecret } from '../../src/services/access/keys.js';
 import { until } from '../helpers/wait.js';
 
 const ADMIN = 'llmgw_crash-test-admin-key-0123456789';

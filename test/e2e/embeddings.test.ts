@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
-import { hashSecret } from '../../src/services/keys.js';
+import { hashSecret } from '../../src/services/access/keys.js';
 import { resultOf, runExample } from '../helpers/examples.js';
 import { type TestGateway, post, startGateway } from '../helpers/gateway.js';
 import { gql, gqlError } from '../helpers/models.js';

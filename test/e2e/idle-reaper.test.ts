@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { startEmulator } from '../../src/emulator/server.js';
 import { type App, buildApp } from '../../src/server.js';
-import { createLogger } from '../../src/services/logger.js';
+import { createLogger } from '../../src/services/platform/logger.js';
 import { type TestGateway, collect, startGateway, wsClient } from '../helpers/gateway.js';
 import { gql, residencyRequests, subscribeModelEvents, waitFor } from '../helpers/models.js';
 import { until } from '../helpers/wait.js';

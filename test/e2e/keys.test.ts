@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKey } from '../../src/entities/api-key.js';
-import { hashSecret } from '../../src/services/keys.js';
+import { hashSecret } from '../../src/services/access/keys.js';
 import { type GraphQLResponse, type TestGateway, post, startGateway } from '../helpers/gateway.js';
 
 const KEY_FIELDS = 'id name prefix role credits createdAt lastUsedAt revokedAt active limits { requestsPerMinute tokensPerMinute maxConcurrentStreams } customLimits { requestsPerMinute tokensPerMinute maxConcurrentStreams }';

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/services/logger.js';
+import { createLogger } from '../../src/services/platform/logger.js';
 import { type TestGateway, collect, post, sse, startGateway, wsClient } from '../helpers/gateway.js';
 
 /** Every log line the gateway writes during this file, parsed. */

@@ -5,7 +5,7 @@ import { Ollama } from 'ollama';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
-import { hashSecret } from '../../src/services/keys.js';
+import { hashSecret } from '../../src/services/access/keys.js';
 import { type TestGateway, startGateway } from '../helpers/gateway.js';
 import { until as waitFor } from '../helpers/wait.js';
 

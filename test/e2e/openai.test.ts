@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
-import { hashSecret } from '../../src/services/keys.js';
+import { hashSecret } from '../../src/services/access/keys.js';
 import { type TestGateway, startGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/models.js';
 

@@ -3,7 +3,7 @@ import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
 import { Message } from '../../src/entities/message.js';
 import type { Fault } from '../../src/emulator/server.js';
-import { hashSecret } from '../../src/services/keys.js';
+import { hashSecret } from '../../src/services/access/keys.js';
 import { type GraphQLResponse, type TestGateway, collect, post, sse, startGateway, wsClient } from '../helpers/gateway.js';
 
 const SUBSCRIPTION = `subscription Gen($input: GenerateInput!) {

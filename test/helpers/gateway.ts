@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/emulator/server.js';
 import { type App, buildApp } from '../../src/server.js';
-import { type Logger, createLogger } from '../../src/services/logger.js';
+import { type Logger, createLogger } from '../../src/services/platform/logger.js';
 
 export interface TestGateway {
   url: string;

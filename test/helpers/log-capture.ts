@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { type Logger, createLogger } from '../../src/services/logger.js';
+import { type Logger, createLogger } from '../../src/services/platform/logger.js';
 
 /** A real pino logger whose JSON lines are kept in memory, to assert on what the gateway logs. */
 export function captureLog(level = 'info'): { log: Logger; lines: () => Array<Record<string, unknown>>; text: () => string } {

@@ -2,7 +2,7 @@ import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GpuProbe, parseNvidiaSmi } from '../../src/services/gpu.js';
+import { GpuProbe, parseNvidiaSmi } from '../../src/services/models/gpu.js';
 
 const MiB = 1024 * 1024;
 

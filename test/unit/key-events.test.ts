@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ConnectionRegistry } from '../../src/services/connections.js';
-import { type KeyEvent, PubSubKeyEventBus } from '../../src/services/key-events.js';
-import { createGatewayPubSub } from '../../src/services/pubsub.js';
+import { ConnectionRegistry } from '../../src/services/platform/connections.js';
+import { type KeyEvent, PubSubKeyEventBus } from '../../src/services/access/key-events.js';
+import { createGatewayPubSub } from '../../src/services/platform/pubsub.js';
 
 describe('PubSubKeyEventBus', () => {
   it('delivers a revocation to every instance sharing the event target (as a Redis target would)', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { AuthFailureThrottle } from '../../src/services/limits/auth-throttle.js';
-import { clientIp } from '../../src/services/limits/client-ip.js';
-import { ConcurrencyLimit } from '../../src/services/limits/concurrency.js';
+import { AuthFailureThrottle } from '../../src/services/access/limits/auth-throttle.js';
+import { clientIp } from '../../src/services/access/limits/client-ip.js';
+import { ConcurrencyLimit } from '../../src/services/access/limits/concurrency.js';
 
 describe('ConcurrencyLimit', () => {
   it('counts per id up to max, releases once, and 0 means no limit', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ActiveStreams } from '../../src/services/generation/active-streams.js';
-import { LiveGenerations } from '../../src/services/live-generations.js';
+import { LiveGenerations } from '../../src/services/generation/live-generations.js';
 
 const principal = { id: 'key-1', name: 'alice', prefix: 'llmgw_abc', role: 'USER' as const };
 const start = (generationId: string, over: Partial<{ requested: string; kind: string; streamed: boolean }> = {}) => ({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, GatewayError } from '../../src/services/errors.js';
-import { createLogger } from '../../src/services/logger.js';
+import { ErrorCode, GatewayError } from '../../src/services/platform/errors.js';
+import { createLogger } from '../../src/services/platform/logger.js';
 import { type OllamaHost, OllamaPool } from '../../src/services/ollama/pool.js';
 
 const unavailable = () => new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, 'gone');

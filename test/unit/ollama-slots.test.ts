@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LocalOllamaSlots, type OllamaSlots, capacityOf } from '../../src/services/generation/ollama-slots.js';
-import { RedisOllamaSlots } from '../../src/services/generation/redis-ollama-slots.js';
-import { createLogger } from '../../src/services/logger.js';
+import { LocalOllamaSlots, type OllamaSlots, capacityOf } from '../../src/services/ollama/slots.js';
+import { RedisOllamaSlots } from '../../src/services/ollama/redis-slots.js';
+import { createLogger } from '../../src/services/platform/logger.js';
 
 const A = { url: 'http://a:11434' };
 const B = { url: 'http://b:11434' };

@@ -4,8 +4,8 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import type { ApiKey } from '../../src/entities/api-key.js';
-import { ConnectionRegistry } from '../../src/services/connections.js';
-import type { KeyService } from '../../src/services/keys.js';
+import { ConnectionRegistry } from '../../src/services/platform/connections.js';
+import type { KeyService } from '../../src/services/access/keys.js';
 import { AuthEdge } from '../../src/transport/auth.js';
 import { OperationKeys } from '../../src/transport/operation-keys.js';
 

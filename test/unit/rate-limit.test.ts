@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { GatewayError } from '../../src/services/errors.js';
-import type { Principal } from '../../src/services/keys.js';
-import { type Counter, type CounterState, KeyRateLimiter, MemoryRateLimitStore, type RateLimitStore } from '../../src/services/rate-limit.js';
+import { GatewayError } from '../../src/services/platform/errors.js';
+import type { Principal } from '../../src/services/access/keys.js';
+import { type Counter, type CounterState, KeyRateLimiter, MemoryRateLimitStore, type RateLimitStore } from '../../src/services/access/rate-limit.js';
 
 /** A store with a hand-driven clock: windows end when the test says so, not after real time. */
 class ManualStore implements RateLimitStore {

@@ -1,12 +1,12 @@
 // Units behind security round 2: the per-address gate, the rate limiter's non-counting check,
 // CSV neutralising, display prefixes and the mapping of Ollama's error texts.
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, GatewayError } from '../../src/services/errors.js';
-import { displayPrefix } from '../../src/services/keys.js';
-import { ConcurrencyGate } from '../../src/services/limits/concurrency-gate.js';
+import { ErrorCode, GatewayError } from '../../src/services/platform/errors.js';
+import { displayPrefix } from '../../src/services/access/keys.js';
+import { ConcurrencyGate } from '../../src/services/access/limits/concurrency-gate.js';
 import { mapUpstreamError, upstreamText } from '../../src/services/ollama/errors.js';
-import { KeyRateLimiter } from '../../src/services/rate-limit.js';
-import { neutraliseFormula } from '../../src/services/usage-csv.js';
+import { KeyRateLimiter } from '../../src/services/access/rate-limit.js';
+import { neutraliseFormula } from '../../src/services/access/usage-csv.js';
 
 const responseError = (status_code: number, error: string) => Object.assign(new Error(error), { name: 'ResponseError', error, status_code });
 

@@ -3,9 +3,9 @@ import { rename, rm } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Command, Option } from 'commander';
-import { CONVERSATION_COLUMNS, USAGE_COLUMNS, csvOf } from '../../services/usage-csv.js';
-import { type TimeRange, USAGE_GROUPS, type UsageGroupBy, UsageService, timeRange } from '../../services/usage.js';
-import { isGatewayError } from '../../services/errors.js';
+import { CONVERSATION_COLUMNS, USAGE_COLUMNS, csvOf } from '../../services/access/usage-csv.js';
+import { type TimeRange, USAGE_GROUPS, type UsageGroupBy, UsageService, timeRange } from '../../services/access/usage.js';
+import { isGatewayError } from '../../services/platform/errors.js';
 import { CliError, type CliIO, EXIT, Progress, isoDate, line, withDatabase } from '../io.js';
 
 interface RangeOptions {

@@ -1,7 +1,7 @@
 import { type Command, Option } from 'commander';
 import type { DataSource } from 'typeorm';
 import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../../entities/api-key.js';
-import { KeyService } from '../../services/keys.js';
+import { KeyService } from '../../services/access/keys.js';
 import { CliError, type CliIO, line, table, wholeNumber, withDatabase } from '../io.js';
 
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

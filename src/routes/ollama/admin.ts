@@ -1,5 +1,5 @@
 import type { CreateRequest, ProgressResponse } from 'ollama';
-import { ErrorCode, GatewayError, forbidden } from '../../services/errors.js';
+import { ErrorCode, GatewayError, forbidden } from '../../services/platform/errors.js';
 import { modelNotFound } from '../../services/models/errors.js';
 import type { OllamaHost } from '../../services/ollama/pool.js';
 import { OllamaRequestError } from './errors.js';

@@ -1,4 +1,4 @@
-import { ErrorCode, GatewayError } from '../../services/errors.js';
+import { ErrorCode, GatewayError } from '../../services/platform/errors.js';
 
 /** Ollama's error body: `{"error": "..."}` (ollama-js reads `error` into ResponseError.message). */
 export interface OllamaErrorBody {

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Services } from '../../services/container.js';
 import type { DoneEvent, GenerationEvent, ToolCall } from '../../services/generation/types.js';
-import type { Principal } from '../../services/keys.js';
+import type { Principal } from '../../services/access/keys.js';
 import { type RouteContext, sendJson } from '../api-request.js';
 import { startNdjson, writeLine } from './ndjson.js';
 import type { OllamaGenerationRequest } from './request.js';

@@ -1,5 +1,5 @@
 import type { Services } from '../../services/container.js';
-import { ErrorCode, GatewayError } from '../../services/errors.js';
+import { ErrorCode, GatewayError } from '../../services/platform/errors.js';
 import { modelNotFound } from '../../services/models/errors.js';
 import type { ModelView } from '../../services/models/overview.js';
 

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Services } from '../../services/container.js';
 import type { DoneEvent, GenerationEvent, GenerationResult } from '../../services/generation/types.js';
-import type { Principal } from '../../services/keys.js';
+import type { Principal } from '../../services/access/keys.js';
 import { parseChatCompletionRequest } from './chat-request.js';
 import { openAIToolCall } from './tool-calls.js';
 import { type RouteContext, writeWithBackpressure as write } from '../api-request.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ChatInput, ChatMessageInput } from '../../services/chat-service.js';
+import type { ChatInput, ChatMessageInput } from '../../services/generation/chat-service.js';
 import { OPTION_LIMITS, type GenerationOptions, type ThinkOption } from '../../services/generation/options.js';
 import type { OutputFormat } from '../../services/generation/types.js';
 import { fetchImage } from '../../services/images/fetch-image.js';

@@ -1,4 +1,4 @@
-import { ErrorCode, GatewayError } from '../../services/errors.js';
+import { ErrorCode, GatewayError } from '../../services/platform/errors.js';
 
 /** The body OpenAI's API (and so its SDKs) uses for errors. */
 export interface OpenAIErrorBody {

@@ -1,5 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import { nextTurn } from '../event-loop.js';
+import { nextTurn } from '../platform/event-loop.js';
 
 interface QueuedWork {
   work: (tx: EntityManager) => Promise<unknown>;

@@ -1,4 +1,4 @@
-import { ErrorCode, GatewayError } from '../errors.js';
+import { ErrorCode, GatewayError } from '../platform/errors.js';
 import type { OllamaPool } from '../ollama/pool.js';
 
 /** Capabilities a request may need (Ollama's /api/show `capabilities`, types/model/capability.go). */

@@ -1,5 +1,5 @@
-import type { ModelPricing } from '../credits.js';
-import type { Principal } from '../keys.js';
+import type { ModelPricing } from '../access/credits.js';
+import type { Principal } from '../access/keys.js';
 
 /** What the generation path needs to know about a requested model. */
 export interface ResolvedModel {

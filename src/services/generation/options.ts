@@ -1,6 +1,6 @@
 import type { Options as OllamaOptions } from 'ollama';
 import { z } from 'zod';
-import { badInput } from '../errors.js';
+import { badInput } from '../platform/errors.js';
 
 /** Sampling options as clients give them (camelCase); every field optional. */
 export interface GenerationOptions {

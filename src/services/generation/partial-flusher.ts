@@ -3,8 +3,8 @@ import { Generation } from '../../entities/generation.js';
 import { Message } from '../../entities/message.js';
 import { RowWriter } from '../db/rows.js';
 import { inTransaction } from '../db/transactions.js';
-import type { Logger } from '../logger.js';
-import { nextTurn } from '../event-loop.js';
+import type { Logger } from '../platform/logger.js';
+import { nextTurn } from '../platform/event-loop.js';
 
 /** What a running stream has produced so far. */
 export interface PartialAnswer {

@@ -1,7 +1,7 @@
 import { type DataSource, In } from 'typeorm';
 import { Generation } from '../../entities/generation.js';
 import { Message } from '../../entities/message.js';
-import type { CreditLedger } from '../credits.js';
+import type { CreditLedger } from '../access/credits.js';
 import { inTransaction } from '../db/transactions.js';
 
 export interface RecoveryReport {

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { Generation, type GenerationKind } from '../../entities/generation.js';
 import { inTransaction } from '../db/transactions.js';
-import { ErrorCode, type GatewayError } from '../errors.js';
-import type { Principal } from '../keys.js';
-import type { Logger } from '../logger.js';
+import { ErrorCode, type GatewayError } from '../platform/errors.js';
+import type { Principal } from '../access/keys.js';
+import type { Logger } from '../platform/logger.js';
 
 /** Characters of the prompt a refused request's usage-log row keeps. */
 export const REFUSED_EXCERPT_CHARS = 100;

@@ -1,14 +1,14 @@
 import type { DataSource } from 'typeorm';
 import type { Generation } from '../../entities/generation.js';
-import type { CreditLedger } from '../credits.js';
+import type { CreditLedger } from '../access/credits.js';
 import type { RowWriter } from '../db/rows.js';
-import type { ConcurrencyGate } from '../limits/concurrency-gate.js';
-import type { Logger } from '../logger.js';
+import type { ConcurrencyGate } from '../access/limits/concurrency-gate.js';
+import type { Logger } from '../platform/logger.js';
 import type { OllamaPool } from '../ollama/pool.js';
 import type { ActiveStreams } from './active-streams.js';
 import type { Capability } from './capabilities.js';
 import type { GenerationObserver, ModelDirectory, RequestAdmission } from './hooks.js';
-import type { OllamaSlots } from './ollama-slots.js';
+import type { OllamaSlots } from '../ollama/slots.js';
 import type { PartialFlusher } from './partial-flusher.js';
 import type { UpstreamCall } from './upstream-call.js';
 

@@ -1,5 +1,5 @@
-import { ErrorCode, GatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { ErrorCode, GatewayError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
 import { upstreamText } from '../ollama/errors.js';
 
 /**

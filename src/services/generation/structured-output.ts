@@ -1,5 +1,5 @@
 import { Ajv } from 'ajv';
-import { badInput } from '../errors.js';
+import { badInput } from '../platform/errors.js';
 import type { OutputFormat } from './types.js';
 
 // One validator for JSON Schemas (draft-07, the subset Ollama's grammar reads); strict off so

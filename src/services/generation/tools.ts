@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { GenerationMessage, ToolCall } from '../../entities/generation.js';
-import { badInput } from '../errors.js';
+import { badInput } from '../platform/errors.js';
 import { checkFormat } from './structured-output.js';
 import type { ToolDefinition } from './types.js';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Message as OllamaMessage, Options as OllamaOptions, Tool as OllamaTool } from 'ollama';
 import type { GenerationMessage, ToolCall } from '../../entities/generation.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../platform/logger.js';
 import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
 import type { GenerationPlan } from './types.js';
 

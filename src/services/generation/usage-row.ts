@@ -1,5 +1,5 @@
 import type { GenerationMessage } from '../../entities/generation.js';
-import type { Principal } from '../keys.js';
+import type { Principal } from '../access/keys.js';
 import type { GenerationPlan, RequestMeta } from './types.js';
 
 /** The conversation as stored in the usage log (images are counted, not copied). */

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { useAgent } from 'request-filtering-agent';
-import { badInput } from '../errors.js';
+import { badInput } from '../platform/errors.js';
 import { imageBytesToBase64 } from './image-bytes.js';
 
 export interface ImageFetchOptions {

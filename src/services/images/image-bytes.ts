@@ -1,4 +1,4 @@
-import { badInput } from '../errors.js';
+import { badInput } from '../platform/errors.js';
 
 /** Image types vision models accept, recognised by their first bytes (not by what a client claims). */
 const SIGNATURES: Array<{ type: string; test: (b: Buffer) => boolean }> = [

@@ -1,4 +1,4 @@
-import { badInput } from '../errors.js';
+import { badInput } from '../platform/errors.js';
 import { fetchImage, type ImageFetchOptions } from './fetch-image.js';
 import { imageBytesToBase64, imageFromBase64 } from './image-bytes.js';
 

@@ -3,7 +3,7 @@ import { type DataSource, type EntityManager, Not } from 'typeorm';
 import { ModelEntry } from '../../entities/model-entry.js';
 import { RowReader } from '../db/rows.js';
 import { inTransaction } from '../db/transactions.js';
-import { badInput } from '../errors.js';
+import { badInput } from '../platform/errors.js';
 import { modelNotFound } from './errors.js';
 import { checkDescription, checkPrice, checkSystemPrompt, checkThreshold } from './limits.js';
 import { canonicalModelName, normalizeAlias, requireModelName } from '../ollama/model-names.js';

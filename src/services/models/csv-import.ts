@@ -2,7 +2,7 @@ import { parse } from 'csv-parse/sync';
 import type { DataSource } from 'typeorm';
 import { ModelEntry } from '../../entities/model-entry.js';
 import { inTransaction } from '../db/transactions.js';
-import { ErrorCode, GatewayError } from '../errors.js';
+import { ErrorCode, GatewayError } from '../platform/errors.js';
 import { blankEntry } from './catalog.js';
 import { MODEL_LIMITS } from './limits.js';
 import { canonicalModelName } from '../ollama/model-names.js';

@@ -1,6 +1,6 @@
-import { badInput } from '../errors.js';
+import { badInput } from '../platform/errors.js';
 import type { ModelDirectory, ResolvedModel } from '../generation/hooks.js';
-import type { SettingsService } from '../settings.js';
+import type { SettingsService } from '../platform/settings.js';
 import type { ModelCatalog } from './catalog.js';
 import { modelNotFound } from './errors.js';
 import type { ModelFleet } from './fleet.js';

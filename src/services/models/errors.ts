@@ -1,4 +1,4 @@
-import { ErrorCode, GatewayError } from '../errors.js';
+import { ErrorCode, GatewayError } from '../platform/errors.js';
 
 /** MODEL_NOT_FOUND for a name or alias; `reason` says why when it is not simply unknown. */
 export const modelNotFound = (requested: string, message?: string, details: Record<string, unknown> = {}) =>

@@ -1,5 +1,5 @@
-import type { GpuProbe } from '../gpu.js';
-import type { Logger } from '../logger.js';
+import type { GpuProbe } from './gpu.js';
+import type { Logger } from '../platform/logger.js';
 import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
 import type { ModelCatalog } from './catalog.js';
 import type { PullProgress } from './events.js';

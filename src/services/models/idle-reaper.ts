@@ -1,6 +1,6 @@
-import { isGatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import type { SettingsService } from '../settings.js';
+import { isGatewayError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
+import type { SettingsService } from '../platform/settings.js';
 import type { ModelCatalog } from './catalog.js';
 import type { ModelEvent } from './events.js';
 import type { OllamaInventory } from './inventory.js';

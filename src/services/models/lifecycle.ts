@@ -1,9 +1,9 @@
 import type { ModelEntry } from '../../entities/model-entry.js';
-import { ErrorCode, GatewayError, badInput } from '../errors.js';
-import type { GpuProbe, VramReport } from '../gpu.js';
-import type { Logger } from '../logger.js';
+import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';
+import type { GpuProbe, VramReport } from './gpu.js';
+import type { Logger } from '../platform/logger.js';
 import type { OllamaUpstream } from '../ollama/upstream.js';
-import type { SettingsService } from '../settings.js';
+import type { SettingsService } from '../platform/settings.js';
 import type { ModelCatalog } from './catalog.js';
 import { modelNotFound } from './errors.js';
 import type { ModelEvent, ModelEventReason, ModelEventType } from './events.js';

@@ -1,4 +1,4 @@
-import { badInput } from '../errors.js';
+import { badInput } from '../platform/errors.js';
 import { OPTION_LIMITS } from '../generation/options.js';
 
 /** Accepted ranges for catalogue and lifecycle input; also quoted in the schema descriptions. */

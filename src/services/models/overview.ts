@@ -1,5 +1,5 @@
 import type { ModelEntry } from '../../entities/model-entry.js';
-import type { SettingsService } from '../settings.js';
+import type { SettingsService } from '../platform/settings.js';
 import type { ModelCatalog } from './catalog.js';
 import { modelNotFound } from './errors.js';
 import { type HostSnapshot, ModelFleet, type Placement } from './fleet.js';

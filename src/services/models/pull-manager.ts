@@ -1,9 +1,9 @@
 import type { ProgressResponse } from 'ollama';
-import { ErrorCode, GatewayError, isGatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { ErrorCode, GatewayError, isGatewayError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
 import { upstreamText } from '../ollama/errors.js';
 import type { OllamaUpstream } from '../ollama/upstream.js';
-import type { GatewayPubSub } from '../pubsub.js';
+import type { GatewayPubSub } from '../platform/pubsub.js';
 import type { ModelCatalog } from './catalog.js';
 import type { ModelEvent, PullProgress } from './events.js';
 import type { OllamaInventory } from './inventory.js';

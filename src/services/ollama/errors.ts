@@ -1,4 +1,4 @@
-import { ErrorCode, GatewayError } from '../errors.js';
+import { ErrorCode, GatewayError } from '../platform/errors.js';
 
 /** Why the gateway itself aborted an upstream request; read back when classifying the failure. */
 export type AbortReason = 'cancelled' | 'connect-timeout' | 'stall-timeout';

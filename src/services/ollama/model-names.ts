@@ -1,4 +1,4 @@
-import { badInput } from '../errors.js';
+import { badInput } from '../platform/errors.js';
 
 const DEFAULT_HOST = 'registry.ollama.ai';
 const DEFAULT_NAMESPACE = 'library';

@@ -1,5 +1,5 @@
-import { ErrorCode, GatewayError, badInput, isGatewayError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import { ErrorCode, GatewayError, badInput, isGatewayError } from '../platform/errors.js';
+import type { Logger } from '../platform/logger.js';
 import { modelKey } from './model-names.js';
 import { type UpstreamTimeouts, OllamaUpstream } from './upstream.js';
 

@@ -4,10 +4,10 @@ import type { GenerationMessage, ToolCall } from '../../entities/generation.js';
 import { Message } from '../../entities/message.js';
 import { Session } from '../../entities/session.js';
 import { inTransaction } from '../db/transactions.js';
-import { ErrorCode, GatewayError, badInput } from '../errors.js';
+import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';
 import type { GenerationOutcome, GenerationPlan, OutputFormat, ToolDefinition } from '../generation/types.js';
 import { type GenerationOptions, toOllamaOptions } from '../generation/options.js';
-import type { Principal } from '../keys.js';
+import type { Principal } from '../access/keys.js';
 
 export interface CreateSessionInput {
   model: string;

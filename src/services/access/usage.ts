@@ -1,7 +1,7 @@
 import type { DataSource, SelectQueryBuilder } from 'typeorm';
-import { ApiKey } from '../entities/api-key.js';
-import { Generation } from '../entities/generation.js';
-import { ErrorCode, GatewayError, badInput } from './errors.js';
+import { ApiKey } from '../../entities/api-key.js';
+import { Generation } from '../../entities/generation.js';
+import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';
 import type { Principal } from './keys.js';
 
 export const USAGE_GROUPS = ['KEY', 'MODEL', 'DAY'] as const;

@@ -1,6 +1,6 @@
 import { createPubSub, type PubSub, type PubSubEventTarget } from 'graphql-yoga';
-import type { KeyEvent } from './key-events.js';
-import type { ModelEvent, PullProgress } from './models/events.js';
+import type { KeyEvent } from '../access/key-events.js';
+import type { ModelEvent, PullProgress } from '../models/events.js';
 
 /**
  * Every pub/sub topic and its publish arguments: `[payload]`, or `[id, payload]` for topics

@@ -1,6 +1,6 @@
 import type { DataSource } from 'typeorm';
-import { Lease } from '../entities/lease.js';
-import { inTransaction } from './db/transactions.js';
+import { Lease } from '../../entities/lease.js';
+import { inTransaction } from '../db/transactions.js';
 
 /**
  * Named leases in the gateway's own database, so several instances sharing it agree on who runs

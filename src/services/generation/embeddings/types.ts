@@ -1,5 +1,5 @@
 // The contract of embeddings, shared by GraphQL `embed`, `/v1/embeddings` and Ollama's `/api/embed`.
-import type { Principal } from '../keys.js';
+import type { Principal } from '../../access/keys.js';
 
 export interface EmbedInput {
   /** A catalog alias or an Ollama name. */

@@ -1,7 +1,7 @@
-import { ErrorCode, GatewayError } from './errors.js';
-import type { ActiveStreams } from './generation/active-streams.js';
-import type { GenerationObserver, GenerationProbe, GenerationStart } from './generation/hooks.js';
-import type { GenerationPhase } from './generation/types.js';
+import { ErrorCode, GatewayError } from '../platform/errors.js';
+import type { ActiveStreams } from './active-streams.js';
+import type { GenerationObserver, GenerationProbe, GenerationStart } from './hooks.js';
+import type { GenerationPhase } from './types.js';
 
 /** One running generation as the admin console shows it. */
 export interface LiveGeneration {

@@ -1,8 +1,8 @@
-import type { ConnectionRegistry } from './connections.js';
-import { ErrorCode, GatewayError } from './errors.js';
-import type { ActiveStreams } from './generation/active-streams.js';
+import type { ConnectionRegistry } from '../platform/connections.js';
+import { ErrorCode, GatewayError } from '../platform/errors.js';
+import type { ActiveStreams } from '../generation/active-streams.js';
 import type { KeyEventBus } from './key-events.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../platform/logger.js';
 
 /** Time for the UNAUTHENTICATED error of an ended stream to reach its client before its connection closes. */
 const CLOSE_AFTER_MS = 100;

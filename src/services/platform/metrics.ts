@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { GenerationEnd, GenerationObserver, GenerationProbe } from './generation/hooks.js';
-import { canonicalModelName } from './ollama/model-names.js';
+import type { GenerationEnd, GenerationObserver, GenerationProbe } from '../generation/hooks.js';
+import { canonicalModelName } from '../ollama/model-names.js';
 
 /** Seconds; covers a warm model's first token up to a cold load of a large one. */
 const LATENCY_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];

@@ -1,6 +1,6 @@
-import { databaseHealthy } from './db/data-source.js';
+import { databaseHealthy } from '../db/data-source.js';
 import type { DataSource } from 'typeorm';
-import type { OllamaPool } from './ollama/pool.js';
+import type { OllamaPool } from '../ollama/pool.js';
 
 export interface HealthReport {
   /** "ok" when everything answers, "degraded" when the gateway runs but a dependency does not. */

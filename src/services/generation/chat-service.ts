@@ -1,13 +1,13 @@
-import type { GenerationMessage } from '../entities/generation.js';
-import { badInput } from './errors.js';
-import type { GenerationItems, GenerationService, GenerationStream } from './generation/generation-service.js';
-import type { GenerationPlan, GenerationResult, OutputFormat, RequestMeta } from './generation/types.js';
-import { checkTools, statedHistory } from './generation/tools.js';
-import type { GenerationOptions } from './generation/options.js';
-import { imageFromBase64 } from './images/image-bytes.js';
-import { type ImageLimits, type ImageSources, checkImageCounts, resolveImages } from './images/resolve-images.js';
-import type { Principal } from './keys.js';
-import type { ChatTurn, SessionService } from './sessions/session-service.js';
+import type { GenerationMessage } from '../../entities/generation.js';
+import { badInput } from '../platform/errors.js';
+import type { GenerationItems, GenerationService, GenerationStream } from './generation-service.js';
+import type { GenerationPlan, GenerationResult, OutputFormat, RequestMeta } from './types.js';
+import { checkTools, statedHistory } from './tools.js';
+import type { GenerationOptions } from './options.js';
+import { imageFromBase64 } from '../images/image-bytes.js';
+import { type ImageLimits, type ImageSources, checkImageCounts, resolveImages } from '../images/resolve-images.js';
+import type { Principal } from '../access/keys.js';
+import type { ChatTurn, SessionService } from '../sessions/session-service.js';
 
 export interface ChatMessageInput {
   role: 'system' | 'user' | 'assistant' | 'tool';

@@ -1,7 +1,7 @@
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
-import { ErrorCode, GatewayError } from './errors.js';
-import type { AdmissionRelease, RequestAdmission } from './generation/hooks.js';
+import { ErrorCode, GatewayError } from '../platform/errors.js';
+import type { AdmissionRelease, RequestAdmission } from '../generation/hooks.js';
 import type { KeyLimits, Principal } from './keys.js';
 
 /** Limits as they apply to a key: its own values, else the configured defaults. 0 = unlimited. */

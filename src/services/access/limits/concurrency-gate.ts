@@ -1,4 +1,4 @@
-import { ErrorCode, GatewayError } from '../errors.js';
+import { ErrorCode, GatewayError } from '../../platform/errors.js';
 import { ConcurrencyLimit } from './concurrency.js';
 
 /**

@@ -1,4 +1,4 @@
-import { ErrorCode, GatewayError } from '../errors.js';
+import { ErrorCode, GatewayError } from '../../platform/errors.js';
 import { type Counter, MemoryRateLimitStore, type RateLimitStore } from '../rate-limit.js';
 
 const retryAfter = (ms: number) => Math.max(1, Math.ceil(ms / 1000));

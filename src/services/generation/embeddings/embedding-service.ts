@@ -1,21 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { EmbedResponse } from 'ollama';
 import type { DataSource } from 'typeorm';
-import { Generation } from '../../entities/generation.js';
-import { type CreditLedger, costOf } from '../credits.js';
-import { RowWriter } from '../db/rows.js';
-import { inTransaction } from '../db/transactions.js';
-import { ErrorCode, GatewayError, badInput, isGatewayError } from '../errors.js';
-import type { ActiveStreams } from '../generation/active-streams.js';
-import { CapabilityCheck, type CapabilityLookup, showOnPool } from '../generation/capabilities.js';
-import type { AdmissionRelease, ModelDirectory, RequestAdmission, ResolvedModel } from '../generation/hooks.js';
-import type { OllamaSlots, SlotTicket } from '../generation/ollama-slots.js';
-import { REFUSED_EXCERPT_CHARS, logRefused } from '../generation/refusals.js';
-import type { Principal } from '../keys.js';
-import type { ConcurrencyGate } from '../limits/concurrency-gate.js';
-import type { Logger } from '../logger.js';
-import { modelKey } from '../ollama/model-names.js';
-import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
+import { Generation } from '../../../entities/generation.js';
+import { type CreditLedger, costOf } from '../../access/credits.js';
+import { RowWriter } from '../../db/rows.js';
+import { inTransaction } from '../../db/transactions.js';
+import { ErrorCode, GatewayError, badInput, isGatewayError } from '../../platform/errors.js';
+import type { ActiveStreams } from '../active-streams.js';
+import { CapabilityCheck, type CapabilityLookup, showOnPool } from '../capabilities.js';
+import type { AdmissionRelease, ModelDirectory, RequestAdmission, ResolvedModel } from '../hooks.js';
+import type { OllamaSlots, SlotTicket } from '../../ollama/slots.js';
+import { REFUSED_EXCERPT_CHARS, logRefused } from '../refusals.js';
+import type { Principal } from '../../access/keys.js';
+import type { ConcurrencyGate } from '../../access/limits/concurrency-gate.js';
+import type { Logger } from '../../platform/logger.js';
+import { modelKey } from '../../ollama/model-names.js';
+import type { OllamaHost, OllamaPool } from '../../ollama/pool.js';
 import type { EmbedInput, EmbedMeta, EmbedResult, Embedder } from './types.js';
 
 export interface EmbeddingServiceDeps {

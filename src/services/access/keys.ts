@@ -1,10 +1,10 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { IsNull, Raw, type DataSource, type EntityManager, type Repository } from 'typeorm';
-import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../entities/api-key.js';
+import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../../entities/api-key.js';
 import { CreditLedger, MAX_CREDITS } from './credits.js';
-import { RowReader } from './db/rows.js';
-import { inTransaction } from './db/transactions.js';
-import { ErrorCode, GatewayError, badInput } from './errors.js';
+import { RowReader } from '../db/rows.js';
+import { inTransaction } from '../db/transactions.js';
+import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';
 import { InProcessKeyEventBus, type KeyEventBus } from './key-events.js';
 
 /** Every secret starts with this, so leaked keys are recognisable (e.g. by secret scanners). */

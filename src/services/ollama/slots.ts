@@ -1,4 +1,4 @@
-import { ErrorCode, GatewayError } from '../errors.js';
+import { ErrorCode, GatewayError } from '../platform/errors.js';
 
 /**
  * Ollama's own capacity is the admission unit: a host runs at most OLLAMA_NUM_PARALLEL requests

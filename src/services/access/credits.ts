@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import { execute, placeholders } from './db/rows.js';
-import { ErrorCode, GatewayError } from './errors.js';
+import { execute, placeholders } from '../db/rows.js';
+import { ErrorCode, GatewayError } from '../platform/errors.js';
 
 /** Optional per-model prices, in credits per 1,000 tokens. */
 export interface ModelPricing {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../logger.js';
-import { type OllamaSlots, type SlotHost, type SlotTicket, cancelledWhileQueued } from './ollama-slots.js';
+import type { Logger } from '../platform/logger.js';
+import { type OllamaSlots, type SlotHost, type SlotTicket, cancelledWhileQueued } from './slots.js';
 
 const PREFIX = 'llmgw:slots:';
 /** Every release and departure is announced here (the message is the model), so waiters on every instance look again. */

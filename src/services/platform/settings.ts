@@ -1,9 +1,9 @@
 import type { DataSource } from 'typeorm';
-import { Setting } from '../entities/setting.js';
-import { RowReader } from './db/rows.js';
-import { inTransaction } from './db/transactions.js';
+import { Setting } from '../../entities/setting.js';
+import { RowReader } from '../db/rows.js';
+import { inTransaction } from '../db/transactions.js';
 import { badInput } from './errors.js';
-import { checkThreshold } from './models/limits.js';
+import { checkThreshold } from '../models/limits.js';
 
 /** Keys of the Setting rows this service owns. */
 export const SettingKey = {

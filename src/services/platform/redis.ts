@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Logger } from './logger.js';
 import type { GatewayTopics } from './pubsub.js';
-import { type Counter, MemoryRateLimitStore, type RateLimitStore, counterFrom } from './rate-limit.js';
+import { type Counter, MemoryRateLimitStore, type RateLimitStore, counterFrom } from '../access/rate-limit.js';
 
 /**
  * Redis for running several gateway instances: pub/sub events (model events, pull progress, key
