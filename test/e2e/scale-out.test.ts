@@ -110,6 +110,13 @@ describe.skipIf(Boolean(skipReason))(`two gateway processes, PostgreSQL, Redis a
     await client.query(`CREATE DATABASE ${database}`);
     await client.end();
     [e1, e2] = await Promise.all([startEmulator({ tokenDelayMs: 5, numParallel: 1024 }), startEmulator({ tokenDelayMs: 5, numParallel: 1024 })]);
+    // Both hosts hold the model before the gateways start: the pool prefers a host with the model
+    // loaded, so otherwise whichever host loaded it first would rightly get every request.
+    for (const e of [e1, e2]) {
+      const res = await fetch(`${e.url}/api/generate`, { method: 'POST', body: JSON.stringify({ model: 'llama3.2', keep_alive: '1h' }) });
+      expect(res.status).toBe(200);
+      await res.text();
+    }
     a = await start('gw-a');
     b = await start('gw-b'); // after A: both would otherwise race to run the migrations
   }, 60_000);
