@@ -40,13 +40,19 @@ export function keyFromConnectionParams(params: Readonly<Record<string, unknown>
   return nested && typeof nested === 'object' ? keyFromConnectionParams(nested as Record<string, unknown>) : undefined;
 }
 
-export function newContext(
-  services: Services,
-  principal: Principal | null,
-  badCredentials: boolean,
-  signal?: AbortSignal,
-  clientIp = 'unknown',
-): GatewayContext {
+/** Who is calling, as the transport (src/transport/yoga.ts, graphql-ws-server.ts) established it. */
+export interface Caller {
+  /** The authenticated caller, or null (only queries that need no key, e.g. `health`, then succeed). */
+  principal: Principal | null;
+  /** The client's address. */
+  clientIp: string;
+  /** HTTP and SSE: aborted when the request goes away. Websockets have none (iterator return() covers those). */
+  signal?: AbortSignal;
+}
+
+/** The per-operation context, built here only, for HTTP, SSE and websocket operations alike. */
+export function requestScope(services: Services, caller: Caller): GatewayContext {
   const requestId = randomUUID();
-  return { principal, badCredentials, services, requestId, log: services.log.child({ requestId }), signal, clientIp };
+  const { principal, clientIp, signal } = caller;
+  return { principal, badCredentials: false, services, requestId, log: services.log.child({ requestId }), signal, clientIp };
 }

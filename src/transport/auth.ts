@@ -13,6 +13,7 @@ import { clientIp } from '../services/access/limits/client-ip.js';
 import { ConcurrencyLimit } from '../services/access/limits/concurrency.js';
 import type { Logger } from '../services/platform/logger.js';
 import type { RateLimitStore } from '../services/access/rate-limit.js';
+import { WsClose } from './graphql-ws.js';
 
 /** What the edge made of a presented key. */
 export type AuthOutcome =
@@ -44,9 +45,6 @@ const headerGetter = (req: IncomingMessage) => ({
 });
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-
-/** Socket close code for "over a connection limit, retry later". */
-const TRY_AGAIN_LATER = 1013;
 
 /**
  * The one authentication edge of the gateway. Every entry point hands it the presented key and
@@ -123,14 +121,14 @@ export class AuthEdge {
   /**
    * Counts a websocket for a key (at `connection_init`, or at the first operation that carries
    * that key) and registers it for revocation. False when the key has MAX_SOCKETS_PER_KEY open:
-   * the socket is then closed with 1013.
+   * the socket is then closed with WsClose.TRY_AGAIN_LATER.
    */
   admitSocket(socket: WebSocket, keyId: string): boolean {
     let keys = this.socketKeys.get(socket);
     if (keys?.has(keyId)) return true;
     const release = this.socketsPerKey.acquire(keyId);
     if (!release) {
-      socket.close(TRY_AGAIN_LATER, 'Too many open websockets for this API key');
+      socket.close(WsClose.TRY_AGAIN_LATER, 'Too many open websockets for this API key');
       return false;
     }
     if (!keys) this.socketKeys.set(socket, (keys = new Set()));

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { type ServerOptions, handleProtocols, makeServer } from 'graphql-ws';
+import { CloseCode, type ServerOptions, handleProtocols, makeServer } from 'graphql-ws';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../services/platform/logger.js';
 
@@ -13,18 +13,18 @@ export interface WsExtra {
 }
 
 /**
- * Close codes the gateway uses besides graphql-ws' own (4400 bad message, 4401 subscribe before
- * connection_ack, 4403 forbidden, 4406 subprotocol, 4408 init timeout, 4409 duplicate id,
- * 4429 duplicate init, 4500 internal error) and ws' 1009 (message over MAX_WS_PAYLOAD_BYTES).
+ * WebSocket (RFC 6455) close codes the gateway uses. graphql-ws' own are its `CloseCode` list
+ * (e.g. `CloseCode.Forbidden` for a refused key, `CloseCode.Unauthorized` for an operation
+ * without one, `CloseCode.BadRequest`, `CloseCode.InternalServerError`); ws itself closes with
+ * 1009 a message over MAX_WS_PAYLOAD_BYTES.
  */
 export const WsClose = {
   /** The client does not read what it asked for; its streams are cancelled. */
   SLOW_CONSUMER: 1008,
   /** Over a connection limit (sockets per key) or failed-authentication throttle; retry later. */
   TRY_AGAIN_LATER: 1013,
+  /** The gateway is shutting down. */
   GOING_AWAY: 1001,
-  BAD_REQUEST: 4400,
-  INTERNAL_ERROR: 4500,
 } as const;
 
 export interface WsTransportOptions {
@@ -48,9 +48,9 @@ const textOf = (data: RawData): string =>
 /**
  * graphql-ws on a `ws` server: graphql-ws' `makeServer` on an adapter of our own (modelled on its
  * `useServer`), plus what a server on the network needs. Sends that a client does not drain are bounded (bytes queued and time
- * waiting); a client over either bound has its streams cancelled and its socket closed (1008).
- * Hook failures are logged with an errorId and close with 4500 and a fixed reason (no message
- * text reaches the client). Messages of a type only a server may send close with 4400.
+ * waiting); a client over either bound has its streams cancelled and its socket closed (SLOW_CONSUMER).
+ * Hook failures are logged with an errorId and close with InternalServerError and a fixed reason (no
+ * message text reaches the client). Messages of a type only a server may send close with BadRequest.
  */
 export function serveGraphQLWs<P extends Record<string, unknown>, E extends Record<string, unknown>>(
   wss: WebSocketServer,
@@ -133,11 +133,11 @@ export function serveGraphQLWs<P extends Record<string, unknown>, E extends Reco
               if (socket.readyState !== socket.OPEN) return;
               if (err instanceof SlowConsumerError) return;
               if (err instanceof Error && err.message.startsWith('Unexpected message of type')) {
-                return void socket.close(WsClose.BAD_REQUEST, 'Invalid message received');
+                return void socket.close(CloseCode.BadRequest, 'Invalid message received');
               }
               const errorId = randomUUID();
               log.error({ err, errorId, ip }, 'websocket message handling failed');
-              socket.close(WsClose.INTERNAL_ERROR, `Internal server error (errorId ${errorId})`);
+              socket.close(CloseCode.InternalServerError, `Internal server error (errorId ${errorId})`);
             }
           }),
       },

@@ -130,7 +130,7 @@ export function createHardening(config: Config, services: Services, edge: AuthEd
       );
     },
 
-    /** graphql-ws onConnect, before the key is looked up: false when the address is throttled (closed 1013). */
+    /** graphql-ws onConnect, before the key is looked up: false when the address is throttled (closed with WsClose.TRY_AGAIN_LATER). */
     async admitInit(extra: WsExtra): Promise<boolean> {
       const wait = await edge.blockedFor(extra.ip);
       if (!wait) return true;

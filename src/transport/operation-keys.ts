@@ -1,3 +1,4 @@
+import { CloseCode } from 'graphql-ws';
 import type { WebSocket } from 'ws';
 import { keyFromConnectionParams } from '../context.js';
 import type { ApiKey } from '../entities/api-key.js';
@@ -6,8 +7,6 @@ import type { AuthEdge } from './auth.js';
 
 /** Time a socket opened without a key has to send an operation with a valid one. */
 export const KEYLESS_GRACE_MS = 10_000;
-/** graphql-ws' own code for "not authorised yet". */
-const UNAUTHORIZED = 4401;
 
 interface KeylessSocket {
   timer?: NodeJS.Timeout;
@@ -21,7 +20,7 @@ export type OperationKey = { kind: 'key'; key: ApiKey } | { kind: 'refused' | 'o
  * and graphiql's graphql-ws fetcher) opens the socket with an empty `connection_init` payload and
  * sends the headers editor's content in every subscribe message as `payload.extensions.headers`.
  * Such a socket is accepted at connection init; each of its operations must carry a valid key,
- * it is closed (4401) when none has arrived within KEYLESS_GRACE_MS. Keys go through the edge
+ * it is closed (CloseCode.Unauthorized) when none has arrived within KEYLESS_GRACE_MS. Keys go through the edge
  * (src/transport/auth.ts): a wrong one counts against the address, and the first operation with
  * a key counts the socket against that key's MAX_SOCKETS_PER_KEY and registers it, so revoking
  * the key closes it like any other socket of that key.
@@ -37,7 +36,7 @@ export class OperationKeys {
   /** Accepts a socket that presented no key at all (a bad key is still refused by the caller). */
   acceptKeyless(socket: WebSocket): true {
     const state: KeylessSocket = {};
-    state.timer = setTimeout(() => socket.close(UNAUTHORIZED, 'Unauthorized: send the API key with the operation'), this.graceMs);
+    state.timer = setTimeout(() => socket.close(CloseCode.Unauthorized, 'Unauthorized: send the API key with the operation'), this.graceMs);
     state.timer.unref();
     socket.once('close', () => clearTimeout(state.timer));
     this.sockets.set(socket, state);
