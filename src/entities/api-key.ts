@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { BeforeInsert, Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm';
+import { BeforeInsert, Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { WithCreatedAt } from './timestamps.js';
 
 export const API_KEY_ROLES = ['ADMIN', 'USER'] as const;
 export type ApiKeyRole = (typeof API_KEY_ROLES)[number];
 
 @Entity({ name: 'api_keys' })
 @Index('UQ_api_keys_secret_hash', ['secretHash'], { unique: true })
-export class ApiKey {
+export class ApiKey extends WithCreatedAt {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
@@ -37,9 +38,6 @@ export class ApiKey {
   @Column({ type: 'integer', name: 'max_concurrent_streams', nullable: true })
   maxConcurrentStreams!: number | null;
 
-  @CreateDateColumn({ type: Date, name: 'created_at' })
-  createdAt!: Date;
-
   @Column({ type: Date, name: 'last_used_at', nullable: true })
   lastUsedAt!: Date | null;
 
@@ -47,8 +45,7 @@ export class ApiKey {
   revokedAt!: Date | null;
 
   @BeforeInsert()
-  protected assignDefaults(): void {
+  protected assignId(): void {
     this.id ??= randomUUID();
-    this.createdAt ??= new Date();
   }
 }

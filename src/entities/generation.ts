@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { BeforeInsert, Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
+import { BeforeInsert, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
 import type { Relation } from 'typeorm';
 import { ApiKey } from './api-key.js';
 import type { MessageRole } from './message.js';
 import { Session } from './session.js';
+import { WithCreatedAt } from './timestamps.js';
 
 export const GENERATION_KINDS = ['generate', 'chat', 'embed'] as const;
 export type GenerationKind = (typeof GENERATION_KINDS)[number];
@@ -43,7 +44,7 @@ export interface GenerationMessage {
 @Index('IDX_generations_status', ['status'])
 @Index('IDX_generations_session_id', ['sessionId'])
 @Index('IDX_generations_status_host', ['status', 'host'])
-export class Generation {
+export class Generation extends WithCreatedAt {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
@@ -126,15 +127,11 @@ export class Generation {
   @Column({ type: 'varchar', length: 64, name: 'instance_id', nullable: true })
   instanceId!: string | null;
 
-  @CreateDateColumn({ type: Date, name: 'created_at' })
-  createdAt!: Date;
-
   @Column({ type: Date, name: 'finished_at', nullable: true })
   finishedAt!: Date | null;
 
   @BeforeInsert()
-  protected assignDefaults(): void {
+  protected assignId(): void {
     this.id ??= randomUUID();
-    this.createdAt ??= new Date();
   }
 }

@@ -1,19 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import {
   BeforeInsert,
-  BeforeUpdate,
   Column,
-  CreateDateColumn,
   Entity,
   Index,
   JoinColumn,
   ManyToOne,
   PrimaryColumn,
-  UpdateDateColumn,
 } from 'typeorm';
 import type { Relation } from 'typeorm';
 import type { ToolCall } from './generation.js';
 import { Session } from './session.js';
+import { WithTimestamps } from './timestamps.js';
 
 export const MESSAGE_ROLES = ['system', 'user', 'assistant', 'tool'] as const;
 export type MessageRole = (typeof MESSAGE_ROLES)[number];
@@ -24,7 +22,7 @@ export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 /** One turn of a session; `seq` orders the turns and is unique within the session. */
 @Entity({ name: 'messages' })
 @Index('UQ_messages_session_id_seq', ['sessionId', 'seq'], { unique: true })
-export class Message {
+export class Message extends WithTimestamps {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
@@ -80,21 +78,8 @@ export class Message {
   @Column({ type: 'varchar', length: 36, name: 'generation_id', nullable: true })
   generationId!: string | null;
 
-  @CreateDateColumn({ type: Date, name: 'created_at' })
-  createdAt!: Date;
-
-  @UpdateDateColumn({ type: Date, name: 'updated_at' })
-  updatedAt!: Date;
-
   @BeforeInsert()
-  protected assignDefaults(): void {
+  protected assignId(): void {
     this.id ??= randomUUID();
-    this.createdAt ??= new Date();
-    this.updatedAt ??= this.createdAt;
-  }
-
-  @BeforeUpdate()
-  protected touch(): void {
-    this.updatedAt = new Date();
   }
 }

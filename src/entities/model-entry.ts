@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { BeforeInsert, BeforeUpdate, Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import { BeforeInsert, Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { WithTimestamps } from './timestamps.js';
 
 /** Catalog entry for one Ollama model. */
 @Entity({ name: 'model_entries' })
 @Index('UQ_model_entries_name', ['name'], { unique: true })
 @Index('UQ_model_entries_alias', ['alias'], { unique: true })
-export class ModelEntry {
+export class ModelEntry extends WithTimestamps {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
@@ -38,21 +39,8 @@ export class ModelEntry {
   @Column({ type: 'integer', name: 'inactivity_threshold_seconds', nullable: true })
   inactivityThresholdSeconds!: number | null;
 
-  @CreateDateColumn({ type: Date, name: 'created_at' })
-  createdAt!: Date;
-
-  @UpdateDateColumn({ type: Date, name: 'updated_at' })
-  updatedAt!: Date;
-
   @BeforeInsert()
-  protected assignDefaults(): void {
+  protected assignId(): void {
     this.id ??= randomUUID();
-    this.createdAt ??= new Date();
-    this.updatedAt ??= this.createdAt;
-  }
-
-  @BeforeUpdate()
-  protected touch(): void {
-    this.updatedAt = new Date();
   }
 }

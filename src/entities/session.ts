@@ -1,23 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import {
   BeforeInsert,
-  BeforeUpdate,
   Column,
-  CreateDateColumn,
   Entity,
   Index,
   JoinColumn,
   ManyToOne,
   PrimaryColumn,
-  UpdateDateColumn,
 } from 'typeorm';
 import type { Relation } from 'typeorm';
 import { ApiKey } from './api-key.js';
+import { WithTimestamps } from './timestamps.js';
 
 /** A chat conversation owned by one API key; deleting the key deletes its sessions. */
 @Entity({ name: 'sessions' })
 @Index('IDX_sessions_api_key_id_created_at', ['apiKeyId', 'createdAt'])
-export class Session {
+export class Session extends WithTimestamps {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
@@ -41,21 +39,8 @@ export class Session {
   @Column({ type: 'varchar', length: 200, nullable: true })
   title!: string | null;
 
-  @CreateDateColumn({ type: Date, name: 'created_at' })
-  createdAt!: Date;
-
-  @UpdateDateColumn({ type: Date, name: 'updated_at' })
-  updatedAt!: Date;
-
   @BeforeInsert()
-  protected assignDefaults(): void {
+  protected assignId(): void {
     this.id ??= randomUUID();
-    this.createdAt ??= new Date();
-    this.updatedAt ??= this.createdAt;
-  }
-
-  @BeforeUpdate()
-  protected touch(): void {
-    this.updatedAt = new Date();
   }
 }
