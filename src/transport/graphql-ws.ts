@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { CloseCode, type ServerOptions, handleProtocols, makeServer } from 'graphql-ws';
+import { CloseCode, MessageType, type ServerOptions, handleProtocols, makeServer } from 'graphql-ws';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../services/platform/logger.js';
 
@@ -41,6 +41,20 @@ export interface WsTransportOptions {
 class SlowConsumerError extends Error {
   override name = 'SlowConsumerError';
 }
+
+/**
+ * Message types only a server may send. graphql-ws' makeServer throws a plain Error (text only,
+ * no code) for a well-formed message of these types; the gateway recognises the case by the
+ * message's type instead, read again only on that failure path.
+ */
+const SERVER_ONLY_TYPES = new Set<unknown>([MessageType.ConnectionAck, MessageType.Next, MessageType.Error]);
+const isServerOnlyMessage = (text: string): boolean => {
+  try {
+    return SERVER_ONLY_TYPES.has((JSON.parse(text) as { type?: unknown } | null)?.type);
+  } catch {
+    return false;
+  }
+};
 
 const textOf = (data: RawData): string =>
   Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
@@ -127,14 +141,13 @@ export function serveGraphQLWs<P extends Record<string, unknown>, E extends Reco
         close: (code, reason) => socket.close(code, reason),
         onMessage: (cb) =>
           socket.on('message', async (data) => {
+            const text = textOf(data);
             try {
-              await cb(textOf(data));
+              await cb(text);
             } catch (err) {
               if (socket.readyState !== socket.OPEN) return;
               if (err instanceof SlowConsumerError) return;
-              if (err instanceof Error && err.message.startsWith('Unexpected message of type')) {
-                return void socket.close(CloseCode.BadRequest, 'Invalid message received');
-              }
+              if (isServerOnlyMessage(text)) return void socket.close(CloseCode.BadRequest, 'Invalid message received');
               const errorId = randomUUID();
               log.error({ err, errorId, ip }, 'websocket message handling failed');
               socket.close(CloseCode.InternalServerError, `Internal server error (errorId ${errorId})`);

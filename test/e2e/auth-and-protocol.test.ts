@@ -107,4 +107,15 @@ describe('graphql-ws protocol', () => {
     const health = await fetch(`${gw.url}/health`);
     expect(health.status).toBe(200);
   });
+
+  it.each(['connection_ack', 'next', 'error'])('closes a socket that sends %s, a message only a server may send, with 4400 (not 4500)', async (type) => {
+    const ws = new WebSocket(gw.wsUrl, 'graphql-transport-ws');
+    await new Promise((r) => ws.once('open', r));
+    ws.send(JSON.stringify({ type: 'connection_init', payload: { 'x-api-key': gw.userSecret } }));
+    await new Promise((r) => ws.once('message', r));
+    const message = type === 'connection_ack' ? { type } : type === 'next' ? { id: '1', type, payload: { data: null } } : { id: '1', type, payload: [{ message: 'x' }] };
+    ws.send(JSON.stringify(message));
+    const [code, reason] = await new Promise<[number, string]>((r) => ws.once('close', (c, why) => r([c, why.toString()])));
+    expect([code, reason]).toEqual([4400, 'Invalid message received']);
+  });
 });

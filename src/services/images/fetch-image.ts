@@ -86,9 +86,17 @@ function get(url: URL, opts: ImageFetchOptions, signal: AbortSignal, field: stri
     });
     req.on('error', (e: Error & { code?: string }) => {
       if (e.name === 'AbortError' || signal.aborted) return fail(`no image within ${opts.timeoutMs} ms.`);
-      // request-filtering-agent refuses private/loopback/link-local targets with a descriptive error.
-      if (/is not allowed/i.test(e.message)) return fail(`the address is not allowed (private, loopback or link-local): ${url.hostname}.`);
+      if (isAddressRefusal(e)) return fail(`the address is not allowed (private, loopback or link-local): ${url.hostname}.`);
       fail(`could not fetch the image (${e.code ?? e.message}).`);
     });
   });
+}
+
+/**
+ * request-filtering-agent (3.x, lib/request-filtering-agent.js `validateIPAddress`) refuses a
+ * private, loopback, link-local or meta address with a plain Error, text only ("DNS lookup <address>
+ * ... is not allowed. Because ..."), no code: this file is the one place its errors arrive.
+ */
+function isAddressRefusal(e: Error): boolean {
+  return /is not allowed/i.test(e.message);
 }

@@ -1,7 +1,6 @@
 import type { ProgressResponse } from 'ollama';
 import { ErrorCode, GatewayError, isGatewayError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
-import { upstreamText } from '../ollama/errors.js';
 import type { OllamaUpstream } from '../ollama/upstream.js';
 import type { GatewayPubSub } from '../platform/pubsub.js';
 import type { ModelCatalog } from './catalog.js';
@@ -165,7 +164,7 @@ export class PullManager {
       this.deps.publish({ type: 'PULLED', reason: 'REQUEST', model: state.model, at: new Date().toISOString(), sizeBytes: size, host: this.deps.host });
       return done;
     } catch (e) {
-      const error = classify(e, state.model);
+      const error = classify(e);
       log.warn({ model: state.model, host: this.deps.host, code: error.code, err: e }, 'model pull failed');
       manifestFailed(error);
       this.emit(state, {
@@ -184,13 +183,7 @@ export class PullManager {
   }
 }
 
-/** Ollama reports an unknown model mid-stream ("pull model manifest: file does not exist"). */
-function classify(e: unknown, model: string): GatewayError {
-  // Ollama's own text is in the mapped error's cause (upstreamText), not in its message.
-  const error = isGatewayError(e) ? e : new GatewayError(ErrorCode.UPSTREAM_ERROR, 'The pull failed.', {}, { cause: e });
-  const said = upstreamText(error) ?? (error.cause instanceof Error ? error.cause.message : error.message);
-  if (error.code === ErrorCode.UPSTREAM_ERROR && /file does not exist|not found|manifest unknown/i.test(said)) {
-    return new GatewayError(ErrorCode.MODEL_NOT_FOUND, `Model "${model}" was not found in the registry.`, { model });
-  }
-  return error;
+/** The upstream maps Ollama's failures (a model missing from the registry is MODEL_NOT_FOUND, see mapPullError); anything else is UPSTREAM_ERROR. */
+function classify(e: unknown): GatewayError {
+  return isGatewayError(e) ? e : new GatewayError(ErrorCode.UPSTREAM_ERROR, 'The pull failed.', {}, { cause: e });
 }

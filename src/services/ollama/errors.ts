@@ -78,6 +78,27 @@ export function mapUpstreamError(e: unknown, model: string | undefined, abortRea
   return new GatewayError(ErrorCode.UPSTREAM_ERROR, 'Ollama reported an error during generation.', {}, { cause });
 }
 
+/**
+ * Ollama says a model is missing from the registry only in text. Its PullHandler
+ * (ollama/ollama server/routes.go) streams PullModel's error as an `{"error": ...}` line after
+ * the "pulling manifest" progress line, and PullModel (server/images.go) wraps the registry's 404,
+ * which makeRequestWithRetry turns into os.ErrNotExist, as "pull model manifest: file does not
+ * exist" (read at ollama/ollama@fb30760). A registry's other refusals reach the text as
+ * "<status>: <body>", where an OCI registry says "manifest unknown" or "not found".
+ */
+const MISSING_FROM_REGISTRY = /file does not exist|not found|manifest unknown/i;
+
+/**
+ * mapUpstreamError for `/api/pull`: Ollama's text for a model the registry does not have becomes
+ * MODEL_NOT_FOUND (with the model in `details`), so callers check the code, never the text.
+ */
+export function mapPullError(e: unknown, model: string | undefined, abortReason?: AbortReason): GatewayError {
+  const error = mapUpstreamError(e, model, abortReason);
+  const said = upstreamText(error);
+  if (error.code !== ErrorCode.UPSTREAM_ERROR || !said || !MISSING_FROM_REGISTRY.test(said)) return error;
+  return new GatewayError(ErrorCode.MODEL_NOT_FOUND, `Model "${model}" was not found in the registry.`, { model }, { cause: error.cause });
+}
+
 /** The one capability word of Ollama's "... does not support X" (vision, tools, thinking, ...), nothing else of its text. */
 function capabilityIn(message: string): string {
   const word = /does not support (\w+)/i.exec(message)?.[1]?.toLowerCase();

@@ -11,7 +11,7 @@ import type {
   ShowResponse,
 } from 'ollama';
 import type { CreateRequest } from 'ollama';
-import { type AbortReason, mapUpstreamError } from './errors.js';
+import { type AbortReason, mapPullError, mapUpstreamError } from './errors.js';
 import { type ClientInit, OllamaHttpTransport } from './http-fetch.js';
 
 export interface UpstreamTimeouts {
@@ -54,7 +54,7 @@ export class OllamaUpstream {
 
   /** Streams `/api/pull` progress; throws GatewayErrors. */
   pullStream(model: string, signal?: AbortSignal): AsyncGenerator<ProgressResponse> {
-    return this.stream(model, signal, (client) => client.pull({ model, stream: true }), { stallMs: this.timeouts.pullStallMs ?? this.timeouts.connectMs });
+    return this.stream(model, signal, (client) => client.pull({ model, stream: true }), { stallMs: this.timeouts.pullStallMs ?? this.timeouts.connectMs }, mapPullError);
   }
 
   /** `/api/embed`: one vector per input, in one response; throws GatewayErrors. */
@@ -144,6 +144,7 @@ export class OllamaUpstream {
     signal: AbortSignal | undefined,
     start: (client: Ollama) => Promise<AsyncIterable<T>>,
     overrides: Partial<UpstreamTimeouts> = {},
+    mapError: typeof mapUpstreamError = mapUpstreamError,
   ): AsyncGenerator<T> {
     const stallMs = overrides.stallMs ?? this.timeouts.stallMs;
     const guard = new AbortGuard(signal);
@@ -163,7 +164,7 @@ export class OllamaUpstream {
       }
       complete = true;
     } catch (e) {
-      throw mapUpstreamError(e, model, guard.reason);
+      throw mapError(e, model, guard.reason);
     } finally {
       // Closes the HTTP request when the consumer stops early (break/return/throw).
       guard.dispose(complete);
