@@ -49,7 +49,7 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 /**
  * The one authentication edge of the gateway. Every entry point hands it the presented key and
  * the client's address and gets a principal or a typed refusal: HTTP GraphQL and SSE
- * (server.ts), graphql-ws `connection_init` and per-operation keys, `/v1`, the CSV export and
+ * (http-router.ts), graphql-ws `connection_init` and per-operation keys, `/v1`, the CSV export and
  * `/metrics`. Here, and only here: failed keys are counted per address (AUTH_FAILURE_LIMIT) and
  * a throttled address is refused without a key lookup; long-lived responses and sockets are
  * registered so revoking the key closes them; sockets are counted per key (MAX_SOCKETS_PER_KEY)
