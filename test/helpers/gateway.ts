@@ -8,6 +8,7 @@ import { type Config, loadConfig } from '../../src/config.js';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/emulator/server.js';
 import { type App, buildApp } from '../../src/server.js';
 import { type Logger, createLogger } from '../../src/services/platform/logger.js';
+import { copyMigratedSqlite } from './sqlite-template.js';
 
 export interface TestGateway {
   url: string;
@@ -38,11 +39,15 @@ export async function startGateway(
 ): Promise<TestGateway> {
   const emulator = await startEmulator({ tokenDelayMs: 0, ...options.emulator });
   const dir = mkdtempSync(join(tmpdir(), 'gateway-test-'));
+  const dbPath = join(dir, 'gateway.sqlite');
+  // The gateway's own fresh SQLite file starts as the run's migrated template.
+  const ownDatabase = !options.db && !options.env?.DB_PATH && !options.env?.DATABASE_URL && !options.config?.dbPath && !options.config?.databaseUrl;
+  if (ownDatabase) copyMigratedSqlite(dbPath);
   const config: Config = {
     ...loadConfig({
       PORT: '0',
       HOST: '127.0.0.1',
-      DB_PATH: join(dir, 'gateway.sqlite'),
+      DB_PATH: dbPath,
       OLLAMA_HOST: [emulator.url, ...(options.moreOllamaHosts ?? [])].join(','),
       LOG_LEVEL: 'silent',
       SHUTDOWN_GRACE_MS: '0',
