@@ -8,7 +8,7 @@ import type { DataSource } from 'typeorm';
 import { CloseCode } from 'graphql-ws';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config.js';
-import { type GatewayContext, keyFromConnectionParams, newContext } from './context.js';
+import { type GatewayContext, keyFromConnectionParams, keyFromHeaders, newContext } from './context.js';
 import { useErrorMetrics } from './plugins/use-error-metrics.js';
 import { useGraphQLMetrics } from './plugins/use-graphql-metrics.js';
 import { useOperationLog } from './plugins/use-operation-log.js';
@@ -125,10 +125,11 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
       if (wsPrincipal) return newContext(services, wsPrincipal, false, undefined, edge.ipOf(req));
       const request = (initial as { request: Request }).request;
       // The edge authenticated the request before yoga saw it (route()); only 'key' and 'none' get here.
-      const auth = req?.auth;
+      // A Request given to yoga.fetch in-process (tests) passed no edge: its headers are authenticated here.
+      const auth = req ? req.auth : await edge.authenticate(keyFromHeaders(request.headers), edge.ipOf(undefined));
       const res = (initial as { res?: ServerResponse }).res;
       if (auth?.kind === 'key' && res) edge.watchResponse(request.headers.get('accept'), res, auth.key.id);
-      return newContext(services, auth?.kind === 'key' ? auth.principal : null, false, request.signal, edge.ipOf(req));
+      return newContext(services, auth?.kind === 'key' ? auth.principal : null, auth?.kind === 'refused', request.signal, edge.ipOf(req));
     },
   });
 
