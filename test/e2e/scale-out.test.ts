@@ -208,7 +208,7 @@ describe.skipIf(Boolean(skipReason))(`two gateway processes, PostgreSQL, Redis a
     await new Promise<void>((resolve, reject) => client.subscribe({ query: '{ settings { defaultModel } }' }, { next: () => {}, error: reject, complete: () => resolve() }));
     await new Promise((r) => setTimeout(r, 200));
     await ok(a, 'mutation($h: String) { loadModel(name: "llava:7b", host: $h) { host } }', { h: e2.url });
-    await until(() => events.find((e) => e.type === 'LOADED' && e.model === 'llava:7b' && e.host === e2.url), 3000, 'the LOADED event on B');
+    await until(() => events.find((e) => e.type === 'LOADED' && e.model === 'llava:7b' && e.host === e2.url), 10_000, 'the LOADED event on B');
     await client.dispose();
   });
 

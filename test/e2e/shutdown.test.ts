@@ -53,7 +53,7 @@ describe('graceful shutdown', () => {
     // Read the row through a second connection, since stop() closes the app's.
     await gw.app.stop();
     expect(db.isInitialized).toBe(false);
-    await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 1000);
+    await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
     // The client is told why its stream ended, then the socket closes with 1001 (going away).
     expect(await stream.finished).toBe('complete');
     expect(stream.errors.at(-1)?.extensions?.code).toBe('CANCELLED');
