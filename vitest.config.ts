@@ -19,5 +19,12 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Tests start real servers on port 0; forks keep native modules (better-sqlite3) isolated.
     pool: 'forks',
+    // A worker per core (vitest's default leaves one idle: a single worker on a 2-core machine).
+    // Most test time is spent waiting on sockets, timers and child processes, not on the CPU.
+    maxWorkers: '100%',
+    // Test files in a worker share its module graph instead of importing yoga, TypeORM and the
+    // schema again for each file (that import time was most of the run). Files keep no state in
+    // modules; the one shared sampler (eventLoopLoad) is awaited, not assumed, by its test.
+    isolate: false,
   },
 });

@@ -44,6 +44,8 @@ export function keyFromConnectionParams(params: Readonly<Record<string, unknown>
 export interface Caller {
   /** The authenticated caller, or null (only queries that need no key, e.g. `health`, then succeed). */
   principal: Principal | null;
+  /** True when a key was presented and rejected (so the error can say so). */
+  badCredentials?: boolean;
   /** The client's address. */
   clientIp: string;
   /** HTTP and SSE: aborted when the request goes away. Websockets have none (iterator return() covers those). */
@@ -53,6 +55,6 @@ export interface Caller {
 /** The per-operation context, built here only, for HTTP, SSE and websocket operations alike. */
 export function requestScope(services: Services, caller: Caller): GatewayContext {
   const requestId = randomUUID();
-  const { principal, clientIp, signal } = caller;
-  return { principal, badCredentials: false, services, requestId, log: services.log.child({ requestId }), signal, clientIp };
+  const { principal, clientIp, signal, badCredentials = false } = caller;
+  return { principal, badCredentials, services, requestId, log: services.log.child({ requestId }), signal, clientIp };
 }

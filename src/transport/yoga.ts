@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Config } from '../config.js';
-import { type Caller, type GatewayContext, requestScope } from '../context.js';
+import { type Caller, type GatewayContext, keyFromHeaders, requestScope } from '../context.js';
 import { useErrorMetrics } from '../plugins/use-error-metrics.js';
 import { useGraphQLMetrics } from '../plugins/use-graphql-metrics.js';
 import { useOperationLog } from '../plugins/use-operation-log.js';
@@ -32,13 +32,15 @@ interface InitialContext {
 
 /** yoga for HTTP, SSE and GraphiQL at GRAPHQL_PATH; graphql-ws runs its operations through the same envelop pipeline. */
 export function createGatewayYoga(config: Config, services: Services, edge: AuthEdge, hardening: Hardening): GatewayYoga {
-  const callerOf = (initial: InitialContext): Caller => {
+  const callerOf = async (initial: InitialContext): Promise<Caller> => {
     if (initial.wsCaller) return initial.wsCaller;
     const { req, res, request } = initial;
     // The edge authenticated the request before yoga saw it (http-router.ts); only 'key' and 'none' get here.
-    const auth = req?.auth;
+    // A Request given to yoga.fetch in-process (the tests' in-process tier) passed no edge: its headers
+    // are authenticated here, by the same edge.
+    const auth = req ? req.auth : request ? await edge.authenticate(keyFromHeaders(request.headers), edge.ipOf(undefined)) : undefined;
     if (auth?.kind === 'key' && res) edge.watchResponse(request?.headers.get('accept'), res, auth.key.id);
-    return { principal: auth?.kind === 'key' ? auth.principal : null, signal: request?.signal, clientIp: edge.ipOf(req) };
+    return { principal: auth?.kind === 'key' ? auth.principal : null, badCredentials: auth?.kind === 'refused', signal: request?.signal, clientIp: edge.ipOf(req) };
   };
   return createYoga<Record<string, unknown>, GatewayContext>({
     schema,
@@ -59,6 +61,6 @@ export function createGatewayYoga(config: Config, services: Services, edge: Auth
     },
     maskedErrors: { maskError: createMaskError(services.log) },
     plugins: [useOperationLog(), useErrorMetrics(services.metrics), useGraphQLMetrics(services.metrics.registry), ...hardening.plugins],
-    context: async (initial) => requestScope(services, callerOf(initial as InitialContext)),
+    context: async (initial) => requestScope(services, await callerOf(initial as InitialContext)),
   });
 }

@@ -152,7 +152,7 @@ describeEachDatabase('credit reservation and settlement with per-model prices', 
       // Ollama was asked while the transaction committed, and the failed commit closed that request.
       const upstream = emulator.requests.find((r) => r.path === '/api/generate' && (r.body as { prompt?: string }).prompt === prompt);
       expect(upstream).toBeDefined();
-      await emulator.waitForOutcome(upstream!.id, 'client-closed', 2000);
+      await emulator.waitForOutcome(upstream!.id, 'client-closed', 10_000);
       expect(received.filter((e) => e.type === 'TOKEN')).toEqual([]);
       expect(await balance(p)).toBe(1000); // the reservation was rolled back with its transaction
       expect(await db.dataSource.getRepository(Generation).countBy({ apiKeyId: p.id })).toBe(0);

@@ -13,7 +13,7 @@ describeEachDatabase('migrations', (kind) => {
     await Promise.all(open.splice(0).map((db) => db.cleanup()));
   });
   const fresh = async () => {
-    const db = await createTestDatabase(kind);
+    const db = await createTestDatabase(kind, { runMigrations: true });
     open.push(db);
     return db;
   };
@@ -152,7 +152,7 @@ describe('SQLite connection settings', () => {
   const expected = { journalMode: 'wal', synchronous: 2, foreignKeys: 1, busyTimeout: 5000 };
 
   it('creates the folder and sets WAL, synchronous=FULL, foreign_keys and busy_timeout', async () => {
-    const db = await createTestDatabase('sqlite');
+    const db = await createTestDatabase('sqlite', { runMigrations: true });
     open.push(db);
     expect(db.options.dbPath).toMatch(/[/\\]data[/\\]gateway\.sqlite$/);
     expect(await pragmas((sql) => db.dataSource.query(sql))).toEqual(expected);

@@ -158,7 +158,7 @@ describe('backpressure: a client that stops reading', () => {
     const stopped = Date.now();
     await g.app.stop();
     expect(Date.now() - stopped).toBeLessThan(5000);
-    await g.emulator.waitForOutcome(upstream.id, 'client-closed', 1000);
+    await g.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
     expect(db.isInitialized).toBe(false);
     tcp.resume();
   });

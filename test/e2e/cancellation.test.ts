@@ -81,7 +81,7 @@ describe('client disconnect aborts the upstream request', () => {
     });
     unsubscribe();
     const upstream = gw.emulator.requests.slice(requestsBefore).find((r) => r.path === '/api/generate')!;
-    await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 2000);
+    await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
     const row = await waitFor(async () => {
       const r = await generationRow(generationId);
       return r.status === 'STREAMING' ? undefined : r;
@@ -98,7 +98,7 @@ describe('client disconnect aborts the upstream request', () => {
     const upstream = await gw.emulator.waitForRequest((r) => r.id > (gw.emulator.requests[requestsBefore - 1]?.id ?? 0) && r.path === '/api/generate');
     await new Promise((r) => setTimeout(r, 100));
     await client.dispose();
-    const closed = await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 2000);
+    const closed = await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
     expect(closed.outcome).toBe('client-closed');
     const row = await waitFor(async () => {
       const [r] = await gw.app.services.db.getRepository(Generation).find({ order: { createdAt: 'DESC' }, take: 1 });
@@ -123,7 +123,7 @@ describe('client disconnect aborts the upstream request', () => {
       expect((e as Error).name).toBe('AbortError');
     });
     const upstream = gw.emulator.requests.slice(requestsBefore).find((r) => r.path === '/api/generate')!;
-    await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 2000);
+    await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
     const row = await waitFor(async () => {
       const r = await generationRow(generationId);
       return r.status === 'STREAMING' ? undefined : r;

@@ -4,7 +4,7 @@ import { type GraphQLResponse, type TestGateway, collect, post, sse, startGatewa
 import { until } from '../helpers/wait.js';
 
 const CHAT = `subscription Chat($input: ChatInput!) {
-  chat(input: $input) { type generationId phase queuePosition delta messageId }
+  chat(input: $input) { type generationId phase queuePosition delta tokenCount messageId }
 }`;
 interface Event {
   type: 'PHASE' | 'TOKEN' | 'DONE';
@@ -12,6 +12,7 @@ interface Event {
   phase: string | null;
   queuePosition: number | null;
   delta: string | null;
+  tokenCount: number | null;
   messageId: string | null;
 }
 type ChatEvents = { chat: Event };
@@ -110,7 +111,9 @@ describe('cancellation and errors in a session', () => {
     gw.emulator.addFault({ fault: { kind: 'errorAfter', tokens: 3, error: 'model runner crashed' }, path: '/api/chat', times: 1 });
     const { events } = await sse<ChatEvents>(gw, CHAT, { input: { sessionId, message: 'Go' } }, gw.userSecret);
     const tokens = events.filter((e) => e.data?.chat.type === 'TOKEN');
-    expect(tokens).toHaveLength(3);
+    // Three tokens, in as many events or fewer: a busy gateway coalesces tokens into one event.
+    expect(tokens.length).toBeGreaterThan(0);
+    expect(tokens.reduce((n, t) => n + (t.data!.chat.tokenCount ?? 0), 0)).toBe(3);
     expect(events.at(-1)?.errors?.[0]?.extensions?.code).toBe('UPSTREAM_ERROR');
     const rows = await messagesOf(sessionId);
     expect(rows[1]).toMatchObject({ role: 'assistant', status: 'ERROR', errorCode: 'UPSTREAM_ERROR', content: tokens.map((t) => t.data!.chat.delta).join('') });

@@ -16,8 +16,10 @@ import { ModelEntry } from '../../src/entities/model-entry.js';
 import { type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const RUN_TIMEOUT_MS = 30_000;
-// Generous: the spawned runs compile TypeScript with tsx (seconds on a busy machine).
+// Bounds on child processes, not speed assertions: they only stop a run that hangs. Generous,
+// because the spawned runs compile TypeScript (tsx, tsc) on a machine that may be busy.
+const RUN_TIMEOUT_MS = 60_000;
+const TSC_TIMEOUT_MS = 120_000;
 vi.setConfig({ testTimeout: 120_000 });
 
 interface Run {
@@ -27,9 +29,9 @@ interface Run {
 }
 
 /** Runs a command line as a child process with a time limit; `command` defaults to the CLI from source under tsx. */
-function spawnCli(args: string[], env: Record<string, string>, command: string[] = [process.execPath, '--import', 'tsx', 'src/cli/main.ts']): Promise<Run> {
+function spawnCli(args: string[], env: Record<string, string>, command: string[] = [process.execPath, '--import', 'tsx', 'src/cli/main.ts'], timeout = RUN_TIMEOUT_MS): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(command[0], [...command.slice(1), ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'silent', ...env }, timeout: RUN_TIMEOUT_MS }, (error, stdout, stderr) => {
+    execFile(command[0], [...command.slice(1), ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'silent', ...env }, timeout }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -289,7 +291,7 @@ describe('the built bin (dist/cli/main.js)', () => {
       // The real build config into a scratch outDir inside the repo (so node_modules resolves), not dist/ itself.
       const outDir = join(ROOT, 'test-artifacts', `dist-cli-${process.pid}`);
       try {
-        const build = await spawnCli(['-p', 'tsconfig.build.json', '--outDir', outDir], {}, [process.execPath, join(ROOT, 'node_modules/typescript/bin/tsc')]);
+        const build = await spawnCli(['-p', 'tsconfig.build.json', '--outDir', outDir], {}, [process.execPath, join(ROOT, 'node_modules/typescript/bin/tsc')], TSC_TIMEOUT_MS);
         expect(build, build.stdout).toMatchObject({ code: 0 });
         const bin = join(outDir, pkg.bin['llm-gateway'].replace(/^dist\//, ''));
         expect(readFileSync(bin, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
@@ -303,6 +305,6 @@ describe('the built bin (dist/cli/main.js)', () => {
         rmSync(outDir, { recursive: true, force: true });
       }
     },
-    120_000,
+    TSC_TIMEOUT_MS + 2 * RUN_TIMEOUT_MS,
   );
 });

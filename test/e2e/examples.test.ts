@@ -113,7 +113,7 @@ describe.each(EXAMPLES)('$name example ($file)', ({ name, file }) => {
     expect(session.model).toBe('llama3.2');
     expect(chats.map((r) => (r.body as { model: string }).model)).toEqual([session.model, session.model]);
     expect(chats.map((r) => r.outcome)).toEqual(['completed', 'completed']);
-  }, 60_000);
+  }, 2 * RUN_TIMEOUT_MS);
 
   it('exits non-zero without a RESULT line when the key is refused', async () => {
     const requestsBefore = gw.emulator.requests.length;
@@ -123,7 +123,7 @@ describe.each(EXAMPLES)('$name example ($file)', ({ name, file }) => {
     expect(run.stdout).not.toContain('RESULT ');
     expect(run.stderr).toMatch(/UNAUTHENTICATED|api key/i);
     expect(gw.emulator.requests.slice(requestsBefore).filter((r) => r.path === '/api/chat')).toEqual([]);
-  }, 60_000);
+  }, 2 * RUN_TIMEOUT_MS);
 
   it('exits non-zero without a RESULT line when the stream fails mid-way', async () => {
     const { key, secret } = await gw.app.services.keys.create({ name: `${name} example (fault)`, role: 'USER' });
@@ -148,5 +148,5 @@ describe.each(EXAMPLES)('$name example ($file)', ({ name, file }) => {
     } finally {
       gw.emulator.clearFaults();
     }
-  }, 60_000);
+  }, 2 * RUN_TIMEOUT_MS);
 });

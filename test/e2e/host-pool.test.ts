@@ -91,7 +91,7 @@ describe('a pool of two Ollama hosts', () => {
     second.setTokenDelay(20);
     const runs = Array.from({ length: 6 }, (_, i) => collect(client, 'subscription($p: String!) { generate(input: { model: "llava:7b", prompt: $p }) { type } }', { p: `spread ${i}` }));
     // While they stream, each host shows the requests this gateway has open on it.
-    await until(() => runs.every((r) => r.results.some((e) => (e.data as { generate: { type: string } } | undefined)?.generate.type === 'TOKEN')), 3000, 'tokens on every stream');
+    await until(() => runs.every((r) => r.results.some((e) => (e.data as { generate: { type: string } } | undefined)?.generate.type === 'TOKEN')), 10_000, 'tokens on every stream');
     const open = await gql(gw, '{ ollamaHosts { activeRequests } }');
     expect(open.ollamaHosts.map((h: { activeRequests: number }) => h.activeRequests).sort()).toEqual([3, 3]);
     await Promise.all(runs.map((r) => r.done));
@@ -133,7 +133,7 @@ describe('a pool of two Ollama hosts', () => {
     } finally {
       await gw.emulator.start();
     }
-    await until(async () => (await gql(gw, '{ ollamaHosts { healthy } }')).ollamaHosts.every((h: { healthy: boolean }) => h.healthy), 3000, 'host 1 to count as healthy again');
+    await until(async () => (await gql(gw, '{ ollamaHosts { healthy } }')).ollamaHosts.every((h: { healthy: boolean }) => h.healthy), 10_000, 'host 1 to count as healthy again');
   });
 
   it('without a host: unloads a model everywhere it is loaded, deletes it everywhere it is installed', async () => {

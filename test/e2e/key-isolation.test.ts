@@ -3,6 +3,7 @@ import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
 import { Session } from '../../src/entities/session.js';
 import { type GraphQLResponse, type TestGateway, post, startGateway, wsClient } from '../helpers/gateway.js';
+import { until } from '../helpers/wait.js';
 
 const CREATE_KEY = `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret key { id } } }`;
 
@@ -78,7 +79,7 @@ describe('key A cannot read, use or delete anything of key B', () => {
           { next: (r) => ((id ||= r.data!.generate.generationId), events.push(r.data!.generate.type)), error: reject, complete: resolve },
         );
       });
-      for (let i = 0; i < 100 && !events.includes('TOKEN'); i++) await new Promise((r) => setTimeout(r, 10));
+      await until(() => events.includes('TOKEN'), 10_000, "the stream's first token");
       const attempt = await post(gw, 'mutation($id: ID!) { cancelGeneration(id: $id) }', { id }, a.secret);
       expect(code(attempt.body)).toBe('NOT_FOUND');
       await done;

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKey } from '../../src/entities/api-key.js';
 import { hashSecret } from '../../src/services/access/keys.js';
 import { type GraphQLResponse, type TestGateway, post, startGateway } from '../helpers/gateway.js';
+import { until } from '../helpers/wait.js';
 
 const KEY_FIELDS = 'id name prefix role credits createdAt lastUsedAt revokedAt active limits { requestsPerMinute tokensPerMinute maxConcurrentStreams } customLimits { requestsPerMinute tokensPerMinute maxConcurrentStreams }';
 const CREATE_KEY = `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret key { ${KEY_FIELDS} } } }`;
@@ -69,7 +70,7 @@ describe('createApiKey', () => {
     expect(JSON.stringify(me.body)).not.toContain(secret);
     // lastUsedAt is recorded (asynchronously, at most once a minute).
     const repo = gw.app.services.db.getRepository(ApiKey);
-    for (let i = 0; i < 50 && !(await repo.findOneByOrFail({ id: key.id })).lastUsedAt; i++) await new Promise((r) => setTimeout(r, 20));
+    await until(async () => (await repo.findOneByOrFail({ id: key.id })).lastUsedAt, 10_000, 'lastUsedAt to be recorded');
     expect((await repo.findOneByOrFail({ id: key.id })).lastUsedAt).toBeInstanceOf(Date);
     // Two keys never share a secret.
     const other = await create({ name: 'Ada 2' });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
 import { type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
 import { type Sample, parsePrometheus, sampleSum, sampleValue } from '../helpers/prometheus.js';
+import { until } from '../helpers/wait.js';
 
 const TOKEN = 'metrics-token-0123456789abcdef';
 const MODEL = 'llama3.2:latest';
@@ -133,16 +134,13 @@ describe('GET /metrics', () => {
       await firstToken;
       // The earlier tests' sockets may still be closing: wait for exactly this one.
       let during = await samples();
-      for (let i = 0; i < 100 && sampleValue(during, 'llm_gateway_open_websockets') !== 1; i++) {
-        await new Promise((r) => setTimeout(r, 20));
-        during = await samples();
-      }
+      await until(async () => sampleValue((during = await samples()), 'llm_gateway_open_websockets') === 1, 10_000, 'one open websocket');
       expect(sampleValue(during, 'llm_gateway_active_streams')).toBe(1);
       expect(sampleValue(during, 'llm_gateway_open_websockets')).toBe(1);
     } finally {
       await client.dispose();
     }
-    for (let i = 0; i < 100 && sampleValue(await samples(), 'llm_gateway_active_streams') !== 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await until(async () => sampleValue(await samples(), 'llm_gateway_active_streams') === 0, 10_000, 'no active streams');
     const after = await samples();
     expect(sampleValue(after, 'llm_gateway_active_streams')).toBe(0);
     expect(sampleValue(after, 'llm_gateway_open_websockets')).toBe(0);

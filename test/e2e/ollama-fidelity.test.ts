@@ -235,8 +235,9 @@ describe('errors and states as Ollama reports them', () => {
 describe('pulls have their own stall limit', () => {
   let slow: TestGateway;
   beforeAll(async () => {
-    // Each pull step is 1.2 s of silence, longer than the 0.8 s connect timeout (which pulls used as their stall limit).
-    slow = await startGateway({ env: { UPSTREAM_CONNECT_TIMEOUT_MS: '800' }, emulator: { pullStepDelayMs: 1200 } });
+    // Ollama is silent for 1.2 s after "verifying sha256 digest" (it hashes the download), longer than
+    // the 0.8 s connect timeout (which pulls used as their stall limit); the other steps are quick.
+    slow = await startGateway({ env: { UPSTREAM_CONNECT_TIMEOUT_MS: '800' }, emulator: { pullVerifyMs: 1200 } });
   });
   afterAll(async () => {
     await slow?.stop();

@@ -131,7 +131,7 @@ describe('POST /v1/chat/completions', () => {
       const abortedAt = Date.now();
       expect(controller.signal.aborted).toBe(true);
       expect(received.length).toBeGreaterThan(0);
-      const closed = await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 3000);
+      const closed = await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
       expect(closed.endedAt! - abortedAt).toBeLessThan(1000);
       const row = await waitFor(async () => {
         const r = await rows().findOneBy({ id: id.replace(/^chatcmpl-/, '') });

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
 import { type GraphQLResponse, type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
+import { until } from '../helpers/wait.js';
 
 const CREATE_KEY = `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret key { id } } }`;
 const GENERATE = `mutation($input: GenerateInput!) { generate(input: $input) { generationId usage { totalTokens } } }`;
@@ -113,7 +114,7 @@ describe('rate limits', () => {
 
     unsubscribe();
     const repo = gw.app.services.db.getRepository(Generation);
-    for (let i = 0; i < 100 && (await repo.findOneByOrFail({ id: generationId })).status === 'STREAMING'; i++) await new Promise((r) => setTimeout(r, 20));
+    await until(async () => (await repo.findOneByOrFail({ id: generationId })).status !== 'STREAMING', 10_000, 'the left stream to settle');
     gw.emulator.setTokenDelay(0);
     expect((await generate(key.secret, 'after the first')).body.errors).toBeUndefined();
     await client.dispose();

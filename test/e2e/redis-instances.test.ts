@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
+import { until } from '../helpers/wait.js';
 
 const redisUrl = process.env.TEST_REDIS_URL;
 const ADMIN = 'llmgw_two-instances-admin-key-000000';
@@ -20,26 +21,26 @@ describe.skipIf(!redisUrl)(`two gateway instances sharing Redis${redisUrl ? '' :
 
   it('delivers a model event published on instance A to a subscriber on instance B', async () => {
     const client = wsClient(b, ADMIN, { lazy: false });
-    const events: Array<{ modelEvents: { type: string; model: string } }> = [];
-    const got = new Promise<void>((resolve, reject) => {
-      client.subscribe<{ modelEvents: { type: string; model: string } }>(
-        { query: 'subscription { modelEvents { type model } }' },
-        {
-          next: (r) => {
-            events.push(r.data!);
-            resolve();
-          },
-          error: (e) => reject(e),
-          complete: () => {},
-        },
-      );
-    });
-    await new Promise((r) => setTimeout(r, 200)); // the subscription reaches Redis
-    const loaded = await post(a, 'mutation { loadModel(name: "llama3.2") { model { name } } }', undefined, ADMIN);
-    expect(loaded.body.errors, JSON.stringify(loaded.body.errors)).toBeUndefined();
-    got.catch(() => {}); // the socket closing at teardown must not count as a failure afterwards
-    await Promise.race([got, new Promise((_, rej) => setTimeout(() => rej(new Error('no event on B')), 3000))]);
-    expect(events[0].modelEvents).toMatchObject({ type: 'LOADED', model: 'llama3.2:latest' });
+    const events: Array<{ type: string; model: string; host: string | null }> = [];
+    client.subscribe<{ modelEvents: { type: string; model: string; host: string | null } }>(
+      { query: 'subscription { modelEvents { type model host } }' },
+      { next: (r) => r.data && events.push(r.data.modelEvents), error: () => {}, complete: () => {} },
+    );
+    // B subscribes to Redis some time after it accepted the subscription, and nothing says when: A
+    // loads (and unloads) the model until B hears a LOADED from A's Ollama. The bound only stops a hang.
+    const fromA = () => events.find((e) => e.type === 'LOADED' && e.model === 'llama3.2:latest' && e.host === a.emulator.url);
+    await until(
+      async () => {
+        if (fromA()) return true;
+        await post(a, 'mutation { unloadModel(name: "llama3.2") { model } }', undefined, ADMIN);
+        const loaded = await post(a, 'mutation { loadModel(name: "llama3.2") { model { name } } }', undefined, ADMIN);
+        expect(loaded.body.errors, JSON.stringify(loaded.body.errors)).toBeUndefined();
+        return until(fromA, 500).catch(() => false); // or try again
+      },
+      15_000,
+      'a LOADED event from A on B',
+    );
+    expect(fromA()).toMatchObject({ type: 'LOADED', model: 'llama3.2:latest', host: a.emulator.url });
     await client.dispose();
   });
 

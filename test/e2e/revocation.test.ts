@@ -124,7 +124,7 @@ describe('revoking a key', () => {
       expect(row.response.length).toBeGreaterThan(0);
     }
     const upstream = gw.emulator.requests.filter((r) => r.path === '/api/generate').slice(-2);
-    for (const r of upstream) expect((await gw.emulator.waitForOutcome(r.id, 'client-closed', 1000)).outcome).toBe('client-closed');
+    for (const r of upstream) expect((await gw.emulator.waitForOutcome(r.id, 'client-closed', 10_000)).outcome).toBe('client-closed');
     expect(gw.app.services.connections.countFor(key.id)).toBe(0);
     await ws.client.dispose();
     await idle.dispose();

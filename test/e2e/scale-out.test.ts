@@ -204,11 +204,19 @@ describe.skipIf(Boolean(skipReason))(`two gateway processes, PostgreSQL, Redis a
       { query: 'subscription { modelEvents { type model host } }' },
       { next: (r) => r.data && events.push(r.data.modelEvents), error: () => {}, complete: () => {} },
     );
-    // The subscription is live once a query on the same socket has round-tripped after it.
-    await new Promise<void>((resolve, reject) => client.subscribe({ query: '{ settings { defaultModel } }' }, { next: () => {}, error: reject, complete: () => resolve() }));
-    await new Promise((r) => setTimeout(r, 200));
-    await ok(a, 'mutation($h: String) { loadModel(name: "llava:7b", host: $h) { host } }', { h: e2.url });
-    await until(() => events.find((e) => e.type === 'LOADED' && e.model === 'llava:7b' && e.host === e2.url), 3000, 'the LOADED event on B');
+    // B subscribes to Redis some time after it accepted the subscription, and nothing says when: A
+    // loads (and unloads) the model until B hears the LOADED event. The bound only stops a hang.
+    const loaded = () => events.find((e) => e.type === 'LOADED' && e.model === 'llava:7b' && e.host === e2.url);
+    await until(
+      async () => {
+        if (loaded()) return true;
+        await ok(a, 'mutation($h: String) { unloadModel(name: "llava:7b", host: $h) { model } }', { h: e2.url });
+        await ok(a, 'mutation($h: String) { loadModel(name: "llava:7b", host: $h) { host } }', { h: e2.url });
+        return until(loaded, 500).catch(() => false); // or try again
+      },
+      15_000,
+      'the LOADED event on B',
+    );
     await client.dispose();
   });
 

@@ -129,7 +129,7 @@ describe("12. Ollama's error texts stay in the log", () => {
     const r = await post(gw, GEN, undefined, gw.userSecret);
     expect(r.body.errors?.[0]?.extensions?.code, JSON.stringify(r.body)).toBe(code);
     expect(JSON.stringify(r.body)).not.toContain('/var/lib/ollama');
-    await until(() => logged() > before, 3000, 'the upstream text in the log');
+    await until(() => logged() > before, 10_000, 'the upstream text in the log');
     expect((await health(gw, '127.0.0.1')).status).toBe(200);
   });
 });

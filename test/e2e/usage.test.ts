@@ -4,6 +4,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
 import { type TestDatabase, createTestDatabase, describeEachDatabase } from '../helpers/database.js';
 import { type GraphQLResponse, type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
+import { until } from '../helpers/wait.js';
 
 const CREATE_KEY = `mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret key { id name prefix } } }`;
 const GENERATE = `mutation($input: GenerateInput!) { generate(input: $input) { generationId } }`;
@@ -77,7 +78,7 @@ describeEachDatabase('usage log, aggregates and export', (kind) => {
     });
     gw.emulator.setTokenDelay(0);
     const repo = gw.app.services.db.getRepository(Generation);
-    for (let i = 0; i < 100 && (await repo.findOneByOrFail({ id: generationId })).status === 'STREAMING'; i++) await new Promise((r) => setTimeout(r, 20));
+    await until(async () => (await repo.findOneByOrFail({ id: generationId })).status !== 'STREAMING', 10_000, 'the left stream to settle');
     gw.emulator.addFault({ fault: { kind: 'status', status: 500, error: 'boom' }, path: '/api/generate', times: 1 });
     expect(code((await post(gw, GENERATE, { input: { model: 'llama3.2', prompt: 'fails' } }, a.secret)).body)).toBe('UPSTREAM_ERROR');
     // 4 credits: 1 + 1 + 1 (cancelled after tokens) spent, the failed one cost 0; so 1 left, then 0.

@@ -21,7 +21,8 @@ function launch(env: Record<string, string>) {
   return { child, url };
 }
 
-describe('tsx src/emulator/main.ts', () => {
+// Child processes start under tsx (seconds on a busy machine): generous bounds that only stop a hang.
+describe('tsx src/emulator/main.ts', { timeout: 90_000 }, () => {
   it.each(['SIGTERM', 'SIGINT'] as const)('serves on EMULATOR_HOST/PORT with EMULATOR_TOKEN_DELAY_MS and stops on %s', async (signal) => {
     const { child, url } = launch({ EMULATOR_HOST: '127.0.0.1', EMULATOR_PORT: '0', EMULATOR_TOKEN_DELAY_MS: '15' });
     try {

@@ -95,15 +95,20 @@ describe('faults as the ollama client sees them', () => {
     emu.addFault({ fault: { kind: 'stall', afterTokens: 2 } });
     const it = await chatStream();
     const got: string[] = [];
-    const abortAt = setTimeout(() => it.abort(), 150);
+    // Aborted 150 ms after the second token (so a busy machine cannot abort before the tokens came):
+    // a stream that kept going would deliver a third token first.
+    let abortAt: NodeJS.Timeout | undefined;
     const err = await failure(async () => {
-      for await (const p of it) got.push(p.message.content);
+      for await (const p of it) {
+        got.push(p.message.content);
+        if (got.length === 2) abortAt = setTimeout(() => it.abort(), 150);
+      }
     });
     clearTimeout(abortAt);
     expect(got).toEqual(['Hello', ' from']);
     expect(err.name).toBe('AbortError');
     const rec = await emu.waitForRequest((r) => r.path === '/api/chat');
-    const closed = await emu.waitForOutcome(rec.id, 'client-closed', 1000);
+    const closed = await emu.waitForOutcome(rec.id, 'client-closed', 10_000);
     expect(closed.endedAt! - closed.receivedAt).toBeGreaterThanOrEqual(140);
   });
 
@@ -167,7 +172,7 @@ describe('client aborts', () => {
     const rec = await emu.waitForRequest((r) => r.path === '/api/generate' && r.body !== undefined);
     ac.abort();
     await p.catch(() => undefined);
-    expect((await emu.waitForOutcome(rec.id, 'client-closed', 1000)).body).toMatchObject({ model: 'llama3.2', stream: false });
+    expect((await emu.waitForOutcome(rec.id, 'client-closed', 10_000)).body).toMatchObject({ model: 'llama3.2', stream: false });
   });
 });
 
@@ -209,7 +214,7 @@ describe('stop() and start()', () => {
     await emu.stop();
     await expect(iter.next()).rejects.toThrow();
     const rec = emu.requests.find((r) => r.path === '/api/chat')!;
-    await emu.waitForOutcome(rec.id, 'error', 1000);
+    await emu.waitForOutcome(rec.id, 'error', 10_000);
     await emu.start();
   });
 });

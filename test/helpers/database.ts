@@ -7,6 +7,7 @@ import type { DataSource } from 'typeorm';
 import { describe } from 'vitest';
 import { openDatabase } from '../../src/services/db/data-source.js';
 import type { DatabaseOptions } from '../../src/services/db/data-source.js';
+import { copyMigratedSqlite } from './sqlite-template.js';
 
 export type TestDatabaseKind = 'sqlite' | 'postgres';
 
@@ -61,9 +62,13 @@ export async function createTestDatabaseOptions(kind: TestDatabaseKind): Promise
   };
 }
 
-/** A migrated database on a fresh SQLite file or a fresh PostgreSQL schema. */
-export async function createTestDatabase(kind: TestDatabaseKind): Promise<TestDatabase> {
+/**
+ * A migrated database on a fresh SQLite file or a fresh PostgreSQL schema. The SQLite file is a
+ * copy of the run's migrated template unless `runMigrations` asks `openDatabase` to migrate it.
+ */
+export async function createTestDatabase(kind: TestDatabaseKind, { runMigrations = false } = {}): Promise<TestDatabase> {
   const { options, dispose } = await createTestDatabaseOptions(kind);
+  if (kind === 'sqlite' && !runMigrations) copyMigratedSqlite(options.dbPath);
   let dataSource: DataSource;
   try {
     dataSource = await openDatabase(options);

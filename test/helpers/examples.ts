@@ -13,7 +13,7 @@ export interface Run {
 
 /** Runs an example with tsx, the way the README says, and kills it if it does not end by itself. */
 /** How long an example may run before it is killed. */
-export const RUN_TIMEOUT_MS = 30_000;
+export const RUN_TIMEOUT_MS = 60_000;
 export function runExample(file: string, env: Record<string, string>, timeoutMs = RUN_TIMEOUT_MS): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', file], {

@@ -8,11 +8,10 @@ import { type Config, loadConfig } from '../../src/config.js';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/emulator/server.js';
 import { type App, buildApp } from '../../src/server.js';
 import { type Logger, createLogger } from '../../src/services/platform/logger.js';
+import { copyMigratedSqlite } from './sqlite-template.js';
 
-export interface TestGateway {
-  url: string;
-  graphqlUrl: string;
-  wsUrl: string;
+/** The gateway built on its emulator and a fresh database, not listening: see startGateway and helpers/in-process.ts. */
+export interface TestApp {
   app: App;
   emulator: Emulator;
   adminSecret: string;
@@ -21,28 +20,39 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
+export interface TestGateway extends TestApp {
+  url: string;
+  graphqlUrl: string;
+  wsUrl: string;
+}
+
+export interface TestAppOptions {
+  env?: Record<string, string>;
+  config?: Partial<Config>;
+  emulator?: EmulatorOptions;
+  db?: DataSource;
+  log?: Logger;
+  /** More Ollama hosts after the gateway's own emulator (OLLAMA_HOST is the list). */
+  moreOllamaHosts?: string[];
+}
+
 /**
- * Boots the emulator and the real gateway on port 0 with a fresh SQLite file, or on `db` (an open,
- * migrated and empty DataSource, e.g. from createTestDatabase; the gateway destroys it on stop).
+ * Builds the emulator and the real gateway with a fresh SQLite file, or on `db` (an open, migrated
+ * and empty DataSource, e.g. from createTestDatabase; the gateway destroys it on stop), with an
+ * admin key and a USER key. Nothing listens yet.
  */
-export async function startGateway(
-  options: {
-    env?: Record<string, string>;
-    config?: Partial<Config>;
-    emulator?: EmulatorOptions;
-    db?: DataSource;
-    log?: Logger;
-    /** More Ollama hosts after the gateway's own emulator (OLLAMA_HOST is the list). */
-    moreOllamaHosts?: string[];
-  } = {},
-): Promise<TestGateway> {
+export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const emulator = await startEmulator({ tokenDelayMs: 0, ...options.emulator });
   const dir = mkdtempSync(join(tmpdir(), 'gateway-test-'));
+  const dbPath = join(dir, 'gateway.sqlite');
+  // The gateway's own fresh SQLite file starts as the run's migrated template.
+  const ownDatabase = !options.db && !options.env?.DB_PATH && !options.env?.DATABASE_URL && !options.config?.dbPath && !options.config?.databaseUrl;
+  if (ownDatabase) copyMigratedSqlite(dbPath);
   const config: Config = {
     ...loadConfig({
       PORT: '0',
       HOST: '127.0.0.1',
-      DB_PATH: join(dir, 'gateway.sqlite'),
+      DB_PATH: dbPath,
       OLLAMA_HOST: [emulator.url, ...(options.moreOllamaHosts ?? [])].join(','),
       LOG_LEVEL: 'silent',
       SHUTDOWN_GRACE_MS: '0',
@@ -51,15 +61,11 @@ export async function startGateway(
     ...options.config,
   };
   const app = await buildApp({ config, log: options.log ?? createLogger('silent'), db: options.db });
-  const url = await app.start();
   // ADMIN_API_KEY registers a known admin key (e.g. for several instances on one database).
   const adminSecret = options.env?.ADMIN_API_KEY ?? app.bootstrapSecret;
   if (!adminSecret) throw new Error('expected an admin key to be created on an empty database');
   const { secret: userSecret } = await app.services.keys.create({ name: 'test user', role: 'USER' });
   return {
-    url,
-    graphqlUrl: `${url}/graphql`,
-    wsUrl: `${url.replace(/^http/, 'ws')}/graphql`,
     app,
     emulator,
     adminSecret,
@@ -70,6 +76,18 @@ export async function startGateway(
       await emulator.close();
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** Boots the emulator and the real gateway on port 0 (see buildTestApp). */
+export async function startGateway(options: TestAppOptions = {}): Promise<TestGateway> {
+  const built = await buildTestApp(options);
+  const url = await built.app.start();
+  return {
+    ...built,
+    url,
+    graphqlUrl: `${url}/graphql`,
+    wsUrl: `${url.replace(/^http/, 'ws')}/graphql`,
   };
 }
 

@@ -4,7 +4,7 @@
  */
 export async function until<T>(
   check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  timeoutMs = 3000,
+  timeoutMs = 10_000,
   what = 'condition',
   intervalMs = 10,
 ): Promise<T> {

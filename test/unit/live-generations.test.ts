@@ -87,15 +87,19 @@ describe('LiveGenerations', () => {
     running(active, 'w');
     const probe = live.begin('m', start('w'));
     // A burst of 20 token events: coalesced into a few snapshots, not one each.
+    const burstFrom = Date.now();
     for (let i = 0; i < 20; i++) {
       probe.tokens(1);
       await new Promise((r) => setImmediate(r));
     }
+    const burstMs = Date.now() - burstFrom;
     const deadline = Date.now() + 5000;
     while (snapshots.at(-1) !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(snapshots[0]).toBe(0);
     expect(snapshots.at(-1)).toBe(1);
-    expect(snapshots.length).toBeLessThan(6);
+    // At most one per 100 ms interval while the burst lasted (a busy machine stretches it), plus the
+    // first and the last; fewer than one per event either way.
+    expect(snapshots.length).toBeLessThanOrEqual(Math.min(20, 3 + Math.floor(burstMs / 95)));
     for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(95);
     controller.abort();
     await watching;

@@ -107,7 +107,7 @@ describe('OllamaHttpTransport: the ollama client over node:http', () => {
       for await (const c of stream) if (c.response) controller.abort();
     })().catch((err: unknown) => err);
     expect(((await reading) as Error).name).toMatch(/AbortError|TypeError/);
-    const closed = await emulator.waitForOutcome(upstream.id, 'client-closed', 1000);
+    const closed = await emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
     expect(closed.outcome).toBe('client-closed');
   });
 

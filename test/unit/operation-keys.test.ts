@@ -1,7 +1,7 @@
 // The grace period of websockets opened without a key (GraphiQL): closed 4401 unless an
 // operation brings a valid key in time.
 import { EventEmitter } from 'node:events';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { WebSocket } from 'ws';
 import type { ApiKey } from '../../src/entities/api-key.js';
 import { ConnectionRegistry } from '../../src/services/platform/connections.js';
@@ -21,15 +21,23 @@ const VALID = 'llmgw_valid';
 const keys = { authenticate: async (s: string) => (s === VALID ? ({ id: 'k1' } as ApiKey) : null) } as unknown as KeyService;
 const edgeOf = (connections = new ConnectionRegistry(), maxSocketsPerKey = 0) =>
   new AuthEdge({ keys, connections, trustProxy: false, authFailureLimit: 0, authFailureWindowSeconds: 60, maxSocketsPerKey });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('OperationKeys', () => {
+  // The 50 ms grace period runs on a fake clock: a busy machine could otherwise take longer than
+  // that to resolve the valid key, and the socket would be closed while the test was still sending it.
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('closes a keyless socket with 4401 when no valid key arrives within the grace period', async () => {
     const ops = new OperationKeys(edgeOf(), 50);
     const socket = new FakeSocket();
     ops.acceptKeyless(socket as unknown as WebSocket);
     expect(await ops.authenticate(socket as unknown as WebSocket, '127.0.0.1', { headers: { 'x-api-key': 'llmgw_wrong' } })).toMatchObject({ kind: 'refused' });
-    await sleep(80);
+    vi.advanceTimersByTime(80);
     expect(socket.closedWith).toBe(4401);
   });
 
@@ -39,7 +47,7 @@ describe('OperationKeys', () => {
     const socket = new FakeSocket();
     ops.acceptKeyless(socket as unknown as WebSocket);
     for (let i = 0; i < 3; i++) expect(await ops.authenticate(socket as unknown as WebSocket, '127.0.0.1', { headers: { Authorization: `Bearer ${VALID}` } })).toMatchObject({ kind: 'key', key: { id: 'k1' } });
-    await sleep(80);
+    vi.advanceTimersByTime(80);
     expect(socket.closedWith).toBeNull();
     expect(connections.countFor('k1')).toBe(1);
     expect(connections.closeOwner('k1')).toBe(1);
