@@ -81,12 +81,26 @@ export function serveGraphQLWs<P extends Record<string, unknown>, E extends Reco
 
     // Sends waiting to be flushed; rejected at once when the socket is found not to read.
     const waiting = new Set<(e: Error) => void>();
+    // The stall clock: when the sends still waiting last saw progress (a send started with none
+    // waiting, or one was flushed). One timer checks it, re-armed only when it fires: a timer per
+    // send (set and cleared on every event) was a visible part of the relay's per-event cost.
+    let progressAt = 0;
     let stalled: NodeJS.Timeout | undefined;
     let slow = false;
-    const armStall = () => {
-      clearTimeout(stalled);
-      stalled = waiting.size ? setTimeout(() => cutSlow('timeout'), transport.slowClientTimeoutMs) : undefined;
-      stalled?.unref();
+    const checkStall = () => {
+      stalled = undefined;
+      if (!waiting.size || slow) return;
+      const left = progressAt + transport.slowClientTimeoutMs - performance.now();
+      if (left <= 0) return cutSlow('timeout');
+      stalled = setTimeout(checkStall, left);
+      stalled.unref();
+    };
+    const progress = () => {
+      progressAt = performance.now();
+      if (!stalled && waiting.size) {
+        stalled = setTimeout(checkStall, transport.slowClientTimeoutMs);
+        stalled.unref();
+      }
     };
     const cutSlow = (reason: 'buffer' | 'timeout') => {
       if (slow) return;
@@ -116,10 +130,10 @@ export function serveGraphQLWs<P extends Record<string, unknown>, E extends Reco
             }
             const startedStall = waiting.size === 0;
             waiting.add(reject);
-            if (startedStall) armStall();
+            if (startedStall) progress();
             socket.send(data, (err) => {
               if (!waiting.delete(reject)) return; // already rejected as slow
-              armStall(); // progress: restart the clock for what is still queued
+              progress(); // restart the clock for what is still queued
               if (err) reject(err);
               else resolve();
             });
