@@ -115,6 +115,23 @@ export function serveGraphQLWs<P extends Record<string, unknown>, E extends Reco
       setTimeout(() => socket.terminate(), 500).unref();
     };
 
+    // The messages sent to a socket in one tick leave in one write (e.g. a DONE event and the
+    // `complete` after it; operations multiplexed on one socket): the TCP socket (the upgrade
+    // request's) is corked at the first send of a tick and uncorked after it. Each graphql-ws
+    // message stays its own websocket message.
+    const tcp = request.socket;
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      tcp.uncork();
+    };
+    const corkForTick = () => {
+      if (corked) return;
+      corked = true;
+      tcp.cork();
+      process.nextTick(uncork);
+    };
+
     const closed = server.opened(
       {
         protocol: socket.protocol,
@@ -131,12 +148,17 @@ export function serveGraphQLWs<P extends Record<string, unknown>, E extends Reco
             const startedStall = waiting.size === 0;
             waiting.add(reject);
             if (startedStall) progress();
+            corkForTick();
             socket.send(data, (err) => {
               if (!waiting.delete(reject)) return; // already rejected as slow
               progress(); // restart the clock for what is still queued
               if (err) reject(err);
               else resolve();
             });
+            // Below the socket's high-water mark the operation goes on at once (as a stream's
+            // write() returning true allows); above it, it waits until its message is flushed, so
+            // a client that does not read still stops its streams (and trips the bounds above).
+            if (socket.bufferedAmount < tcp.writableHighWaterMark) resolve();
           }),
         close: (code, reason) => socket.close(code, reason),
         onMessage: (cb) =>
