@@ -134,13 +134,17 @@ async function pacedRun({ mode, build, t }: Lane, pids: number[]): Promise<Issue
   return { mode, build, n: s.n, p50: round(s.p50, 3), p99: round(s.p99, 3), errors: errorsOf(outcomes).count + lost, otherCpuPct: other() };
 }
 
-/** Gateway lanes in the order they take turns: per mode the two builds, which goes first alternating. */
+/**
+ * Gateway lanes in the order they take turns: per mode the two builds, which of them goes first
+ * drawn at random for each mode and each call (each phase), so that over several runs neither
+ * build is always measured first (on a machine whose load drifts, the order shows).
+ */
 function gatewayLanes(modes: Mode[], current: Targets, base: Targets | null): Lane[] {
-  return modes.flatMap((mode, i) => {
+  return modes.flatMap((mode) => {
     const cur: Lane = { mode, build: 'current', t: current };
     if (!base) return [cur];
     const old: Lane = { mode, build: 'baseline', t: base };
-    return i % 2 ? [cur, old] : [old, cur];
+    return Math.random() < 0.5 ? [cur, old] : [old, cur];
   });
 }
 
@@ -171,7 +175,13 @@ export async function issue16Phase(env: Env, key: string, direct: DirectTarget, 
       base = await open(benv, 'issue16-baseline', '', direct, baseline.root);
       opened.push(base);
     }
-    const lanes: Lane[] = [{ mode: 'direct', build: 'current', t: cur.t }, ...gatewayLanes(modes, cur.t, base?.t ?? null)];
+    const direct0: Lane = { mode: 'direct', build: 'current', t: cur.t };
+    const lanesInOrder = () => {
+      const lanes = [direct0, ...gatewayLanes(modes, cur.t, base?.t ?? null)];
+      if (base) log(`issue 16: order ${lanes.map(laneName).join(', ')}`);
+      return lanes;
+    };
+    const lanes = lanesInOrder();
     const pids = [env.emulator.pid, ...opened.map((o) => o.gw.child.pid)];
 
     await waitQuiet(pids);
@@ -179,7 +189,7 @@ export async function issue16Phase(env: Env, key: string, direct: DirectTarget, 
     log(`issue 16: first token p50 ${firstToken.map((x) => `${laneName(x)} ${fmt(x.p50, 3)} ms`).join(', ')}; other CPU ${fmt(firstToken[0]?.otherCpuPct, 0)} %`);
 
     const relay: Issue16Result['relay'] = [];
-    for (const lane of lanes) {
+    for (const lane of lanesInOrder()) {
       await waitQuiet(pids);
       const r = await throughputRun(lane.mode, ISSUE16.streams, lane.t, env.emulator.pid, ISSUE16.throughputWindowMs, ISSUE16.streamTokens);
       await drain(pids, cfg.drainMaxMs);
@@ -189,7 +199,7 @@ export async function issue16Phase(env: Env, key: string, direct: DirectTarget, 
 
     await setTokenDelay(env, ISSUE16.pacedTokenDelayMs);
     const paced: Issue16Latency[] = [];
-    for (const lane of lanes) {
+    for (const lane of lanesInOrder()) {
       await waitQuiet(pids);
       paced.push(await pacedRun(lane, pids));
       await drain(pids, cfg.drainMaxMs);
@@ -264,7 +274,7 @@ export function issue16Rows(r: Issue16Result): Issue16Row[] {
     };
     const p99 = (b: Build) => `${fmt(find(r.paced, mode, b)?.p99, 3)} ms (n=${find(r.paced, mode, b)?.n ?? 0})`;
     const a99 = addedP99('current');
-    rows.push({ figure: `added p99 time to first token at ${r.config.streams} paced streams (${r.config.pacedTokenDelayMs} ms/token)`, mode, gateway: p99('current'), baseline: has ? p99('baseline') : '', direct: `${fmt(dp?.p99, 3)} ms (n=${dp?.n ?? 0})`, added: `${fmt(a99, 3)} ms`, baselineAdded: has ? `${fmt(addedP99('baseline'), 3)} ms` : '', otherCpu: other(r.paced, mode), target: '< 5 ms', met: a99 === null ? null : a99 < 5 });
+    rows.push({ figure: `added p99 time to first token at ${r.config.streams} paced streams (${r.config.pacedTokenDelayMs} ms/token)`, mode, gateway: p99('current'), baseline: has ? p99('baseline') : '', direct: `${fmt(dp?.p99, 3)} ms (n=${dp?.n ?? 0})`, added: `${fmt(a99, 3)} ms`, baselineAdded: has ? `${fmt(addedP99('baseline'), 3)} ms` : '', otherCpu: other(r.paced, mode), target: '< 5 ms', met: a99 === null || a99 < 0 ? null : a99 < 5 });
   }
   const b = r.baseline;
   rows.push({ figure: 'RSS of the gateway, idle after start', mode: 'gateway', gateway: `${fmt(r.rssAfterStartMB, 1)} MiB`, baseline: b ? `${fmt(b.rssAfterStartMB, 1)} MiB` : '', direct: '', added: '', baselineAdded: '', otherCpu: '', target: '< 100 MiB', met: r.rssAfterStartMB < 100 });
