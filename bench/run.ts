@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'graphql-ws';
+import { type Baseline, prepareBaseline } from './lib/baseline.js';
 import { DirectTarget, gatewayRequest } from './lib/clients.js';
 import { type BenchConfig, PHASES, type Phase } from './lib/config.js';
 import { LONG_MODEL, PROMPT, RESULTS, ROOT, SHORT_MODEL, cfg, log, stamp, startedAt } from './lib/context.js';
@@ -40,6 +41,11 @@ async function main(): Promise<void> {
     cfg.phases.clear();
     for (const n of names) cfg.phases.add(n as Phase);
   }
+  // `--baseline <git-ref>`: issue 16's rows also on that ref's build, interleaved with this one.
+  const baselineAt = process.argv.indexOf('--baseline');
+  const baselineRef = baselineAt >= 0 ? process.argv[baselineAt + 1] : undefined;
+  if (baselineAt >= 0 && (!baselineRef || baselineRef.startsWith('--'))) throw new Error('--baseline: a git ref (commit, branch or tag)');
+  if (baselineRef && !cfg.phases.has('issue16')) throw new Error('--baseline compares the issue16 rows: include issue16 in --mode');
   if (!existsSync(join(ROOT, 'dist', 'main.js'))) throw new Error('dist/main.js is missing: run `npm run build` first (npm run bench does).');
   mkdirSync(RESULTS, { recursive: true });
   const tmp = mkdtempSync(join(cfg.dbDir, 'gateway-bench-'));
@@ -64,6 +70,7 @@ async function main(): Promise<void> {
     failures: [],
   };
 
+  const baseline: Baseline | undefined = baselineRef ? prepareBaseline(baselineRef) : undefined;
   const emu = await startEmulator(tmp);
   log(`emulator ${emu.url} (pid ${emu.child.pid})`);
   const gwEnv = gatewayEnv(dbPath, emu.url, adminKey);
@@ -170,7 +177,7 @@ async function main(): Promise<void> {
 
     if (cfg.phases.has('issue16')) {
       try {
-        results.issue16 = await issue16Phase(env, key, direct);
+        results.issue16 = await issue16Phase(env, key, direct, baseline);
       } catch (e) {
         results.failures.push(`issue16: ${String(e)}`);
         log(`issue 16 phase failed: ${String(e)}`);
@@ -199,6 +206,7 @@ async function main(): Promise<void> {
     await closeSockets(ws);
     await gw?.child.stop();
     await emu.child.stop();
+    baseline?.remove();
   }
 
   const finished = new Date();

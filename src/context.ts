@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { Principal } from './services/access/keys.js';
-import type { Logger } from './services/platform/logger.js';
 import type { Services } from './services/container.js';
 
 /** Per-operation context shared by HTTP, SSE and websocket requests. */
@@ -11,7 +10,6 @@ export interface GatewayContext {
   badCredentials: boolean;
   services: Services;
   requestId: string;
-  log: Logger;
   /** Aborted when the HTTP request goes away; absent on websockets (iterator return() covers those). */
   signal?: AbortSignal;
   /** The client's address (per-address limits); see src/services/access/limits/client-ip.ts. */
@@ -56,5 +54,7 @@ export interface Caller {
 export function requestScope(services: Services, caller: Caller): GatewayContext {
   const requestId = randomUUID();
   const { principal, clientIp, signal, badCredentials = false } = caller;
-  return { principal, badCredentials, services, requestId, log: services.log.child({ requestId }), signal, clientIp };
+  // No per-operation child logger: yoga merges this object into its own context on every
+  // operation, so even a lazy one would be made each time, and log lines name the request id.
+  return { principal, badCredentials, services, requestId, signal, clientIp };
 }

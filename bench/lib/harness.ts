@@ -100,3 +100,12 @@ export const streamTokensAt = (level: number) => Math.max(100, Math.min(cfg.stre
 export const hrUs = () => Number(process.hrtime.bigint() / 1000n);
 
 export const mismatches = (outcomes: StreamOutcome[]) => outcomes.filter((o) => o.ok && o.reportedTokens !== null && o.reportedTokens !== o.tokens).length;
+
+/** Starts counting the CPU that processes other than `ours` and this one use; the returned function reads it, % of one core. */
+export function otherCpuMeter(ours: number[]): () => number {
+  const own = () => ours.reduce((a, pid) => a + cpuMs(pid), 0) + selfCpuMs();
+  const s0 = systemBusyMs();
+  const o0 = own();
+  const t0 = performance.now();
+  return () => round(Math.max(0, (100 * (systemBusyMs() - s0 - (own() - o0))) / (performance.now() - t0)), 1) ?? 0;
+}

@@ -52,7 +52,7 @@ export async function setTokenDelay(env: Env, ms: number): Promise<void> {
 }
 
 /** Gateway variables the benchmark wants, each set only if src/config.ts knows it. */
-export function gatewayEnv(dbPath: string, emulatorUrl: string, adminKey: string): { env: Record<string, string>; set: string[]; missing: string[] } {
+export function gatewayEnv(dbPath: string, emulatorUrl: string, adminKey: string, root = ROOT): { env: Record<string, string>; set: string[]; missing: string[] } {
   const wanted: Record<string, string> = {
     HOST: '127.0.0.1',
     DB_PATH: dbPath,
@@ -73,7 +73,7 @@ export function gatewayEnv(dbPath: string, emulatorUrl: string, adminKey: string
     NVIDIA_SMI_PATH: 'off',
     SHUTDOWN_GRACE_MS: '2000',
   };
-  const source = readFileSync(join(ROOT, 'src', 'config.ts'), 'utf8');
+  const source = readFileSync(join(root, 'src', 'config.ts'), 'utf8');
   const env: Record<string, string> = { NODE_ENV: 'production' };
   const set: string[] = [];
   const missing: string[] = [];
@@ -86,12 +86,13 @@ export function gatewayEnv(dbPath: string, emulatorUrl: string, adminKey: string
   return { env, set, missing };
 }
 
-export async function startGateway(env: Env, label: string, nodeArgs: string[] = [], inspect = false): Promise<Gateway> {
+/** Starts `<root>/dist/main.js` (root: this checkout, or a baseline's worktree). */
+export async function startGateway(env: Env, label: string, nodeArgs: string[] = [], inspect = false, root = ROOT): Promise<Gateway> {
   const port = await freePort();
   const inspectPort = inspect ? await freePort() : undefined;
   const logFile = join(env.tmp, `gateway-${label}.log`);
   const args = [...nodeArgs, ...(inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : []), join('dist', 'main.js')];
-  const child = spawnNode(args, { cwd: ROOT, env: childEnv({ ...env.gatewayEnv, PORT: String(port) }), logFile });
+  const child = spawnNode(args, { cwd: root, env: childEnv({ ...env.gatewayEnv, PORT: String(port) }), logFile });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitForHttp(`${url}/health`, 60_000, () => child.proc.exitCode === null);

@@ -125,8 +125,16 @@ export function render(r: Results, md = false): string {
   }
   if (r.issue16) {
     const i = r.issue16;
-    const rows = issue16Rows(i).map((x) => [x.figure, x.mode, x.gateway, x.direct, x.added, x.target, x.met === null ? '' : x.met ? 'yes' : 'NO']);
-    parts.push(tbl(`5. Issue 16 figures (a gateway started for them; emulator 0 ms/token unless said; RSS without forced GC)`, ['figure', 'mode', 'gateway', 'direct', 'added / ×', 'target', 'met'], rows));
+    const met = (m: boolean | null) => (m === null ? '' : m ? 'yes' : 'NO');
+    if (i.baseline) {
+      // Before and after in one run: the baseline build took its turn in every measurement.
+      const rows = issue16Rows(i).map((x) => [x.figure, x.mode, x.baseline, x.gateway, x.direct, x.baselineAdded, x.added, x.target, met(x.met), x.otherCpu]);
+      const title = `5. Issue 16 figures, baseline ${i.baseline.ref} (${i.baseline.commit}) against this build, interleaved in one run (emulator 0 ms/token unless said; RSS without forced GC)`;
+      parts.push(tbl(title, ['figure', 'mode', 'baseline', 'this build', 'direct', 'baseline added / ×', 'added / ×', 'target', 'met', 'other CPU % (baseline / this / direct)'], rows));
+    } else {
+      const rows = issue16Rows(i).map((x) => [x.figure, x.mode, x.gateway, x.direct, x.added, x.target, met(x.met), x.otherCpu]);
+      parts.push(tbl(`5. Issue 16 figures (a gateway started for them; emulator 0 ms/token unless said; RSS without forced GC)`, ['figure', 'mode', 'gateway', 'direct', 'added / ×', 'target', 'met', 'other CPU % (this / direct)'], rows));
+    }
   }
   if (r.profile) {
     const p = r.profile;

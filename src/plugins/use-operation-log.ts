@@ -32,7 +32,8 @@ const isAsyncIterable = (v: unknown): v is AsyncIterable<unknown> => typeof v ==
  */
 export function useOperationLog(): Plugin<GatewayContext> {
   const line = (ctx: GatewayContext, facts: OperationFacts, started: number, codes: string[], extra: Record<string, unknown> = {}) => {
-    ctx.log.info(
+    // The line carries the request id itself.
+    ctx.services.log.info(
       {
         requestId: ctx.requestId,
         key: ctx.principal?.prefix ?? null,

@@ -95,12 +95,26 @@ export function serveGraphQLWs<P extends Record<string, unknown>, E extends Reco
 
     // Sends waiting to be flushed; rejected at once when the socket is found not to read.
     const waiting = new Set<(e: Error) => void>();
+    // The stall clock: when the sends still waiting last saw progress (a send started with none
+    // waiting, or one was flushed). One timer checks it, re-armed only when it fires: a timer per
+    // send (set and cleared on every event) was a visible part of the relay's per-event cost.
+    let progressAt = 0;
     let stalled: NodeJS.Timeout | undefined;
     let slow = false;
-    const armStall = () => {
-      clearTimeout(stalled);
-      stalled = waiting.size ? setTimeout(() => cutSlow('timeout'), transport.slowClientTimeoutMs) : undefined;
-      stalled?.unref();
+    const checkStall = () => {
+      stalled = undefined;
+      if (!waiting.size || slow) return;
+      const left = progressAt + transport.slowClientTimeoutMs - performance.now();
+      if (left <= 0) return cutSlow('timeout');
+      stalled = setTimeout(checkStall, left);
+      stalled.unref();
+    };
+    const progress = () => {
+      progressAt = performance.now();
+      if (!stalled && waiting.size) {
+        stalled = setTimeout(checkStall, transport.slowClientTimeoutMs);
+        stalled.unref();
+      }
     };
     const cutSlow = (reason: 'buffer' | 'timeout') => {
       if (slow) return;
@@ -113,6 +127,23 @@ export function serveGraphQLWs<P extends Record<string, unknown>, E extends Reco
       socket.close(WsClose.SLOW_CONSUMER, 'Client is not reading fast enough');
       // The close frame waits behind the unread data: do not wait for the handshake.
       setTimeout(() => socket.terminate(), 500).unref();
+    };
+
+    // The messages sent to a socket in one tick leave in one write (e.g. a DONE event and the
+    // `complete` after it; operations multiplexed on one socket): the TCP socket (the upgrade
+    // request's) is corked at the first send of a tick and uncorked after it. Each graphql-ws
+    // message stays its own websocket message.
+    const tcp = request.socket;
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      tcp.uncork();
+    };
+    const corkForTick = () => {
+      if (corked) return;
+      corked = true;
+      tcp.cork();
+      process.nextTick(uncork);
     };
 
     const closed = server.opened(
@@ -130,13 +161,18 @@ export function serveGraphQLWs<P extends Record<string, unknown>, E extends Reco
             }
             const startedStall = waiting.size === 0;
             waiting.add(reject);
-            if (startedStall) armStall();
+            if (startedStall) progress();
+            corkForTick();
             socket.send(data, (err) => {
               if (!waiting.delete(reject)) return; // already rejected as slow
-              armStall(); // progress: restart the clock for what is still queued
+              progress(); // restart the clock for what is still queued
               if (err) reject(err);
               else resolve();
             });
+            // Below the socket's high-water mark the operation goes on at once (as a stream's
+            // write() returning true allows); above it, it waits until its message is flushed, so
+            // a client that does not read still stops its streams (and trips the bounds above).
+            if (socket.bufferedAmount < tcp.writableHighWaterMark) resolve();
           }),
         close: (code, reason) => socket.close(code, reason),
         onMessage: (cb) =>
