@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { DataSource } from 'typeorm';
 import { CloseCode } from 'graphql-ws';
@@ -13,10 +12,8 @@ import { useErrorMetrics } from './plugins/use-error-metrics.js';
 import { useGraphQLMetrics } from './plugins/use-graphql-metrics.js';
 import { useOperationLog } from './plugins/use-operation-log.js';
 import { isAdminPath, serveAdmin, serveRoot } from './routes/admin.js';
-import { EXPORT_CONVERSATIONS_PATH, exportConversations } from './routes/export-conversations.js';
 import { METRICS_PATH, serveMetrics } from './routes/metrics.js';
-import { isOllamaPath, serveOllama } from './routes/ollama/router.js';
-import { isOpenAIPath, serveOpenAI } from './routes/openai/router.js';
+import { EXPORT_CONVERSATIONS_PATH, isOllamaPath, isOpenAIPath } from './routes/paths.js';
 import { createMaskError } from './schema/errors.js';
 import { schema } from './schema/index.js';
 import { createServices, type Services } from './services/container.js';
@@ -30,6 +27,8 @@ import { type AuthOutcome, AuthEdge, keyRequired } from './transport/auth.js';
 import { serveGraphQLWs } from './transport/graphql-ws.js';
 import { createHardening } from './transport/hardening.js';
 import { sendJsonError, sendRefusal } from './transport/http-guards.js';
+// GraphiQL, /v1, /api and the CSV export are imported on first use (idle memory).
+import { exportConversations, renderGraphiQL, serveOllama, serveOpenAI } from './transport/lazy-routes.js';
 import { OperationKeys } from './transport/operation-keys.js';
 import { VERSION } from './version.js';
 
@@ -104,7 +103,7 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
-    // GraphiQL with its assets inlined: works on GPU hosts without internet access (no CDN).
+    // GraphiQL with its assets inlined (no CDN), loaded when a browser first asks for it.
     renderGraphiQL,
     logging: false,
     // Bodies are bounded before yoga (Content-Length in route(), chunked bodies in hardening.prepareGraphQL):
