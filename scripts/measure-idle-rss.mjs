@@ -2,10 +2,13 @@
 // on a temp SQLite file, waits for the gateway to log its URL, lets it settle, and reads VmRSS from
 // /proc/<pid>/status. Several runs, one fresh gateway each.
 //
-//   npm run build && node scripts/measure-idle-rss.mjs [--runs 5] [--settle-ms 2000] [--modules]
+//   npm run build && node scripts/measure-idle-rss.mjs [--runs 5] [--settle-ms 2000] [--modules | --breakdown] [--env NAME=value]
 //
 // --modules also lists what the gateway loaded, by package, largest first (source bytes, a proxy
-// for the code and heap each costs); scripts/loaded-modules.mjs records it.
+// for the code and heap each costs); scripts/loaded-modules.mjs records it. Its loader hook runs
+// on a thread of its own, which adds to RSS: read RSS from runs without it.
+// --breakdown prints where the last run's memory is (V8 heap spaces, code, external), from
+// scripts/memory-breakdown.mjs.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +23,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '5' },
     'settle-ms': { type: 'string', default: '2000' },
     modules: { type: 'boolean', default: false },
+    breakdown: { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
   },
 });
@@ -72,7 +76,7 @@ try {
   for (let i = 0; i < runs; i++) {
     const tmp = mkdtempSync(join(tmpdir(), 'idle-rss-'));
     const extra = Object.fromEntries(args.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-    const nodeArgs = args.modules ? ['--import', './scripts/loaded-modules.mjs'] : [];
+    const nodeArgs = args.modules ? ['--import', './scripts/loaded-modules.mjs'] : args.breakdown ? ['--import', './scripts/memory-breakdown.mjs'] : [];
     const gateway = spawn(process.execPath, [...nodeArgs, 'dist/main.js'], {
       cwd: ROOT,
       env: {
@@ -84,6 +88,7 @@ try {
         NVIDIA_SMI_PATH: 'off',
         LOG_LEVEL: 'info',
         LOADED_MODULES_FILE: join(tmp, 'modules.json'),
+        MEMORY_BREAKDOWN_FILE: join(tmp, 'memory.json'),
         ...extra,
       },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -94,10 +99,11 @@ try {
       const kib = rssKiB(gateway.pid);
       results.push(kib);
       console.log(`run ${i + 1}: RSS ${(kib / 1024).toFixed(1)} MiB`);
-      if (args.modules && i === runs - 1) {
-        gateway.kill('SIGUSR2'); // loaded-modules.mjs writes its list on SIGUSR2
+      if ((args.modules || args.breakdown) && i === runs - 1) {
+        gateway.kill('SIGUSR2'); // both helpers write their file on SIGUSR2
         await sleep(500);
-        printModules(JSON.parse(readFileSync(join(tmp, 'modules.json'), 'utf8')));
+        if (args.modules) printModules(JSON.parse(readFileSync(join(tmp, 'modules.json'), 'utf8')));
+        else console.log(JSON.stringify(JSON.parse(readFileSync(join(tmp, 'memory.json'), 'utf8')), null, 1));
       }
     } finally {
       await stop(gateway);

@@ -64,7 +64,7 @@ type AuthedRequest = IncomingMessage & { auth?: AuthOutcome };
 /** Composes the gateway: yoga (HTTP + SSE + GraphiQL) and graphql-ws on one http.Server and one path. */
 export async function buildApp({ config, log = createLogger(config.logLevel), db }: BuildAppOptions): Promise<App> {
   const database = db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dbPath: config.dbPath }));
-  const services = createServices(config, database, log);
+  const services = await createServices(config, database, log);
   const bootstrapSecret = await services.keys.bootstrapAdmin(config.adminApiKey);
   // Before serving: announce this instance, settle what a crash left STREAMING (this instance's
   // previous life, or instances whose heartbeat stopped), then keep partial answers saved.
