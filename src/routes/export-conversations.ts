@@ -9,7 +9,6 @@ import { CONVERSATION_COLUMNS, csvOf } from '../services/access/usage-csv.js';
 import type { AuthEdge } from '../transport/auth.js';
 import { EXPORT_CONVERSATIONS_PATH } from './paths.js';
 
-
 function refuse(res: ServerResponse, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}, details: Record<string, unknown> = {}) {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
   res.end(JSON.stringify({ errors: [{ message, extensions: { ...details, code } }] }));
