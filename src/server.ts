@@ -38,7 +38,7 @@ export interface BuildAppOptions {
  */
 export async function buildApp({ config, log = createLogger(config.logLevel), db }: BuildAppOptions): Promise<App> {
   const database = db ?? (await openDatabase({ databaseUrl: config.databaseUrl, dbPath: config.dbPath }));
-  const services = createServices(config, database, log);
+  const services = await createServices(config, database, log);
   const running = await startServices(services);
   // The one authentication edge (src/transport/auth.ts) and the limits against hostile or broken clients.
   const edge = new AuthEdge({

@@ -7,8 +7,7 @@ import { ErrorCode, isGatewayError } from '../services/platform/errors.js';
 import { timeRange } from '../services/access/usage.js';
 import { CONVERSATION_COLUMNS, csvOf } from '../services/access/usage-csv.js';
 import type { AuthEdge } from '../transport/auth.js';
-
-export const EXPORT_CONVERSATIONS_PATH = '/export/conversations.csv';
+import { EXPORT_CONVERSATIONS_PATH } from './paths.js';
 
 function refuse(res: ServerResponse, status: number, code: ErrorCode, message: string, headers: Record<string, string> = {}, details: Record<string, unknown> = {}) {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });

@@ -24,7 +24,7 @@ import { OllamaPool } from './ollama/pool.js';
 import { InstanceHeartbeat, LeaseStore } from './platform/leases.js';
 import { ConcurrencyGate } from './access/limits/concurrency-gate.js';
 import { KeyRateLimiter } from './access/rate-limit.js';
-import { RedisBackplane } from './platform/redis.js';
+import type { RedisBackplane } from './platform/redis.js';
 import { enforceRevocations } from './access/revocation.js';
 import { UsageService } from './access/usage.js';
 import { LiveGenerations } from './generation/live-generations.js';
@@ -78,7 +78,7 @@ export function defaultInstanceId(config: { instanceId?: string; port: number })
   return config.port ? `${hostname()}:${config.port}`.slice(-64) : randomUUID();
 }
 
-export function createServices(config: Config, db: DataSource, log: Logger): Services {
+export async function createServices(config: Config, db: DataSource, log: Logger): Promise<Services> {
   const pool = new OllamaPool(config.ollamaHosts, {
     timeouts: { connectMs: config.upstreamConnectTimeoutMs, stallMs: config.upstreamStallTimeoutMs, pullStallMs: config.pullStallTimeoutMs },
     healthCheckIntervalMs: config.ollamaHealthCheckIntervalMs,
@@ -88,8 +88,9 @@ export function createServices(config: Config, db: DataSource, log: Logger): Ser
   const instance = new InstanceHeartbeat(defaultInstanceId(config), leases, config.instanceTtlMs, (err) => log.warn({ err }, 'instance heartbeat failed'));
   const activeStreams = new ActiveStreams();
   const live = new LiveGenerations(activeStreams);
-  // With REDIS_URL, events and rate-limit windows are shared between gateway instances.
-  const redis = config.redisUrl ? new RedisBackplane(config.redisUrl, log) : undefined;
+  // With REDIS_URL, events and rate-limit windows are shared between gateway instances. Imported
+  // only then: a single instance never loads ioredis (idle memory).
+  const redis = config.redisUrl ? new (await import('./platform/redis.js')).RedisBackplane(config.redisUrl, log) : undefined;
   const rateLimits = new KeyRateLimiter(
     {
       requestsPerMinute: config.rateLimitRequestsPerMinute,

@@ -2,10 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config.js';
 import { isAdminPath, serveAdmin, serveRoot } from '../routes/admin.js';
-import { EXPORT_CONVERSATIONS_PATH, exportConversations } from '../routes/export-conversations.js';
 import { METRICS_PATH, serveMetrics } from '../routes/metrics.js';
-import { isOllamaPath, serveOllama } from '../routes/ollama/router.js';
-import { isOpenAIPath, serveOpenAI } from '../routes/openai/router.js';
+import { EXPORT_CONVERSATIONS_PATH, isOllamaPath, isOpenAIPath } from '../routes/paths.js';
 import type { Services } from '../services/container.js';
 import { ErrorCode } from '../services/platform/errors.js';
 import { checkHealth } from '../services/platform/health.js';
@@ -13,6 +11,8 @@ import { VERSION } from '../version.js';
 import { type AuthEdge, keyRequired } from './auth.js';
 import type { Hardening } from './hardening.js';
 import { sendJsonError, sendRefusal } from './http-guards.js';
+// The /v1 and /api routers and the CSV export are imported on first use (idle memory).
+import { exportConversations, serveOllama, serveOpenAI } from './lazy-routes.js';
 import type { AuthedRequest, GatewayYoga } from './yoga.js';
 
 export interface HttpRouterDeps {

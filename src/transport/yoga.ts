@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Config } from '../config.js';
 import { type Caller, type GatewayContext, keyFromHeaders, requestScope } from '../context.js';
@@ -11,6 +10,7 @@ import { schema } from '../schema/index.js';
 import type { Services } from '../services/container.js';
 import type { AuthEdge, AuthOutcome } from './auth.js';
 import type { Hardening } from './hardening.js';
+import { renderGraphiQL } from './lazy-routes.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -46,7 +46,7 @@ export function createGatewayYoga(config: Config, services: Services, edge: Auth
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
-    // GraphiQL with its assets inlined: works on GPU hosts without internet access (no CDN).
+    // GraphiQL with its assets inlined (no CDN), loaded when a browser first asks for it.
     renderGraphiQL,
     logging: false,
     // Bodies are bounded before yoga (Content-Length in http-router.ts, chunked bodies in hardening.prepareGraphQL):

@@ -9,13 +9,6 @@ import { type OllamaRequestContext, serveGeneration } from './generation.js';
 import { listRunning, listTags, showModel, version } from './models.js';
 import { parseChatRequest, parseGenerateRequest } from './request.js';
 
-export const OLLAMA_PREFIX = '/api/';
-
-/** Whether a request URL belongs to Ollama's own API. */
-export function isOllamaPath(url: string | undefined): boolean {
-  return url?.startsWith(OLLAMA_PREFIX) ?? false;
-}
-
 type Handler = (ctx: OllamaRequestContext, body: unknown) => Promise<void>;
 interface Route {
   method: 'GET' | 'POST' | 'DELETE';

@@ -7,15 +7,9 @@ import { embeddings } from './embeddings.js';
 import { OpenAIRequestError, toOpenAIError } from './errors.js';
 import { listModels, retrieveModel } from './models.js';
 
-export const OPENAI_PREFIX = '/v1/';
 const CHAT_COMPLETIONS = '/v1/chat/completions';
 const MODELS = '/v1/models';
 const EMBEDDINGS = '/v1/embeddings';
-
-/** Whether a request URL belongs to the OpenAI-compatible API. */
-export function isOpenAIPath(url: string | undefined): boolean {
-  return url?.startsWith(OPENAI_PREFIX) ?? false;
-}
 
 
 function decodePathPart(part: string): string {

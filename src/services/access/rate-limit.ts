@@ -1,4 +1,5 @@
-import { RateLimiterMemory } from 'rate-limiter-flexible';
+// Its own file, not the package index, which loads every store (rate-limiter-memory.d.ts).
+import RateLimiterMemory from 'rate-limiter-flexible/lib/RateLimiterMemory.js';
 import type { RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import { ErrorCode, GatewayError } from '../platform/errors.js';
 import type { AdmissionRelease, RequestAdmission } from '../generation/hooks.js';

@@ -2,7 +2,6 @@ import 'reflect-metadata';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { entities } from '../../entities/all.js';
 import { migrations } from '../../migrations/all.js';
@@ -96,6 +95,8 @@ export async function databaseHealthy(ds: DataSource): Promise<boolean> {
 
 async function ensureSchema(databaseUrl: string, schema: string): Promise<void> {
   if (!SCHEMA_NAME.test(schema)) throw new Error(`invalid PostgreSQL schema name: ${JSON.stringify(schema)}`);
+  // pg is imported here, not at the top: a SQLite gateway never loads it (TypeORM loads it for its own driver).
+  const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {

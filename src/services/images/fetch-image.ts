@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
-import { useAgent } from 'request-filtering-agent';
 import { badInput } from '../platform/errors.js';
+import { onFirstUse } from '../platform/on-first-use.js';
 import { imageBytesToBase64 } from './image-bytes.js';
 
 export interface ImageFetchOptions {
@@ -47,7 +47,11 @@ function parseUrl(raw: string, field: string): URL {
 
 type Fetched = { kind: 'redirect'; location: string } | { kind: 'body'; body: Buffer };
 
-function get(url: URL, opts: ImageFetchOptions, signal: AbortSignal, field: string): Promise<Fetched> {
+// Imported with the first image URL, not at start: most requests carry none (idle memory).
+const filteringAgent = onFirstUse(() => import('request-filtering-agent'));
+
+async function get(url: URL, opts: ImageFetchOptions, signal: AbortSignal, field: string): Promise<Fetched> {
+  const { useAgent } = await filteringAgent();
   const agent = useAgent(url.toString(), { allowPrivateIPAddress: opts.allowPrivate, allowIPAddressList: opts.allowAddresses, keepAlive: false });
   const client = url.protocol === 'https:' ? https : http;
   return new Promise<Fetched>((resolve, reject) => {

@@ -4,12 +4,13 @@ import type { Config } from '../../config.js';
 import type { ModelEntry } from '../../entities/model-entry.js';
 import { GpuProbe } from './gpu.js';
 import type { LeaseStore } from '../platform/leases.js';
+import { onFirstUse } from '../platform/on-first-use.js';
 import type { Logger } from '../platform/logger.js';
 import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
 import type { GatewayPubSub } from '../platform/pubsub.js';
 import type { SettingsService } from '../platform/settings.js';
 import { ModelCatalog } from './catalog.js';
-import { type CatalogImportResult, importCatalogCsv } from './csv-import.js';
+import type { CatalogImportResult } from './csv-import.js';
 import { CatalogModelDirectory } from './directory.js';
 import type { ModelEvent } from './events.js';
 import { type HostModels, ModelFleet } from './fleet.js';
@@ -21,6 +22,8 @@ import { canonicalModelName } from '../ollama/model-names.js';
 import { ModelOverview } from './overview.js';
 import { PullManager } from './pull-manager.js';
 import { usageLogActivity } from './shared-activity.js';
+
+const catalogCsv = onFirstUse(() => import('./csv-import.js'));
 
 /** The model-lifecycle services, one job each. */
 export interface ModelServices {
@@ -98,7 +101,8 @@ export function createModelServices(deps: {
     overview,
     fleet,
     directory: new CatalogModelDirectory({ catalog, settings, fleet }),
-    importCsv: (text) => importCatalogCsv(db, text),
+    // The CSV parser is imported on the first import, not at start (idle memory).
+    importCsv: async (text) => (await catalogCsv()).importCatalogCsv(db, text),
     async setModelThreshold(requested, seconds) {
       checkThreshold(seconds);
       await overview.get(requested);
