@@ -3,7 +3,7 @@ import type { ModelEvent as ModelEventShape, PullProgress as PullProgressShape }
 import type { FleetPullStart, FleetUnloadResult, Placement } from '../services/models/fleet.js';
 import { type ChangeResult, type LoadResult, toGb } from '../services/models/lifecycle.js';
 import { MODEL_LIMITS } from '../services/models/limits.js';
-import { type Offload, offloadOf } from '../services/models/inventory.js';
+import { type Offload, offloadOf } from '../services/ollama/inventory.js';
 import type { ModelView } from '../services/models/overview.js';
 import { builder } from './builder.js';
 import { Settings, type SettingsShape } from './settings.js';

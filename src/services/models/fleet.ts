@@ -4,7 +4,7 @@ import type { OllamaHost, OllamaPool } from '../ollama/pool.js';
 import type { ModelCatalog } from './catalog.js';
 import type { PullProgress } from './events.js';
 import type { IdleReaper } from './idle-reaper.js';
-import type { InstalledModel, LoadedModel, OllamaInventory } from './inventory.js';
+import type { InstalledModel, LoadedModel, OllamaInventory } from '../ollama/inventory.js';
 import type { ChangeResult, LoadResult, ModelLifecycle } from './lifecycle.js';
 import { requireModelName } from '../ollama/model-names.js';
 import type { PullManager } from './pull-manager.js';

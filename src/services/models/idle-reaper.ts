@@ -3,7 +3,7 @@ import type { Logger } from '../platform/logger.js';
 import type { SettingsService } from '../platform/settings.js';
 import type { ModelCatalog } from './catalog.js';
 import type { ModelEvent } from './events.js';
-import type { OllamaInventory } from './inventory.js';
+import type { OllamaInventory } from '../ollama/inventory.js';
 import { modelKey } from '../ollama/model-names.js';
 
 /** Setting row holding `{ [model]: ISO time of last activity }`, so idle clocks survive restarts. */

@@ -8,7 +8,7 @@ import type { ModelCatalog } from './catalog.js';
 import { modelNotFound } from './errors.js';
 import type { ModelEvent, ModelEventReason, ModelEventType } from './events.js';
 import type { IdleReaper } from './idle-reaper.js';
-import type { InstalledModel, LoadedModel, OllamaInventory } from './inventory.js';
+import type { InstalledModel, LoadedModel, OllamaInventory } from '../ollama/inventory.js';
 import { checkNumCtx } from './limits.js';
 import { requireModelName } from '../ollama/model-names.js';
 

@@ -15,7 +15,6 @@ import { CatalogModelDirectory } from './directory.js';
 import type { ModelEvent } from './events.js';
 import { type HostModels, ModelFleet } from './fleet.js';
 import { IdleReaper, LAST_ACTIVITY_SETTING } from './idle-reaper.js';
-import { OllamaInventory } from './inventory.js';
 import { ModelLifecycle } from './lifecycle.js';
 import { checkThreshold } from './limits.js';
 import { canonicalModelName } from '../ollama/model-names.js';
@@ -64,7 +63,7 @@ export function createModelServices(deps: {
   const leaseMs = Math.max(3 * config.idleCheckIntervalMs, 1000);
 
   const forHost = (host: OllamaHost, index: number): HostModels => {
-    const inventory = new OllamaInventory(host.upstream);
+    const inventory = host.inventory;
     const vram = config.gpuVramBytes?.length === 1 ? config.gpuVramBytes[0] : config.gpuVramBytes?.[index];
     const gpu = new GpuProbe({
       configuredVramBytes: vram,

@@ -3,7 +3,7 @@ import type { SettingsService } from '../platform/settings.js';
 import type { ModelCatalog } from './catalog.js';
 import { modelNotFound } from './errors.js';
 import { type HostSnapshot, ModelFleet, type Placement } from './fleet.js';
-import type { InstalledModel, LoadedModel } from './inventory.js';
+import type { InstalledModel, LoadedModel } from '../ollama/inventory.js';
 import { requireModelName } from '../ollama/model-names.js';
 
 /** One model as operators see it: catalogue entry, installed copy and loaded state merged. */

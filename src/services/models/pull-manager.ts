@@ -5,7 +5,7 @@ import type { OllamaUpstream } from '../ollama/upstream.js';
 import type { GatewayPubSub } from '../platform/pubsub.js';
 import type { ModelCatalog } from './catalog.js';
 import type { ModelEvent, PullProgress } from './events.js';
-import type { OllamaInventory } from './inventory.js';
+import type { OllamaInventory } from '../ollama/inventory.js';
 import { requireModelName } from '../ollama/model-names.js';
 
 export interface PullManagerDeps {

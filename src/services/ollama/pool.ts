@@ -1,46 +1,12 @@
 import { ErrorCode, GatewayError, badInput, isGatewayError } from '../platform/errors.js';
 import type { Logger } from '../platform/logger.js';
-import { modelKey } from './model-names.js';
+import { OllamaInventory } from './inventory.js';
 import { type UpstreamTimeouts, OllamaUpstream } from './upstream.js';
 
-
-/** How long a host's list of loaded (`/api/ps`) and installed (`/api/tags`) models is trusted for routing. */
+/** How long a host's answer of loaded (`/api/ps`) and installed (`/api/tags`) models is trusted for routing. */
 const LOADED_TTL_MS = 1000;
 const INSTALLED_TTL_MS = 5000;
 const PROBE_TIMEOUT_MS = 2000;
-
-/** A cached, shared-in-flight lookup of model names on one host. */
-class NameSnapshot {
-  private snapshot: { at: number; names: Set<string> } | undefined;
-  private pending: Promise<Set<string> | undefined> | undefined;
-
-  constructor(
-    private readonly ttlMs: number,
-    private readonly fetchNames: () => Promise<string[]>,
-  ) {}
-
-  /** The names, or undefined when the host could not be asked. */
-  get(): Promise<Set<string> | undefined> {
-    if (this.snapshot && Date.now() - this.snapshot.at < this.ttlMs) return Promise.resolve(this.snapshot.names);
-    this.pending ??= this.fetchNames()
-      .then((names) => {
-        const set = new Set(names.map(modelKey));
-        this.snapshot = { at: Date.now(), names: set };
-        return set;
-      })
-      .catch(() => undefined)
-      .finally(() => (this.pending = undefined));
-    return this.pending;
-  }
-
-  add(name: string): void {
-    this.snapshot?.names.add(modelKey(name));
-  }
-
-  invalidate(): void {
-    this.snapshot = undefined;
-  }
-}
 
 /** What the gateway knows about one Ollama host. */
 export interface OllamaHostStatus {
@@ -62,16 +28,15 @@ export class OllamaHost {
   private error: string | null = null;
   private checkedAt: Date | null = null;
   private active = 0;
-  private readonly loadedNames: NameSnapshot;
-  private readonly installedNames: NameSnapshot;
+  /** What the host has installed and loaded (routing reads recent answers of it). */
+  readonly inventory: OllamaInventory;
 
   constructor(
     readonly url: string,
     timeouts: UpstreamTimeouts,
   ) {
     this.upstream = new OllamaUpstream(url, timeouts);
-    this.loadedNames = new NameSnapshot(LOADED_TTL_MS, async () => (await this.upstream.ps(AbortSignal.timeout(PROBE_TIMEOUT_MS))).models.map((m) => m.name));
-    this.installedNames = new NameSnapshot(INSTALLED_TTL_MS, async () => (await this.upstream.list(AbortSignal.timeout(PROBE_TIMEOUT_MS))).models.map((m) => m.name));
+    this.inventory = new OllamaInventory(this.upstream);
   }
 
   status(): OllamaHostStatus {
@@ -88,23 +53,22 @@ export class OllamaHost {
 
   /** true/false, or undefined when the host could not be asked (`/api/ps`, cached for a second). */
   async isLoaded(model: string): Promise<boolean | undefined> {
-    return (await this.loadedNames.get())?.has(modelKey(model));
+    return this.inventory.isLoaded(model, LOADED_TTL_MS, PROBE_TIMEOUT_MS);
   }
 
   /** true/false, or undefined when the host could not be asked (`/api/tags`, cached for a few seconds). */
   async isInstalled(model: string): Promise<boolean | undefined> {
-    return (await this.installedNames.get())?.has(modelKey(model));
+    return this.inventory.isInstalled(model, INSTALLED_TTL_MS, PROBE_TIMEOUT_MS);
   }
 
   /** Records that a model just answered here, so it counts as loaded without asking again. */
   markLoaded(model: string): void {
-    this.loadedNames.add(model);
+    this.inventory.markLoaded(model);
   }
 
   /** Forgets what is loaded and installed (after a load, unload, pull or delete through the gateway). */
   invalidate(): void {
-    this.loadedNames.invalidate();
-    this.installedNames.invalidate();
+    this.inventory.invalidate();
   }
 
   markUp(): void {

@@ -1,6 +1,6 @@
 import type { ModelResponse } from 'ollama';
-import type { OllamaUpstream } from '../ollama/upstream.js';
-import { modelKey } from '../ollama/model-names.js';
+import { modelKey } from './model-names.js';
+import type { OllamaUpstream } from './upstream.js';
 
 /** A model installed on the Ollama host (`/api/tags`). */
 export interface InstalledModel {
@@ -42,17 +42,90 @@ const date = (v: unknown): Date | null => {
 };
 const text = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
 
+/** A recent answer of one host list (`/api/tags` or `/api/ps`), shared while in flight. */
+class RecentList<T> {
+  private last: { at: number; models: Map<string, T> } | undefined;
+  private pending: Promise<Map<string, T> | undefined> | undefined;
+  /** Names that answered a request since the last answer (they are loaded whatever the list said). */
+  private readonly since = new Set<string>();
+
+  constructor(private readonly read: (signal?: AbortSignal) => Promise<Map<string, T>>) {}
+
+  /** A fresh answer; it becomes the recent one. */
+  async fresh(signal?: AbortSignal): Promise<Map<string, T>> {
+    const models = await this.read(signal);
+    this.last = { at: Date.now(), models };
+    this.since.clear();
+    return models;
+  }
+
+  /** Whether `key` is in an answer at most `maxAgeMs` old (asked again when older); undefined when the host could not be asked. */
+  async has(key: string, maxAgeMs: number, probeTimeoutMs: number): Promise<boolean | undefined> {
+    if (this.since.has(key)) return true;
+    if (!this.last || Date.now() - this.last.at >= maxAgeMs) {
+      this.pending ??= this.fresh(AbortSignal.timeout(probeTimeoutMs))
+        .catch(() => undefined)
+        .finally(() => (this.pending = undefined));
+      if (!(await this.pending)) return undefined;
+    }
+    return this.since.has(key) || this.last!.models.has(key);
+  }
+
+  add(key: string): void {
+    this.since.add(key);
+  }
+
+  invalidate(): void {
+    this.last = undefined;
+    this.since.clear();
+  }
+}
+
 /**
- * What the Ollama host has installed and loaded. Installed and loaded lists are read fresh each
- * time (they change under us); `/api/show` capabilities are cached per model digest, since a
- * digest's capabilities never change.
+ * What one Ollama host has installed and loaded: the one view of it that routing (the pool asks
+ * for a recent answer) and the model services (which read fresh lists, since they change under
+ * us) share. `/api/show` capabilities are cached per model digest, since a digest's capabilities
+ * never change.
  */
 export class OllamaInventory {
   private readonly capabilityCache = new Map<string, Promise<string[] | null>>();
+  private readonly installedList = new RecentList<InstalledModel>((signal) => this.readInstalled(signal));
+  private readonly loadedList = new RecentList<LoadedModel>((signal) => this.readLoaded(signal));
 
   constructor(private readonly upstream: OllamaUpstream) {}
 
-  async installed(signal?: AbortSignal): Promise<Map<string, InstalledModel>> {
+  /** What the host has installed now (`/api/tags`). */
+  installed(signal?: AbortSignal): Promise<Map<string, InstalledModel>> {
+    return this.installedList.fresh(signal);
+  }
+
+  /** What the host has loaded now (`/api/ps`). */
+  loaded(signal?: AbortSignal): Promise<Map<string, LoadedModel>> {
+    return this.loadedList.fresh(signal);
+  }
+
+  /** For routing: whether the model was installed in an answer at most `maxAgeMs` old; undefined when the host could not be asked. */
+  isInstalled(model: string, maxAgeMs: number, probeTimeoutMs: number): Promise<boolean | undefined> {
+    return this.installedList.has(modelKey(model), maxAgeMs, probeTimeoutMs);
+  }
+
+  /** For routing: whether the model was loaded in an answer at most `maxAgeMs` old, or has answered since. */
+  isLoaded(model: string, maxAgeMs: number, probeTimeoutMs: number): Promise<boolean | undefined> {
+    return this.loadedList.has(modelKey(model), maxAgeMs, probeTimeoutMs);
+  }
+
+  /** Records that a model just answered here, so routing counts it as loaded without asking again. */
+  markLoaded(model: string): void {
+    this.loadedList.add(modelKey(model));
+  }
+
+  /** Forgets the recent lists (after a load, unload, pull or delete through the gateway). */
+  invalidate(): void {
+    this.installedList.invalidate();
+    this.loadedList.invalidate();
+  }
+
+  private async readInstalled(signal?: AbortSignal): Promise<Map<string, InstalledModel>> {
     const { models } = await this.upstream.list(signal);
     return new Map(
       models.map((m: ModelResponse) => {
@@ -74,7 +147,7 @@ export class OllamaInventory {
     );
   }
 
-  async loaded(signal?: AbortSignal): Promise<Map<string, LoadedModel>> {
+  private async readLoaded(signal?: AbortSignal): Promise<Map<string, LoadedModel>> {
     const { models } = await this.upstream.ps(signal);
     return new Map(
       models.map((m: ModelResponse) => {
