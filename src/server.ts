@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net';
 import { GraphQLError, type ExecutionArgs } from 'graphql';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
-import type { DataSource } from 'typeorm';
 import { CloseCode } from 'graphql-ws';
 import { WebSocketServer } from 'ws';
 import type { Config } from './config.js';
@@ -20,7 +19,7 @@ import { isOpenAIPath, serveOpenAI } from './routes/openai/router.js';
 import { createMaskError } from './schema/errors.js';
 import { schema } from './schema/index.js';
 import { createServices, type Services } from './services/container.js';
-import { openDatabase } from './services/db/data-source.js';
+import { type GatewayDataSource, openDatabase } from './services/db/data-source.js';
 import { ErrorCode } from './services/platform/errors.js';
 import { OrphanSweeper } from './services/generation/recovery.js';
 import { checkHealth } from './services/platform/health.js';
@@ -51,7 +50,7 @@ export interface BuildAppOptions {
   config: Config;
   log?: Logger;
   /** An already-open database (tests); otherwise it is opened from config. */
-  db?: DataSource;
+  db?: GatewayDataSource;
 }
 
 /** Extra state graphql-ws keeps per socket. */

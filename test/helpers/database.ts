@@ -3,16 +3,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import type { DataSource } from 'typeorm';
 import { describe } from 'vitest';
-import { openDatabase } from '../../src/services/db/data-source.js';
+import { type GatewayDataSource, openDatabase } from '../../src/services/db/data-source.js';
 import type { DatabaseOptions } from '../../src/services/db/data-source.js';
 
 export type TestDatabaseKind = 'sqlite' | 'postgres';
 
 export interface TestDatabase {
   kind: TestDatabaseKind;
-  dataSource: DataSource;
+  dataSource: GatewayDataSource;
   /** What `openDatabase` was given: open it again to test a reopen. */
   options: DatabaseOptions;
   /** Destroys the DataSource (if still open) and removes the temp dir or drops the schema. */
@@ -64,7 +63,7 @@ export async function createTestDatabaseOptions(kind: TestDatabaseKind): Promise
 /** A migrated database on a fresh SQLite file or a fresh PostgreSQL schema. */
 export async function createTestDatabase(kind: TestDatabaseKind): Promise<TestDatabase> {
   const { options, dispose } = await createTestDatabaseOptions(kind);
-  let dataSource: DataSource;
+  let dataSource: GatewayDataSource;
   try {
     dataSource = await openDatabase(options);
   } catch (error) {
