@@ -1,6 +1,6 @@
-import type { GatewayDataSource } from './db/data-source.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { GatewayDataSource } from './db/data-source.js';
 import type { Config } from '../config.js';
 import { CreditLedger } from './access/credits.js';
 import { ActiveStreams } from './generation/active-streams.js';

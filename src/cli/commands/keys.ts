@@ -1,5 +1,5 @@
-import type { GatewayDataSource } from '../../services/db/data-source.js';
 import { type Command, Option } from 'commander';
+import type { GatewayDataSource } from '../../services/db/data-source.js';
 import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../../entities/api-key.js';
 import { KeyService } from '../../services/access/keys.js';
 import { CliError, type CliIO, line, table, wholeNumber, withDatabase } from '../io.js';

@@ -1,6 +1,6 @@
-import type { GatewayDataSource } from '../db/data-source.js';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { IsNull, Raw, type EntityManager, type Repository } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../../entities/api-key.js';
 import { CreditLedger, MAX_CREDITS } from './credits.js';
 import { findActiveKey, findKey, touchKey } from '../db/api-keys.js';
@@ -277,8 +277,8 @@ export class KeyService {
     Promise.resolve()
       .then(() => this.db.sqlClient.transaction((tx) => touchKey(tx, key.id, new Date(now))))
       .catch(() => {
-      // The database may be closing; lastUsedAt is informative only.
-    });
+        // The database may be closing; lastUsedAt is informative only.
+      });
   }
 
   /**

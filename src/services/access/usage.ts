@@ -1,5 +1,5 @@
-import type { GatewayDataSource } from '../db/data-source.js';
 import type { SelectQueryBuilder } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import { ApiKey } from '../../entities/api-key.js';
 import { Generation } from '../../entities/generation.js';
 import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';

@@ -293,19 +293,19 @@ export class GenerationRun {
     this.probe?.end({ status, errorCode, creditsCharged: charged, completionTokens: usage.completionTokens });
     await ctx.db.sqlClient.transaction(async (tx) => {
       await finishUsageRow(tx, this.id, {
-          status,
-          response: this.text,
-          thinking: this.thinking || null,
-          toolCalls: this.toolCalls.length ? this.toolCalls : null,
-          promptTokens: usage.promptTokens,
-          completionTokens: usage.completionTokens,
-          creditsCharged: charged,
-          errorCode,
-          doneReason,
-          firstTokenMs: this.firstTokenMs,
-          host: this.host.url,
-          totalDurationMs: durationMs,
-          finishedAt: new Date(),
+        status,
+        response: this.text,
+        thinking: this.thinking || null,
+        toolCalls: this.toolCalls.length ? this.toolCalls : null,
+        promptTokens: usage.promptTokens,
+        completionTokens: usage.completionTokens,
+        creditsCharged: charged,
+        errorCode,
+        doneReason,
+        firstTokenMs: this.firstTokenMs,
+        host: this.host.url,
+        totalDurationMs: durationMs,
+        finishedAt: new Date(),
       });
       await ctx.credits.refund(tx, principal.id, this.reserved - charged);
       await plan.onFinish?.(tx, { generationId: this.id, status, text: this.text, thinking: this.thinking || null, toolCalls: this.toolCalls, usage, errorCode, doneReason });

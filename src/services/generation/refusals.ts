@@ -1,5 +1,5 @@
-import type { GatewayDataSource } from '../db/data-source.js';
 import { randomUUID } from 'node:crypto';
+import type { GatewayDataSource } from '../db/data-source.js';
 import type { GenerationKind } from '../../entities/generation.js';
 import { insertUsageRow } from '../db/generations.js';
 import { ErrorCode, type GatewayError } from '../platform/errors.js';

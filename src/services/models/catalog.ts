@@ -1,6 +1,6 @@
-import type { GatewayDataSource } from '../db/data-source.js';
 import { randomUUID } from 'node:crypto';
 import { type EntityManager, Not } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import { ModelEntry } from '../../entities/model-entry.js';
 import { findModelEntry } from '../db/lookups.js';
 import { inTransaction } from '../db/transactions.js';

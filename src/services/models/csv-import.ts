@@ -1,5 +1,5 @@
-import type { GatewayDataSource } from '../db/data-source.js';
 import { parse } from 'csv-parse/sync';
+import type { GatewayDataSource } from '../db/data-source.js';
 import { ModelEntry } from '../../entities/model-entry.js';
 import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError } from '../platform/errors.js';

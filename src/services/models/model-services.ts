@@ -1,5 +1,5 @@
-import type { GatewayDataSource } from '../db/data-source.js';
 import { createHash } from 'node:crypto';
+import type { GatewayDataSource } from '../db/data-source.js';
 import type { Config } from '../../config.js';
 import type { ModelEntry } from '../../entities/model-entry.js';
 import { GpuProbe } from './gpu.js';

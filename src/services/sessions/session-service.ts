@@ -1,6 +1,6 @@
-import type { GatewayDataSource } from '../db/data-source.js';
 import { randomUUID } from 'node:crypto';
 import { In } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import type { GenerationMessage, ToolCall } from '../../entities/generation.js';
 import { Message } from '../../entities/message.js';
 import { Session } from '../../entities/session.js';

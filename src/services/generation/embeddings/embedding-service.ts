@@ -1,7 +1,6 @@
-import type { GatewayDataSource } from '../../db/data-source.js';
 import { randomUUID } from 'node:crypto';
 import type { EmbedResponse } from 'ollama';
-import { Generation } from '../../../entities/generation.js';
+import type { GatewayDataSource } from '../../db/data-source.js';
 import { type CreditLedger, costOf } from '../../access/credits.js';
 import { finishUsageRow, insertUsageRow } from '../../db/generations.js';
 import { ErrorCode, GatewayError, badInput, isGatewayError } from '../../platform/errors.js';
