@@ -44,7 +44,12 @@ export class GatewayDataSource extends DataSource {
   override async initialize(): Promise<this> {
     await super.initialize();
     storeDatesAsTimestamptz(this);
-    this.client = this.openSql();
+    try {
+      this.client = this.openSql();
+    } catch (error) {
+      await super.destroy();
+      throw error;
+    }
     return this;
   }
 

@@ -31,6 +31,10 @@ export interface TransactionOptions {
   yieldBeforeCommit?: boolean;
 }
 
+/**
+ * `run`, `get` and `all` on the client itself are for reads; writes go through `transaction`, so
+ * that on SQLite they take their turn with TypeORM's writes (see sqlite-client.ts).
+ */
 export interface SqlClient extends SqlExecutor {
   /**
    * Runs `work` in a transaction and resolves once it is committed; a `work` that throws is rolled
