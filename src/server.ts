@@ -1,9 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DataSource } from 'typeorm';
 import type { Config } from './config.js';
 import { createServices, type Services } from './services/container.js';
-import { openDatabase } from './services/db/data-source.js';
+import { type GatewayDataSource, openDatabase } from './services/db/data-source.js';
 import { startServices } from './services/lifecycle.js';
 import { createLogger, type Logger } from './services/platform/logger.js';
 import { AuthEdge } from './transport/auth.js';
@@ -28,7 +27,7 @@ export interface BuildAppOptions {
   config: Config;
   log?: Logger;
   /** An already-open database (tests); otherwise it is opened from config. */
-  db?: DataSource;
+  db?: GatewayDataSource;
 }
 
 /**

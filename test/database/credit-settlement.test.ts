@@ -1,4 +1,4 @@
-import type { EntityManager } from 'typeorm';
+import type { SqlTx } from '../../src/services/db/sql-client.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
 import { ApiKey } from '../../src/entities/api-key.js';
@@ -141,9 +141,9 @@ describeEachDatabase('credit reservation and settlement with per-model prices', 
           model: 'llama3.2',
           prompt,
           // Breaks a foreign key in a way SQLite reports only at COMMIT, after the conditional UPDATE succeeded.
-          onStart: async (tx: EntityManager, generationId: string) => {
-            await tx.query('PRAGMA defer_foreign_keys = ON');
-            await tx.query("UPDATE generations SET api_key_id = 'no-such-key' WHERE id = ?", [generationId]);
+          onStart: async (tx: SqlTx, generationId: string) => {
+            await tx.run('PRAGMA defer_foreign_keys = ON');
+            await tx.run("UPDATE generations SET api_key_id = 'no-such-key' WHERE id = ?", [generationId]);
           },
         };
         for await (const e of service.stream(p, async () => plan, meta)) received.push(e);

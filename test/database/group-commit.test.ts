@@ -1,10 +1,14 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Setting } from '../../src/entities/setting.js';
+import type { SqlTx } from '../../src/services/db/sql-client.js';
+import { SqliteClient } from '../../src/services/db/sqlite-client.js';
 import { inTransaction } from '../../src/services/db/transactions.js';
 import { type TestDatabase, createTestDatabase, describeEachDatabase } from '../helpers/database.js';
 
-describeEachDatabase('inTransaction: concurrent transactions', (kind) => {
+const saveSetting = (tx: SqlTx, key: string, value: number) => tx.run('INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)', [key, JSON.stringify(value), new Date()]);
+
+describeEachDatabase('SqlClient transactions: concurrent transactions', (kind) => {
   let db: TestDatabase;
   beforeAll(async () => {
     db = await createTestDatabase(kind);
@@ -13,25 +17,20 @@ describeEachDatabase('inTransaction: concurrent transactions', (kind) => {
     await db?.cleanup();
   });
 
+  /** The gateway's client, or (SQLite) a second one on the same file that reports every statement. */
+  const traced = (statements: string[]) => (kind === 'sqlite' ? new SqliteClient(db.options.dbPath, (sql) => statements.push(sql)) : db.dataSource.sqlClient);
+
   it('commits each one that succeeds and rolls back each one that throws, alone, even when they commit together', async () => {
-    const begins: string[] = [];
-    const runner = db.dataSource.createQueryRunner();
-    const original = runner.constructor.prototype.query as (...args: unknown[]) => Promise<unknown>;
-    // Count real transactions (not savepoints) started while the burst runs.
-    const spy = function (this: unknown, ...args: unknown[]) {
-      if (typeof args[0] === 'string' && /^(BEGIN|START TRANSACTION)/i.test(args[0])) begins.push(args[0]);
-      return original.apply(this, args);
-    };
-    runner.constructor.prototype.query = spy;
-    await runner.release();
+    const statements: string[] = [];
+    const client = traced(statements);
     try {
       const outcomes = await Promise.allSettled(
         Array.from({ length: 40 }, (_, i) =>
-          inTransaction(db.dataSource, async (tx) => {
-            await tx.getRepository(Setting).save({ key: `group-${i}`, value: i, updatedAt: new Date() });
+          client.transaction(async (tx) => {
+            await saveSetting(tx, `group-${i}`, i);
             if (i % 3 === 0) throw new Error(`no ${i}`);
             // A second write in the same transaction: undone with the first when the work throws later.
-            await tx.getRepository(Setting).save({ key: `group-${i}-b`, value: i, updatedAt: new Date() });
+            await saveSetting(tx, `group-${i}-b`, i);
             return i;
           }),
         ),
@@ -41,22 +40,46 @@ describeEachDatabase('inTransaction: concurrent transactions', (kind) => {
         else expect(o).toEqual({ status: 'fulfilled', value: i });
       });
     } finally {
-      runner.constructor.prototype.query = original;
+      if (client !== db.dataSource.sqlClient) await client.close();
     }
-    const stored = (await db.dataSource.getRepository(Setting).find()).map((s) => s.key).filter((k) => k.startsWith('group-'));
+    // Read back through TypeORM: rows written as plain SQL read the same (JSON value, date).
+    const stored = (await db.dataSource.getRepository(Setting).find()).filter((s) => s.key.startsWith('group-'));
     const expected = Array.from({ length: 40 }, (_, i) => i)
       .filter((i) => i % 3 !== 0)
       .flatMap((i) => [`group-${i}`, `group-${i}-b`]);
-    expect(stored.sort()).toEqual(expected.sort());
-    // SQLite: the burst shares one BEGIN … COMMIT (savepoints inside); PostgreSQL: one transaction each.
-    if (kind === 'sqlite') expect(begins.length).toBeLessThan(5);
-    else expect(begins.length).toBe(40);
+    expect(stored.map((s) => s.key).sort()).toEqual(expected.sort());
+    for (const s of stored) {
+      expect(s.value).toBe(Number(s.key.split('-')[1]));
+      expect(Math.abs(s.updatedAt.getTime() - Date.now())).toBeLessThan(60_000);
+    }
+    // SQLite: the burst shares one BEGIN … COMMIT (savepoints inside).
+    if (kind === 'sqlite') {
+      expect(statements.filter((s) => s.startsWith('BEGIN')).length).toBeLessThan(5);
+      expect(statements.filter((s) => s.startsWith('SAVEPOINT')).length).toBe(40);
+    }
   });
 
   it('keeps serving after a transaction fails on its own', async () => {
-    await expect(inTransaction(db.dataSource, async () => Promise.reject(new Error('alone')))).rejects.toThrow('alone');
-    await expect(inTransaction(db.dataSource, async (tx) => (await tx.getRepository(Setting).count()) >= 0)).resolves.toBe(true);
+    const client = db.dataSource.sqlClient;
+    await expect(client.transaction(async () => Promise.reject(new Error('alone')))).rejects.toThrow('alone');
+    await expect(client.transaction(async (tx) => Number((await tx.get('SELECT COUNT(*) AS n FROM settings'))?.n) >= 0)).resolves.toBe(true);
   });
+
+  it('TypeORM transactions and plain-SQL transactions interleave without blocking each other', async () => {
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        i % 2
+          ? db.dataSource.sqlClient.transaction((tx) => saveSetting(tx, `mixed-${i}`, i))
+          : inTransaction(db.dataSource, async (tx) => {
+              await tx.getRepository(Setting).save({ key: `mixed-${i}`, value: i, updatedAt: new Date() });
+            }),
+      ),
+    );
+    expect(outcomes).toHaveLength(20);
+    const rows = await db.dataSource.sqlClient.all<{ key: string; value: string }>("SELECT key, value FROM settings WHERE key LIKE 'mixed-%'");
+    expect(rows.map((r) => [r.key, JSON.parse(r.value)]).sort()).toEqual(Array.from({ length: 20 }, (_, i) => [`mixed-${i}`, i]).sort());
+  });
+
   // PostgreSQL commits over the network: I/O started by the work goes out while it waits anyway.
   it.skipIf(kind !== 'sqlite')('yieldBeforeCommit (SQLite): I/O the work started runs before the COMMIT, alone and in a group; without it, after', async () => {
     // A second connection sees only committed rows (WAL): it tells whether the COMMIT came first.
@@ -67,10 +90,9 @@ describeEachDatabase('inTransaction: concurrent transactions', (kind) => {
           Array.from({ length: n }, async (_, i) => {
             const key = `yield-${yieldBeforeCommit}-${n}-${i}`;
             let io!: Promise<boolean>;
-            await inTransaction(
-              db.dataSource,
+            await db.dataSource.sqlClient.transaction(
               async (tx) => {
-                await tx.getRepository(Setting).save({ key, value: i, updatedAt: new Date() });
+                await saveSetting(tx, key, i);
                 // Stands for a request whose bytes are written on the next turn of the event loop.
                 io = new Promise((resolve) => setImmediate(() => resolve(other.prepare('SELECT 1 FROM settings WHERE key = ?').get(key) !== undefined)));
               },

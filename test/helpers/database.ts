@@ -3,9 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import type { DataSource } from 'typeorm';
 import { describe } from 'vitest';
-import { openDatabase } from '../../src/services/db/data-source.js';
+import { type GatewayDataSource, openDatabase } from '../../src/services/db/data-source.js';
 import type { DatabaseOptions } from '../../src/services/db/data-source.js';
 import { copyMigratedSqlite } from './sqlite-template.js';
 
@@ -13,7 +12,7 @@ export type TestDatabaseKind = 'sqlite' | 'postgres';
 
 export interface TestDatabase {
   kind: TestDatabaseKind;
-  dataSource: DataSource;
+  dataSource: GatewayDataSource;
   /** What `openDatabase` was given: open it again to test a reopen. */
   options: DatabaseOptions;
   /** Destroys the DataSource (if still open) and removes the temp dir or drops the schema. */
@@ -69,7 +68,7 @@ export async function createTestDatabaseOptions(kind: TestDatabaseKind): Promise
 export async function createTestDatabase(kind: TestDatabaseKind, { runMigrations = false } = {}): Promise<TestDatabase> {
   const { options, dispose } = await createTestDatabaseOptions(kind);
   if (kind === 'sqlite' && !runMigrations) copyMigratedSqlite(options.dbPath);
-  let dataSource: DataSource;
+  let dataSource: GatewayDataSource;
   try {
     dataSource = await openDatabase(options);
   } catch (error) {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Client, createClient } from 'graphql-ws';
-import type { DataSource } from 'typeorm';
+import type { GatewayDataSource } from '../../src/services/db/data-source.js';
 import WebSocket from 'ws';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/emulator/server.js';
@@ -30,7 +30,7 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   config?: Partial<Config>;
   emulator?: EmulatorOptions;
-  db?: DataSource;
+  db?: GatewayDataSource;
   log?: Logger;
   /** More Ollama hosts after the gateway's own emulator (OLLAMA_HOST is the list). */
   moreOllamaHosts?: string[];

@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import type { DataSource } from 'typeorm';
+import type { GatewayDataSource } from '../../services/db/data-source.js';
 import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../../entities/api-key.js';
 import { KeyService } from '../../services/access/keys.js';
 import { CliError, type CliIO, line, table, wholeNumber, withDatabase } from '../io.js';
@@ -7,7 +7,7 @@ import { CliError, type CliIO, line, table, wholeNumber, withDatabase } from '..
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A key by its id or its display prefix (`llmgw_` + 8 characters, as `keys list` shows it). */
-export async function findKey(db: DataSource, idOrPrefix: string): Promise<ApiKey> {
+export async function findKey(db: GatewayDataSource, idOrPrefix: string): Promise<ApiKey> {
   const repo = db.getRepository(ApiKey);
   const matches = ID.test(idOrPrefix) ? await repo.find({ where: { id: idOrPrefix.toLowerCase() } }) : await repo.find({ where: { prefix: idOrPrefix } });
   if (matches.length === 0) throw new CliError(`No API key with id or prefix "${idOrPrefix}" (see \`keys list --all\`).`);

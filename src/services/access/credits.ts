@@ -1,5 +1,5 @@
-import type { DataSource, EntityManager } from 'typeorm';
-import { execute, placeholders } from '../db/rows.js';
+import { adjustCredits, creditBalance, giveCredits, takeCredits } from '../db/api-keys.js';
+import type { SqlExecutor, SqlTx } from '../db/sql-client.js';
 import { ErrorCode, GatewayError } from '../platform/errors.js';
 
 /** Optional per-model prices, in credits per 1,000 tokens. */
@@ -24,15 +24,15 @@ export function costOf(usage: TokenUsage, pricing: ModelPricing, requestCost: nu
 }
 
 /**
- * Credits move only through conditional atomic updates (plain SQL: this runs twice per request), so concurrent requests can never take a
- * balance below zero: reserve the worst case first, then refund what was not used.
+ * Credits move only through conditional atomic updates (plain SQL, services/db/api-keys.ts), so
+ * concurrent requests can never take a balance below zero: reserve the worst case first, then
+ * refund what was not used.
  */
 export class CreditLedger {
   /** Takes `amount` credits from the key or throws INSUFFICIENT_CREDITS; one conditional UPDATE. */
-  async reserve(tx: EntityManager, apiKeyId: string, amount: number): Promise<void> {
+  async reserve(tx: SqlTx, apiKeyId: string, amount: number): Promise<void> {
     if (amount <= 0) return;
-    const sql = placeholders(tx.connection, 'UPDATE api_keys SET credits = credits - ? WHERE id = ? AND credits >= ? AND revoked_at IS NULL');
-    if (!(await execute(tx, sql, [amount, apiKeyId, amount]))) {
+    if (!(await takeCredits(tx, apiKeyId, amount))) {
       throw new GatewayError(ErrorCode.INSUFFICIENT_CREDITS, `This request needs ${amount} credits and the key does not have them.`, {
         creditsNeeded: amount,
       });
@@ -40,18 +40,16 @@ export class CreditLedger {
   }
 
   /** Throws INSUFFICIENT_CREDITS when the key holds fewer than `amount` credits now (a check before costly work; reserves nothing). */
-  async requireAtLeast(db: DataSource | EntityManager, apiKeyId: string, amount: number): Promise<void> {
-    const manager = 'manager' in db ? db.manager : db;
-    const rows: Array<{ credits: number | string }> = await manager.query(placeholders(manager.connection, 'SELECT credits FROM api_keys WHERE id = ?'), [apiKeyId]);
-    if (Number(rows[0]?.credits ?? 0) < amount) {
+  async requireAtLeast(db: SqlExecutor, apiKeyId: string, amount: number): Promise<void> {
+    if ((await creditBalance(db, apiKeyId)) < amount) {
       throw new GatewayError(ErrorCode.INSUFFICIENT_CREDITS, `This request needs at least ${amount} credits and the key does not have them.`, { creditsNeeded: amount });
     }
   }
 
   /** Gives back credits that were reserved but not spent. */
-  async refund(tx: EntityManager, apiKeyId: string, amount: number): Promise<void> {
+  async refund(tx: SqlTx, apiKeyId: string, amount: number): Promise<void> {
     if (amount <= 0) return;
-    await execute(tx, placeholders(tx.connection, 'UPDATE api_keys SET credits = credits + ? WHERE id = ?'), [amount, apiKeyId]);
+    await giveCredits(tx, apiKeyId, amount);
   }
 
   /**
@@ -59,8 +57,7 @@ export class CreditLedger {
    * balance within 0..MAX_CREDITS; false when the key does not exist or the result would leave
    * that range. Never read-then-write: it composes safely with running reservations.
    */
-  async adjust(tx: EntityManager, apiKeyId: string, delta: number): Promise<boolean> {
-    const sql = placeholders(tx.connection, 'UPDATE api_keys SET credits = credits + ? WHERE id = ? AND credits + ? >= 0 AND credits + ? <= ?');
-    return (await execute(tx, sql, [delta, apiKeyId, delta, delta, MAX_CREDITS])) > 0;
+  async adjust(tx: SqlTx, apiKeyId: string, delta: number): Promise<boolean> {
+    return adjustCredits(tx, apiKeyId, delta, MAX_CREDITS);
   }
 }

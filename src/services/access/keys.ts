@@ -1,8 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { IsNull, Raw, type DataSource, type EntityManager, type Repository } from 'typeorm';
+import { IsNull, Raw, type EntityManager, type Repository } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../../entities/api-key.js';
 import { CreditLedger, MAX_CREDITS } from './credits.js';
-import { RowReader } from '../db/rows.js';
+import { findActiveKey, findKey, touchKey } from '../db/api-keys.js';
 import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';
 import { InProcessKeyEventBus, type KeyEventBus } from './key-events.js';
@@ -121,19 +122,16 @@ function validLimits(limits: Partial<KeyLimits>): Partial<KeyLimits> {
 
 export class KeyService {
   private readonly repo: Repository<ApiKey>;
-  /** The per-request lookups (authenticate, findActive) as plain SQL. */
-  private readonly rows: RowReader<ApiKey>;
   private readonly ledger = new CreditLedger();
   private readonly touched = new Map<string, number>();
 
   constructor(
-    private readonly db: DataSource,
+    private readonly db: GatewayDataSource,
     private readonly defaultCredits: number,
     /** Where revocations are announced (to end streams and close sockets). */
     readonly events: KeyEventBus = new InProcessKeyEventBus(),
   ) {
     this.repo = db.getRepository(ApiKey);
-    this.rows = new RowReader(db, ApiKey);
   }
 
   /** Creates a key and returns its secret once; only the sha256 and a display prefix are stored. */
@@ -164,7 +162,7 @@ export class KeyService {
     const presented = hashSecret(secret);
     // Looked up by the SHA-256 of the secret: what an attacker can time is the index lookup of a
     // hash they cannot aim, so comparing the found hash with itself again would add nothing.
-    const key = await this.rows.findOne({ secretHash: presented, revokedAt: null });
+    const key = await findActiveKey(this.db.sqlClient, { secretHash: presented });
     if (!key) return null;
     this.touch(key);
     return key;
@@ -172,7 +170,7 @@ export class KeyService {
 
   /** The key if it exists and is not revoked (re-checked on every websocket operation). */
   async findActive(id: string): Promise<ApiKey | null> {
-    const key = await this.rows.findOne({ id, revokedAt: null });
+    const key = await findActiveKey(this.db.sqlClient, { id });
     if (key) this.touch(key);
     return key;
   }
@@ -244,8 +242,10 @@ export class KeyService {
     if (!Number.isInteger(amount) || amount === 0 || Math.abs(amount) > MAX_CREDITS) {
       throw badInput(`amount must be a non-zero whole number from -${MAX_CREDITS} to ${MAX_CREDITS}.`, { field: 'amount' });
     }
-    return inTransaction(this.db, async (tx) => {
-      const key = await this.getOrFail(id, tx);
+    // Plain SQL: the conditional UPDATE is the ledger's, the same one reservations race with.
+    return this.db.sqlClient.transaction(async (tx) => {
+      const key = await findKey(tx, id);
+      if (!key) throw new GatewayError(ErrorCode.NOT_FOUND, `No API key with id "${id}".`, { id });
       if (!(await this.ledger.adjust(tx, id, amount))) {
         throw badInput(
           amount < 0
@@ -254,7 +254,7 @@ export class KeyService {
           { field: 'amount', credits: key.credits },
         );
       }
-      return this.getOrFail(id, tx);
+      return (await findKey(tx, id))!;
     });
   }
 
@@ -274,9 +274,11 @@ export class KeyService {
     const last = Math.max(this.touched.get(key.id) ?? 0, key.lastUsedAt?.getTime() ?? 0);
     if (now - last < TOUCH_INTERVAL_MS) return;
     this.touched.set(key.id, now);
-    inTransaction(this.db, (tx) => tx.update(ApiKey, { id: key.id }, { lastUsedAt: new Date(now) })).catch(() => {
-      // The database may be closing; lastUsedAt is informative only.
-    });
+    Promise.resolve()
+      .then(() => this.db.sqlClient.transaction((tx) => touchKey(tx, key.id, new Date(now))))
+      .catch(() => {
+        // The database may be closing; lastUsedAt is informative only.
+      });
   }
 
   /**

@@ -1,4 +1,5 @@
-import type { DataSource, SelectQueryBuilder } from 'typeorm';
+import type { SelectQueryBuilder } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import { ApiKey } from '../../entities/api-key.js';
 import { Generation } from '../../entities/generation.js';
 import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';
@@ -102,7 +103,7 @@ const count = (v: unknown) => Number(v ?? 0);
 
 /** The usage log: aggregates, a key's own rows, and the conversation export. */
 export class UsageService {
-  constructor(private readonly db: DataSource) {}
+  constructor(private readonly db: GatewayDataSource) {}
 
   private get postgres(): boolean {
     return this.db.options.type === 'postgres';

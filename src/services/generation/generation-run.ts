@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Options as OllamaOptions } from 'ollama';
 import type { ToolCall } from '../../entities/generation.js';
 import { costOf } from '../access/credits.js';
-import { inTransaction } from '../db/transactions.js';
+import { finishUsageRow, insertUsageRow } from '../db/generations.js';
 import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';
 import type { Principal } from '../access/keys.js';
 import { modelKey } from '../ollama/model-names.js';
@@ -162,11 +162,10 @@ export class GenerationRun {
       this.controller.signal.addEventListener('abort', this.abortUpstream, { once: true });
       const early = this.ticket.position === 0;
       if (early) this.loadedEarly = this.host.isLoaded(model.name);
-      await inTransaction(
-        ctx.db,
+      await ctx.db.sqlClient.transaction(
         async (tx) => {
           await ctx.credits.reserve(tx, this.principal.id, this.reserved);
-          await ctx.rows.insert(tx, {
+          await insertUsageRow(tx, {
             ...usageRow(this, plan, this.principal, this.meta, model.name),
             host: this.host.url,
             instanceId: ctx.instanceId ?? null,
@@ -292,26 +291,22 @@ export class GenerationRun {
     const durationMs = Date.now() - this.startedAt;
     this.totalTokens = usage.promptTokens + usage.completionTokens;
     this.probe?.end({ status, errorCode, creditsCharged: charged, completionTokens: usage.completionTokens });
-    await inTransaction(ctx.db, async (tx) => {
-      await ctx.rows.update(
-        tx,
-        { id: this.id, status: 'STREAMING' },
-        {
-          status,
-          response: this.text,
-          thinking: this.thinking || null,
-          toolCalls: this.toolCalls.length ? this.toolCalls : null,
-          promptTokens: usage.promptTokens,
-          completionTokens: usage.completionTokens,
-          creditsCharged: charged,
-          errorCode,
-          doneReason,
-          firstTokenMs: this.firstTokenMs,
-          host: this.host.url,
-          totalDurationMs: durationMs,
-          finishedAt: new Date(),
-        },
-      );
+    await ctx.db.sqlClient.transaction(async (tx) => {
+      await finishUsageRow(tx, this.id, {
+        status,
+        response: this.text,
+        thinking: this.thinking || null,
+        toolCalls: this.toolCalls.length ? this.toolCalls : null,
+        promptTokens: usage.promptTokens,
+        completionTokens: usage.completionTokens,
+        creditsCharged: charged,
+        errorCode,
+        doneReason,
+        firstTokenMs: this.firstTokenMs,
+        host: this.host.url,
+        totalDurationMs: durationMs,
+        finishedAt: new Date(),
+      });
       await ctx.credits.refund(tx, principal.id, this.reserved - charged);
       await plan.onFinish?.(tx, { generationId: this.id, status, text: this.text, thinking: this.thinking || null, toolCalls: this.toolCalls, usage, errorCode, doneReason });
     });

@@ -1,7 +1,5 @@
-import type { DataSource } from 'typeorm';
-import { Generation } from '../../entities/generation.js';
+import type { GatewayDataSource } from '../db/data-source.js';
 import type { CreditLedger } from '../access/credits.js';
-import { RowWriter } from '../db/rows.js';
 import { ErrorCode, GatewayError } from '../platform/errors.js';
 import type { Principal } from '../access/keys.js';
 import type { Logger } from '../platform/logger.js';
@@ -22,7 +20,7 @@ import type { GenerateInput, GenerationEvent, GenerationPlan, GenerationResult, 
 import { type UpstreamCall, poolUpstream } from './upstream-call.js';
 
 export interface GenerationServiceDeps {
-  db: DataSource;
+  db: GatewayDataSource;
   /** The Ollama hosts; each request goes to the best one for its model and fails over before its first chunk. */
   pool: OllamaPool;
   /** This gateway process (owner of its STREAMING rows, for crash recovery with several instances). */
@@ -92,7 +90,6 @@ export class GenerationService {
       gate: deps.gate,
       defaultSystemPrompt: deps.defaultSystemPrompt,
       observer: deps.observer,
-      rows: new RowWriter(deps.db, Generation),
       upstream: deps.upstream ?? poolUpstream(deps.pool, { retries: deps.upstreamRetryRounds ?? 0, delayMs: deps.upstreamRetryDelayMs ?? 250 }, deps.log),
       requireCapabilities: (name, known, needed) => capabilities.require(name, known, needed),
     };
@@ -107,7 +104,7 @@ export class GenerationService {
     try {
       this.deps.gate?.check(meta.clientIp);
       await this.ctx.admission.check?.(principal);
-      await this.deps.credits.requireAtLeast(this.deps.db, principal.id, Math.max(1, this.deps.requestCost));
+      await this.deps.credits.requireAtLeast(this.deps.db.sqlClient, principal.id, Math.max(1, this.deps.requestCost));
     } catch (e) {
       if (e instanceof GatewayError) await logRefused(this.deps, principal, plan, plan.model, meta, e);
       throw e;

@@ -1,8 +1,6 @@
-import type { DataSource } from 'typeorm';
-import { Generation } from '../../entities/generation.js';
-import { Message } from '../../entities/message.js';
-import { RowWriter } from '../db/rows.js';
-import { inTransaction } from '../db/transactions.js';
+import type { GatewayDataSource } from '../db/data-source.js';
+import { savePartialUsageRow } from '../db/generations.js';
+import { savePartialMessage } from '../db/messages.js';
 import type { Logger } from '../platform/logger.js';
 import { nextTurn } from '../platform/event-loop.js';
 
@@ -25,11 +23,9 @@ export class PartialFlusher {
   private readonly dirty = new Map<string, PartialAnswer>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
-  private generations?: RowWriter<Generation>;
-  private messages?: RowWriter<Message>;
 
   constructor(
-    private readonly db: DataSource,
+    private readonly db: GatewayDataSource,
     private readonly log: Logger,
     private readonly intervalMs: number,
   ) {}
@@ -65,8 +61,6 @@ export class PartialFlusher {
     if (!this.dirty.size || !this.db.isInitialized) return;
     const batch = [...this.dirty.entries()];
     this.dirty.clear();
-    const generations = (this.generations ??= new RowWriter(this.db, Generation));
-    const messages = (this.messages ??= new RowWriter(this.db, Message));
     // A few dozen rows per transaction, with a turn of the event loop between them: rewriting the
     // text of hundreds of streams in one go would stall every stream (and every first token) for
     // milliseconds once per interval.
@@ -74,11 +68,11 @@ export class PartialFlusher {
       if (i > 0) await nextTurn();
       const rows = batch.slice(i, i + ROWS_PER_TRANSACTION);
       try {
-        await inTransaction(this.db, async (tx) => {
+        await this.db.sqlClient.transaction(async (tx) => {
           for (const [id, p] of rows) {
             // Only while still STREAMING: a stream that finished meanwhile wrote its final text.
-            await generations.update(tx, { id, status: 'STREAMING' }, { response: p.text, completionTokens: p.completionTokens, creditsCharged: p.creditsSoFar });
-            if (p.messageId) await messages.update(tx, { id: p.messageId, status: 'STREAMING' }, { content: p.text, completionTokens: p.completionTokens });
+            await savePartialUsageRow(tx, id, { response: p.text, completionTokens: p.completionTokens, creditsCharged: p.creditsSoFar });
+            if (p.messageId) await savePartialMessage(tx, p.messageId, { content: p.text, completionTokens: p.completionTokens });
           }
         });
       } catch (err) {

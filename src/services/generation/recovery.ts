@@ -1,8 +1,7 @@
-import { type DataSource, In } from 'typeorm';
-import { Generation } from '../../entities/generation.js';
-import { Message } from '../../entities/message.js';
+import type { GatewayDataSource } from '../db/data-source.js';
 import type { CreditLedger } from '../access/credits.js';
-import { inTransaction } from '../db/transactions.js';
+import { interruptUsageRow, streamingUsageRows } from '../db/generations.js';
+import { interruptMessages } from '../db/messages.js';
 
 export interface RecoveryReport {
   generations: number;
@@ -28,9 +27,9 @@ export interface OrphanFilter {
  * filter every STREAMING row counts (one gateway per database). Each row is settled by one
  * conditional UPDATE, so two instances sweeping at once never refund twice.
  */
-export async function recoverInterrupted(db: DataSource, credits: CreditLedger, filter?: OrphanFilter): Promise<RecoveryReport> {
-  return inTransaction(db, async (tx) => {
-    const streaming = await tx.find(Generation, { where: { status: 'STREAMING' } });
+export async function recoverInterrupted(db: GatewayDataSource, credits: CreditLedger, filter?: OrphanFilter): Promise<RecoveryReport> {
+  return db.sqlClient.transaction(async (tx) => {
+    const streaming = await streamingUsageRows(tx);
     const orphaned = filter
       ? streaming.filter((g) => g.instanceId === null || (g.instanceId === filter.instanceId ? filter.includeOwn : !filter.liveInstances.has(g.instanceId)))
       : streaming;
@@ -39,20 +38,15 @@ export async function recoverInterrupted(db: DataSource, credits: CreditLedger, 
     const now = new Date();
     for (const g of orphaned) {
       const charged = Math.min(g.creditsReserved, g.creditsCharged);
-      const won = await tx.update(Generation, { id: g.id, status: 'STREAMING' }, { status: 'INTERRUPTED', errorCode: 'INTERRUPTED', creditsCharged: charged, finishedAt: now });
-      if (!won.affected) continue; // settled meanwhile by its own instance or another sweep
+      if (!(await interruptUsageRow(tx, g.id, charged, now))) continue; // settled meanwhile by its own instance or another sweep
       generations++;
       await credits.refund(tx, g.apiKeyId, g.creditsReserved - charged);
       creditsRefunded += g.creditsReserved - charged;
     }
     // A streaming message is written with its generation row (same transaction) and shares its fate.
     const ids = orphaned.map((g) => g.id);
-    const messages = filter
-      ? ids.length
-        ? await tx.update(Message, { status: 'STREAMING', generationId: In(ids) }, { status: 'INTERRUPTED', errorCode: 'INTERRUPTED', updatedAt: now })
-        : { affected: 0 }
-      : await tx.update(Message, { status: 'STREAMING' }, { status: 'INTERRUPTED', errorCode: 'INTERRUPTED', updatedAt: now });
-    return { generations, messages: messages.affected ?? 0, creditsRefunded };
+    const messages = filter ? (ids.length ? await interruptMessages(tx, now, ids) : 0) : await interruptMessages(tx, now);
+    return { generations, messages, creditsRefunded };
   });
 }
 
@@ -67,7 +61,7 @@ export class OrphanSweeper {
 
   constructor(
     private readonly deps: {
-      db: DataSource;
+      db: GatewayDataSource;
       credits: CreditLedger;
       instanceId: string;
       liveInstances: () => Promise<Set<string>>;

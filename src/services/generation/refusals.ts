@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { DataSource } from 'typeorm';
-import { Generation, type GenerationKind } from '../../entities/generation.js';
-import { inTransaction } from '../db/transactions.js';
+import type { GatewayDataSource } from '../db/data-source.js';
+import type { GenerationKind } from '../../entities/generation.js';
+import { insertUsageRow } from '../db/generations.js';
 import { ErrorCode, type GatewayError } from '../platform/errors.js';
 import type { Principal } from '../access/keys.js';
 import type { Logger } from '../platform/logger.js';
@@ -23,7 +23,7 @@ export interface RefusedRequest {
  * messages or images, so a flood of refused requests cannot fill the disk.
  */
 export async function logRefused(
-  deps: { db: DataSource; log: Logger },
+  deps: { db: GatewayDataSource; log: Logger },
   principal: Principal,
   plan: RefusedRequest,
   model: string,
@@ -34,8 +34,8 @@ export async function logRefused(
   if (e.code !== ErrorCode.RATE_LIMITED && e.code !== ErrorCode.INSUFFICIENT_CREDITS) return;
   const now = new Date();
   const id = randomUUID();
-  await inTransaction(deps.db, (tx) =>
-    tx.insert(Generation, {
+  await deps.db.sqlClient.transaction((tx) =>
+    insertUsageRow(tx, {
       id,
       apiKeyId: principal.id,
       sessionId: plan.sessionId ?? null,
@@ -46,6 +46,7 @@ export async function logRefused(
       messages: null,
       host,
       requestId: meta.requestId,
+      instanceId: null,
       createdAt: now,
       finishedAt: now,
       status: 'ERROR',

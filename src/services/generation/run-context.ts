@@ -1,7 +1,5 @@
-import type { DataSource } from 'typeorm';
-import type { Generation } from '../../entities/generation.js';
+import type { GatewayDataSource } from '../db/data-source.js';
 import type { CreditLedger } from '../access/credits.js';
-import type { RowWriter } from '../db/rows.js';
 import type { ConcurrencyGate } from '../access/limits/concurrency-gate.js';
 import type { Logger } from '../platform/logger.js';
 import type { OllamaPool } from '../ollama/pool.js';
@@ -14,7 +12,7 @@ import type { UpstreamCall } from './upstream-call.js';
 
 /** What every run shares; owned by the GenerationService. */
 export interface RunContext {
-  db: DataSource;
+  db: GatewayDataSource;
   pool: OllamaPool;
   instanceId?: string;
   credits: CreditLedger;
@@ -31,8 +29,6 @@ export interface RunContext {
   /** Generations at once per client address. */
   gate?: ConcurrencyGate;
   observer?: GenerationObserver;
-  /** The usage-log writes, as plain SQL. */
-  rows: RowWriter<Generation>;
   /** Sends the request to Ollama (failing over between hosts before the first chunk). */
   upstream: UpstreamCall;
   /** The gateway's default system prompt (a setting), for requests that bring none. */

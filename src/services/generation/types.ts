@@ -1,6 +1,6 @@
 // The shapes of a generation as the rest of the gateway sees them: what goes in (a plan), what
 // comes out (events, results) and how it ended (an outcome for the plan's hooks).
-import type { EntityManager } from 'typeorm';
+import type { SqlTx } from '../db/sql-client.js';
 import type { GenerationKind, GenerationMessage, GenerationStatus, ToolCall } from '../../entities/generation.js';
 
 export type { ToolCall };
@@ -91,8 +91,8 @@ export interface GenerationOutcome {
 
 /**
  * Everything one generation needs, prepared by a caller (stateless generate/chat, or a session).
- * The hooks run inside the same transactions as the usage-log row, so a session's messages and
- * the log never disagree.
+ * The hooks run inside the same transactions as the usage-log row (plain SQL on the SqlClient),
+ * so a session's messages and the log never disagree.
  */
 export interface GenerationPlan {
   kind: GenerationKind;
@@ -113,8 +113,8 @@ export interface GenerationPlan {
   /** chat: tools the model may call. */
   tools?: ToolDefinition[] | null;
   sessionId?: string | null;
-  onStart?(tx: EntityManager, generationId: string): Promise<void>;
-  onFinish?(tx: EntityManager, outcome: GenerationOutcome): Promise<void>;
+  onStart?(tx: SqlTx, generationId: string): Promise<void>;
+  onFinish?(tx: SqlTx, outcome: GenerationOutcome): Promise<void>;
   /** Id of the assistant message the answer is stored in (session chats). */
   messageId?: string | null;
 }

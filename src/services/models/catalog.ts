@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { type DataSource, type EntityManager, Not } from 'typeorm';
+import { type EntityManager, Not } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import { ModelEntry } from '../../entities/model-entry.js';
-import { RowReader } from '../db/rows.js';
+import { findModelEntry } from '../db/lookups.js';
 import { inTransaction } from '../db/transactions.js';
 import { badInput } from '../platform/errors.js';
 import { modelNotFound } from './errors.js';
@@ -38,26 +39,26 @@ export interface CatalogMatch {
  * what the host reports.
  */
 export class ModelCatalog {
-  /** `find` runs for every generation request: plain SQL. */
-  private readonly rows: RowReader<ModelEntry>;
-
-  constructor(private readonly db: DataSource) {
-    this.rows = new RowReader(db, ModelEntry);
-  }
+  constructor(private readonly db: GatewayDataSource) {}
 
   list(): Promise<ModelEntry[]> {
     return this.db.getRepository(ModelEntry).find({ order: { name: 'ASC' } });
   }
 
-  /** Finds an entry by alias first, then by Ollama name (case-insensitive, default tag `latest`). */
-  async find(requested: string, tx: EntityManager = this.db.manager): Promise<CatalogMatch | null> {
+  /**
+   * Finds an entry by alias first, then by Ollama name (case-insensitive, default tag `latest`).
+   * Runs for every generation request: plain SQL, unless inside an admin transaction (`tx`).
+   */
+  async find(requested: string, tx?: EntityManager): Promise<CatalogMatch | null> {
+    const lookup = (by: { alias: string } | { name: string }) =>
+      tx ? tx.getRepository(ModelEntry).findOne({ where: by }) : findModelEntry(this.db.sqlClient, by);
     const wanted = requested.trim().toLowerCase();
     if (wanted && !wanted.includes(':') && !wanted.includes('/')) {
-      const byAlias = await this.rows.findOne({ alias: wanted }, tx);
+      const byAlias = await lookup({ alias: wanted });
       if (byAlias) return { entry: byAlias, via: 'alias' };
     }
     const name = canonicalModelName(requested);
-    const byName = name ? await this.rows.findOne({ name }, tx) : null;
+    const byName = name ? await lookup({ name }) : null;
     return byName ? { entry: byName, via: 'name' } : null;
   }
 

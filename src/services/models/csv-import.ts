@@ -1,5 +1,5 @@
 import { parse } from 'csv-parse/sync';
-import type { DataSource } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import { ModelEntry } from '../../entities/model-entry.js';
 import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError } from '../platform/errors.js';
@@ -93,7 +93,7 @@ export function parseCatalogCsv(text: string): { rows: CatalogCsvRow[]; errors: 
  * database, then written in one transaction: on any bad row nothing is imported
  * (CatalogImportError lists every problem by line).
  */
-export async function importCatalogCsv(db: DataSource, text: string): Promise<CatalogImportResult> {
+export async function importCatalogCsv(db: GatewayDataSource, text: string): Promise<CatalogImportResult> {
   const { rows, errors } = parseCatalogCsv(text);
   if (errors.length) throw new CatalogImportError(errors);
   return inTransaction(db, async (tx) => {

@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import { Generation } from '../../entities/generation.js';
 import type { SharedActivity } from './idle-reaper.js';
 import { modelKey } from '../ollama/model-names.js';
@@ -16,7 +16,7 @@ function instant(value: unknown): number | null {
  * Activity on one Ollama host as the usage log records it, whichever gateway instance served the
  * requests: the models streaming now, and each model's latest request start or end since `since`.
  */
-export function usageLogActivity(db: DataSource, host: string): (since: Date) => Promise<SharedActivity> {
+export function usageLogActivity(db: GatewayDataSource, host: string): (since: Date) => Promise<SharedActivity> {
   return async (since) => {
     const rows: Array<{ model: string; status: string; createdAt: unknown; finishedAt: unknown }> = await db
       .getRepository(Generation)

@@ -1,5 +1,4 @@
-import { databaseHealthy } from '../db/data-source.js';
-import type { DataSource } from 'typeorm';
+import { type GatewayDataSource, databaseHealthy } from '../db/data-source.js';
 import type { OllamaPool } from '../ollama/pool.js';
 
 export interface HealthReport {
@@ -12,7 +11,7 @@ export interface HealthReport {
 }
 
 /** Asks the database and the Ollama hosts whether they answer (one answering host is enough to serve). */
-export async function checkHealth(db: DataSource, pool: OllamaPool, version: string): Promise<HealthReport> {
+export async function checkHealth(db: GatewayDataSource, pool: OllamaPool, version: string): Promise<HealthReport> {
   const [database, hosts] = await Promise.all([databaseHealthy(db), Promise.all(pool.hosts.map((h) => h.check()))]);
   const reachable = hosts.some(Boolean);
   return { status: database && reachable ? 'ok' : 'degraded', version, database, upstream: reachable };

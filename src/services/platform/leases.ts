@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import { Lease } from '../../entities/lease.js';
 import { inTransaction } from '../db/transactions.js';
 
@@ -10,7 +10,7 @@ import { inTransaction } from '../db/transactions.js';
  * come from the instances' clocks, which are assumed to agree within a fraction of the TTL (NTP).
  */
 export class LeaseStore {
-  constructor(private readonly db: DataSource) {}
+  constructor(private readonly db: GatewayDataSource) {}
 
   /** Takes the lease, or renews it when `owner` holds it; false while another owner's lease runs. */
   acquire(name: string, owner: string, ttlMs: number): Promise<boolean> {

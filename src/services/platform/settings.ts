@@ -1,6 +1,6 @@
-import type { DataSource } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import { Setting } from '../../entities/setting.js';
-import { RowReader } from '../db/rows.js';
+import { readSetting } from '../db/lookups.js';
 import { inTransaction } from '../db/transactions.js';
 import { badInput } from './errors.js';
 import { checkThreshold } from '../models/limits.js';
@@ -18,20 +18,15 @@ export const MAX_SYSTEM_PROMPT_CHARS = 32_000;
  * "explicitly cleared"; no row means "use the configured default".
  */
 export class SettingsService {
-  /** Read for every generation request (the inactivity threshold): plain SQL. */
-  private readonly rows: RowReader<Setting>;
-
   constructor(
-    private readonly db: DataSource,
+    private readonly db: GatewayDataSource,
     private readonly defaults: { inactivityThresholdSeconds?: number },
-  ) {
-    this.rows = new RowReader(db, Setting);
-  }
+  ) {}
 
   /** Raw read: `found` is false when no row exists. */
   async read(key: string): Promise<{ found: boolean; value: unknown }> {
-    const row = await this.rows.findOne({ key });
-    return row ? { found: true, value: row.value ?? null } : { found: false, value: null };
+    // Read for every generation request (the inactivity threshold): plain SQL.
+    return readSetting(this.db.sqlClient, key);
   }
 
   /** Upsert of one row (JSON value; null allowed). */

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { type DataSource, type EntityManager, In, QueryFailedError } from 'typeorm';
+import { In } from 'typeorm';
+import type { GatewayDataSource } from '../db/data-source.js';
 import type { GenerationMessage, ToolCall } from '../../entities/generation.js';
 import { Message } from '../../entities/message.js';
 import { Session } from '../../entities/session.js';
+import { type NewMessage, finishMessage, insertMessage, lastMessage, setPromptTokens, touchSession } from '../db/messages.js';
+import { SqlError, type SqlTx } from '../db/sql-client.js';
 import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';
 import type { GenerationOutcome, GenerationPlan, OutputFormat, ToolDefinition } from '../generation/types.js';
@@ -56,7 +59,7 @@ export const sessionBusy = () =>
  */
 export class SessionService {
   constructor(
-    private readonly db: DataSource,
+    private readonly db: GatewayDataSource,
     /** The gateway's current default system prompt (applies to sessions created afterwards). */
     private readonly defaultSystemPrompt: () => Promise<string | null>,
     /** A model's own system prompt (its catalog entry), which comes before the gateway's default. */
@@ -196,39 +199,35 @@ export class SessionService {
       sessionId: session.id,
       messageId,
       userMessageId,
-      onStart: async (tx: EntityManager, generationId: string) => {
-        const latest = await tx.findOne(Message, { where: { sessionId: session.id }, order: { seq: 'DESC' }, select: { seq: true, status: true } });
+      onStart: async (tx: SqlTx, generationId: string) => {
+        const latest = await lastMessage(tx, session.id);
         if ((latest?.seq ?? 0) !== lastSeq || latest?.status === 'STREAMING') throw sessionBusy();
         try {
           let seq = lastSeq;
           const at = () => new Date(now + (seq - lastSeq));
-          const rows: Array<Partial<Omit<Message, 'session'>>> = toolMessages.map((t) => ({ id: randomUUID(), sessionId: session.id, seq: ++seq, role: 'tool', content: t.content, toolName: t.toolName, toolCallId: t.toolCallId, status: 'COMPLETE', createdAt: at(), updatedAt: at() }));
-          if (asks) rows.push({ id: userMessageId, sessionId: session.id, seq: ++seq, role: 'user', content: message, images: images.length ? images : null, status: 'COMPLETE', createdAt: at(), updatedAt: at() });
-          rows.push({ id: messageId, sessionId: session.id, seq: ++seq, role: 'assistant', content: '', status: 'STREAMING', generationId, createdAt: at(), updatedAt: at() });
-          await tx.insert(Message, rows as Parameters<typeof tx.insert<Message>>[1]);
+          const rows: NewMessage[] = toolMessages.map((t) => ({ id: randomUUID(), sessionId: session.id, seq: ++seq, role: 'tool', content: t.content, toolName: t.toolName, toolCallId: t.toolCallId, status: 'COMPLETE', createdAt: at() }));
+          if (asks) rows.push({ id: userMessageId, sessionId: session.id, seq: ++seq, role: 'user', content: message, images: images.length ? images : null, status: 'COMPLETE', createdAt: at() });
+          rows.push({ id: messageId, sessionId: session.id, seq: ++seq, role: 'assistant', content: '', status: 'STREAMING', generationId, createdAt: at() });
+          for (const row of rows) await insertMessage(tx, row);
         } catch (e) {
           // Another instance took the same seq first (unique (session_id, seq)).
-          if (e instanceof QueryFailedError) throw sessionBusy();
+          if (e instanceof SqlError) throw sessionBusy();
           throw e;
         }
-        await tx.update(Session, { id: session.id }, { updatedAt: new Date(now) });
+        await touchSession(tx, session.id, new Date(now));
       },
-      onFinish: async (tx: EntityManager, outcome: GenerationOutcome) => {
-        await tx.update(
-          Message,
-          { id: messageId },
-          {
-            content: outcome.text,
-            thinking: outcome.thinking,
-            // simple-json: stored as JSON text (TypeORM's deep-partial type cannot follow a JSON object).
-            toolCalls: (outcome.toolCalls.length ? outcome.toolCalls : null) as never,
-            status: outcome.status,
-            completionTokens: outcome.usage.completionTokens,
-            errorCode: outcome.errorCode,
-            updatedAt: new Date(),
-          },
-        );
-        if (outcome.usage.promptTokens) await tx.update(Message, { id: userMessageId }, { promptTokens: outcome.usage.promptTokens });
+      onFinish: async (tx: SqlTx, outcome: GenerationOutcome) => {
+        const at = new Date();
+        await finishMessage(tx, messageId, {
+          content: outcome.text,
+          thinking: outcome.thinking,
+          toolCalls: outcome.toolCalls.length ? outcome.toolCalls : null,
+          status: outcome.status,
+          completionTokens: outcome.usage.completionTokens,
+          errorCode: outcome.errorCode,
+          at,
+        });
+        if (outcome.usage.promptTokens) await setPromptTokens(tx, userMessageId, outcome.usage.promptTokens, at);
       },
     };
   }

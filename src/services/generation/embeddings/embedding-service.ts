@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { EmbedResponse } from 'ollama';
-import type { DataSource } from 'typeorm';
-import { Generation } from '../../../entities/generation.js';
+import type { GatewayDataSource } from '../../db/data-source.js';
 import { type CreditLedger, costOf } from '../../access/credits.js';
-import { RowWriter } from '../../db/rows.js';
-import { inTransaction } from '../../db/transactions.js';
+import { finishUsageRow, insertUsageRow } from '../../db/generations.js';
 import { ErrorCode, GatewayError, badInput, isGatewayError } from '../../platform/errors.js';
 import type { ActiveStreams } from '../active-streams.js';
 import { CapabilityCheck, type CapabilityLookup, showOnPool } from '../capabilities.js';
@@ -19,7 +17,7 @@ import type { OllamaHost, OllamaPool } from '../../ollama/pool.js';
 import type { EmbedInput, EmbedMeta, EmbedResult, Embedder } from './types.js';
 
 export interface EmbeddingServiceDeps {
-  db: DataSource;
+  db: GatewayDataSource;
   pool: OllamaPool;
   credits: CreditLedger;
   log: Logger;
@@ -70,11 +68,9 @@ function excerptOf(input: readonly string[]): string {
  * its `prompt_eval_count`, and each request leaves one usage-log row of kind `embed`.
  */
 export class EmbeddingService implements Embedder {
-  private readonly rows: RowWriter<Generation>;
   private readonly capabilities: CapabilityCheck;
 
   constructor(private readonly deps: EmbeddingServiceDeps) {
-    this.rows = new RowWriter(deps.db, Generation);
     this.capabilities = new CapabilityCheck(deps.capabilities ?? showOnPool(deps.pool));
   }
 
@@ -135,9 +131,9 @@ export class EmbeddingService implements Embedder {
     const startedAt = Date.now();
     const reserved = costOf({ promptTokens: embedTokenBound(input.input), completionTokens: 0 }, model.pricing, deps.requestCost);
     try {
-      await inTransaction(deps.db, async (tx) => {
+      await deps.db.sqlClient.transaction(async (tx) => {
         await deps.credits.reserve(tx, principal.id, reserved);
-        await this.rows.insert(tx, {
+        await insertUsageRow(tx, {
           id,
           apiKeyId: principal.id,
           sessionId: null,
@@ -186,12 +182,22 @@ export class EmbeddingService implements Embedder {
       // Ollama answers an embedding whole or not at all: only a complete answer is paid for.
       const charged = status === 'COMPLETE' ? Math.min(reserved, costOf({ promptTokens, completionTokens: 0 }, model.pricing, deps.requestCost)) : 0;
       const durationMs = Date.now() - startedAt;
-      await inTransaction(deps.db, async (tx) => {
-        await this.rows.update(
-          tx,
-          { id, status: 'STREAMING' },
-          { status, promptTokens, completionTokens: 0, creditsCharged: charged, errorCode, doneReason: status === 'COMPLETE' ? 'stop' : null, host: host?.url ?? null, totalDurationMs: durationMs, finishedAt: new Date() },
-        );
+      await deps.db.sqlClient.transaction(async (tx) => {
+        await finishUsageRow(tx, id, {
+          status,
+          response: '',
+          thinking: null,
+          toolCalls: null,
+          promptTokens,
+          completionTokens: 0,
+          creditsCharged: charged,
+          errorCode,
+          doneReason: status === 'COMPLETE' ? 'stop' : null,
+          firstTokenMs: null,
+          host: host?.url ?? null,
+          totalDurationMs: durationMs,
+          finishedAt: new Date(),
+        });
         await deps.credits.refund(tx, principal.id, reserved - charged);
       });
       deps.log.info({ requestId: meta.requestId, generationId: id, key: principal.prefix, model: model.name, kind: 'embed', outcome: status, errorCode, promptTokens, durationMs }, 'embedding finished');

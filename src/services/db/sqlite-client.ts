@@ -1,0 +1,171 @@
+import BetterSqlite3 from 'better-sqlite3';
+import { nextTurn } from '../platform/event-loop.js';
+import { type SqlClient, SqlError, type SqlRow, type SqlTx, type SqlValue, type TransactionOptions } from './sql-client.js';
+import { sqliteDateText } from './sql-values.js';
+
+export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * Per connection, so on TypeORM's connection too: synchronous is not kept in the file, and a
+ * reopened WAL database would otherwise fall back to NORMAL.
+ */
+export function applySqlitePragmas(db: BetterSqlite3.Database): void {
+  db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+}
+
+/** Most transactions committed in one group (bounds how long the write lock is held). */
+const MAX_GROUP = 256;
+
+type Job =
+  | { grouped: true; work: (tx: SqlTx) => Promise<unknown>; yieldBeforeCommit: boolean; resolve: (v: unknown) => void; reject: (e: unknown) => void }
+  | { grouped: false; run: () => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
+
+/**
+ * The SQLite side of the SqlClient: its own better-sqlite3 connection to the gateway's file, its
+ * statements prepared once and called directly (synchronous, no await inside a statement).
+ *
+ * Group commit: transactions are queued (SQLite has one writer anyway) and the ones that queued up
+ * meanwhile are committed together: one BEGIN IMMEDIATE … COMMIT (one fsync) for the group, each
+ * `work` in its own SAVEPOINT, so a `work` that throws is rolled back alone and rejects alone,
+ * exactly as its own transaction would. Every caller's promise settles only after the COMMIT.
+ *
+ * Locking: TypeORM has a second connection to the same file (migrations, admin CRUD). A write
+ * transaction held open on one connection across an await blocks the other's writes, and
+ * better-sqlite3 waits out busy_timeout on the thread itself, so the holder could never finish.
+ * Both therefore take turns through this one queue: TypeORM's transactions run via `exclusive`,
+ * alone, between groups. Statements of a group are synchronous; it spans at most the one
+ * `yieldBeforeCommit` turn. Other processes on the file (a second gateway, `db backup`) are
+ * waited for by busy_timeout, and BEGIN IMMEDIATE takes the write lock before the first read.
+ */
+export class SqliteClient implements SqlClient {
+  readonly dialect = 'sqlite' as const;
+  private readonly db: BetterSqlite3.Database;
+  private readonly statements = new Map<string, BetterSqlite3.Statement>();
+  private readonly waiting: Job[] = [];
+  /** A drain is scheduled or running. */
+  private busy = false;
+  private drained: Promise<void> = Promise.resolve();
+
+  constructor(
+    file: string,
+    /** Sees every statement run (debugging, tests). */
+    private readonly trace?: (sql: string) => void,
+  ) {
+    this.db = new BetterSqlite3(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
+    applySqlitePragmas(this.db);
+  }
+
+  async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+    return this.execute(sql, params, (s, values) => s.run(...values).changes);
+  }
+
+  async get<R extends SqlRow = SqlRow>(sql: string, params: readonly SqlValue[] = []): Promise<R | undefined> {
+    return this.execute(sql, params, (s, values) => s.get(...values) as R | undefined);
+  }
+
+  async all<R extends SqlRow = SqlRow>(sql: string, params: readonly SqlValue[] = []): Promise<R[]> {
+    return this.execute(sql, params, (s, values) => s.all(...values) as R[]);
+  }
+
+  transaction<T>(work: (tx: SqlTx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    return new Promise<T>((resolve, reject) =>
+      this.enqueue({ grouped: true, work, yieldBeforeCommit: options.yieldBeforeCommit === true, resolve: resolve as (v: unknown) => void, reject }),
+    );
+  }
+
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.enqueue({ grouped: false, run: fn, resolve: resolve as (v: unknown) => void, reject }));
+  }
+
+  async close(): Promise<void> {
+    while (this.busy) await this.drained;
+    if (this.db.open) this.db.close();
+  }
+
+  get isOpen(): boolean {
+    return this.db.open;
+  }
+
+  private execute<T>(sql: string, params: readonly SqlValue[], call: (statement: BetterSqlite3.Statement, values: unknown[]) => T): T {
+    this.trace?.(sql);
+    try {
+      let statement = this.statements.get(sql);
+      if (!statement) this.statements.set(sql, (statement = this.db.prepare(sql)));
+      return call(statement, params.map(bindable));
+    } catch (e) {
+      throw new SqlError(sql, e);
+    }
+  }
+
+  private enqueue(job: Job): void {
+    this.waiting.push(job);
+    if (this.busy) return;
+    this.busy = true;
+    // One turn of the event loop first, so the transactions of requests that arrived together commit together.
+    this.drained = nextTurn().then(() => this.drain());
+  }
+
+  private async drain(): Promise<void> {
+    // `busy` ends in the same step that finds the queue empty: a job queued after it starts a new drain.
+    for (;;) {
+      if (!this.waiting.length) {
+        this.busy = false;
+        return;
+      }
+      const first = this.waiting[0];
+      if (!first.grouped) {
+        this.waiting.shift();
+        await Promise.resolve().then(first.run).then(first.resolve, first.reject);
+        continue;
+      }
+      const batch: Extract<Job, { grouped: true }>[] = [];
+      while (batch.length < MAX_GROUP && this.waiting[0]?.grouped) batch.push(this.waiting.shift() as Extract<Job, { grouped: true }>);
+      await this.commitTogether(batch);
+    }
+  }
+
+  private async commitTogether(batch: Extract<Job, { grouped: true }>[]): Promise<void> {
+    const results: { ok: boolean; value: unknown }[] = [];
+    try {
+      await this.run('BEGIN IMMEDIATE');
+    } catch (e) {
+      for (const job of batch) job.reject(e);
+      return;
+    }
+    try {
+      for (const job of batch) {
+        await this.run('SAVEPOINT work');
+        try {
+          results.push({ ok: true, value: await job.work(this) });
+        } catch (e) {
+          await this.run('ROLLBACK TO work'); // only this work is undone
+          results.push({ ok: false, value: e });
+        }
+        await this.run('RELEASE work');
+      }
+      if (batch.some((job, i) => job.yieldBeforeCommit && results[i].ok)) await nextTurn();
+      await this.run('COMMIT');
+    } catch (e) {
+      // The group could not commit (or a savepoint could not be rolled back): nothing of it is stored.
+      try {
+        if (this.db.inTransaction) this.db.prepare('ROLLBACK').run();
+      } catch {
+        // Nothing left to undo: SQLite rolled the transaction back itself.
+      }
+      for (const job of batch) job.reject(e);
+      return;
+    }
+    batch.forEach((job, i) => (results[i].ok ? job.resolve(results[i].value) : job.reject(results[i].value)));
+  }
+}
+
+/** better-sqlite3 binds no Date or boolean: stored as TypeORM stores them (UTC datetime text, 0/1). */
+function bindable(value: SqlValue): unknown {
+  if (value === undefined) return null;
+  if (value instanceof Date) return sqliteDateText(value);
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return value;
+}
