@@ -1,47 +1,13 @@
-import 'reflect-metadata';
-import { ConfigError, loadConfig } from './config.js';
-import { buildApp } from './server.js';
-import { createLogger } from './services/platform/logger.js';
+// The gateway's entry point (`npm start`, `node dist/main.js`). Its only static import sets how V8
+// sizes its young generation, before the rest of the gateway is even parsed: an ES module's static
+// imports are all loaded and compiled before its first line runs, so the rest comes in by a
+// dynamic import (src/start.ts).
+import { releaseYoungGeneration } from './services/platform/young-generation.js';
 
-async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(e.message);
-      process.exit(2);
-    }
-    throw e;
-  }
-  const log = createLogger(config.logLevel);
-  const app = await buildApp({ config, log });
-  if (app.bootstrapSecret) {
-    // Printed once to the terminal, never to the log: it is the only copy of the secret.
-    process.stdout.write(
-      `\nNo API key existed, so an admin key was created. Store it now; it will not be shown again:\n\n  ${app.bootstrapSecret}\n\n`,
-    );
-  }
-  const url = await app.start();
-  log.info({ url: `${url}/graphql`, ollama: config.ollamaHosts }, 'gateway listening');
-
-  let signals = 0;
-  const shutdown = (signal: string) => {
-    if (++signals > 1) process.exit(1); // a second Ctrl-C stops at once
-    log.info({ signal }, 'stopping');
-    app.stop().then(
-      () => process.exit(0),
-      (err) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
-}
-
-main().catch((err) => {
+try {
+  const { main } = await import('./start.js');
+  await main(releaseYoungGeneration);
+} catch (err) {
   console.error(err);
   process.exit(1);
-});
+}
