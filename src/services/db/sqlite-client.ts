@@ -1,3 +1,4 @@
+import { type FileHandle, open } from 'node:fs/promises';
 import BetterSqlite3 from 'better-sqlite3';
 import { nextTurn } from '../platform/event-loop.js';
 import { type SqlClient, SqlError, type SqlRow, type SqlTx, type SqlValue, type TransactionOptions } from './sql-client.js';
@@ -15,6 +16,13 @@ export function applySqlitePragmas(db: BetterSqlite3.Database): void {
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
 }
+
+/** What `trace` sees when a flush of the WAL starts and when it is done. */
+export const FLUSH_STARTED = '-- fdatasync WAL';
+export const FLUSH_DONE = '-- fdatasync WAL done';
+
+/** In WAL mode, the file SQLite appends each commit to. */
+const walFileOf = (file: string) => `${file}-wal`;
 
 /** Most transactions committed in one group (bounds how long the write lock is held). */
 const MAX_GROUP = 256;
@@ -39,6 +47,17 @@ type Job =
  * alone, between groups. Statements of a group are synchronous; it spans at most the one
  * `yieldBeforeCommit` turn. Other processes on the file (a second gateway, `db backup`) are
  * waited for by busy_timeout, and BEGIN IMMEDIATE takes the write lock before the first read.
+ *
+ * Durability off the event loop: with synchronous=FULL, SQLite's COMMIT fsyncs the WAL on the
+ * calling thread, and better-sqlite3 calls it on the event loop, which then stood still for the
+ * fsync (0.1–1 ms, longer on a busy disk) at every reservation and settlement: no token, no
+ * upstream chunk and no other stream moved meanwhile. This connection therefore commits with
+ * synchronous=NORMAL (the commit is appended to the WAL, not yet flushed) and then flushes the WAL
+ * with fdatasync on libuv's thread pool; every caller's promise settles only after that flush, so
+ * nothing is acknowledged before it is on disk, exactly as with FULL. A flush that started before
+ * a commit may not cover it, so a commit waits for the next one (flushes are shared: one at a time,
+ * each covering every commit before it started). SQLite keeps the WAL file (same inode) while any
+ * connection has the database open, so the handle stays valid while this one is open.
  */
 export class SqliteClient implements SqlClient {
   readonly dialect = 'sqlite' as const;
@@ -48,14 +67,21 @@ export class SqliteClient implements SqlClient {
   /** A drain is scheduled or running. */
   private busy = false;
   private drained: Promise<void> = Promise.resolve();
+  /** The WAL flushed off the event loop (see the class comment); false when the file is not in WAL mode (or in memory). */
+  private readonly flushesWal: boolean;
+  private wal: Promise<FileHandle> | undefined;
+  private flushing: Promise<void> | undefined;
+  private nextFlush: Promise<void> | undefined;
 
   constructor(
     file: string,
-    /** Sees every statement run (debugging, tests). */
+    /** Sees every statement run, and each flush of the WAL as FLUSH_STARTED and FLUSH_DONE (debugging, tests). */
     private readonly trace?: (sql: string) => void,
   ) {
     this.db = new BetterSqlite3(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
     applySqlitePragmas(this.db);
+    this.flushesWal = !this.db.memory && this.db.pragma('journal_mode', { simple: true }) === 'wal';
+    if (this.flushesWal) this.db.pragma('synchronous = NORMAL');
   }
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
@@ -82,6 +108,10 @@ export class SqliteClient implements SqlClient {
 
   async close(): Promise<void> {
     while (this.busy) await this.drained;
+    while (this.flushing || this.nextFlush) await (this.nextFlush ?? this.flushing)?.catch(() => undefined);
+    const wal = this.wal;
+    this.wal = undefined;
+    await wal?.then((handle) => handle.close()).catch(() => undefined);
     if (this.db.open) this.db.close();
   }
 
@@ -158,7 +188,46 @@ export class SqliteClient implements SqlClient {
       for (const job of batch) job.reject(e);
       return;
     }
-    batch.forEach((job, i) => (results[i].ok ? job.resolve(results[i].value) : job.reject(results[i].value)));
+    const settle = () => batch.forEach((job, i) => (results[i].ok ? job.resolve(results[i].value) : job.reject(results[i].value)));
+    if (!this.flushesWal) return settle();
+    // Not awaited: the next group may begin and commit while this one's flush runs (its own flush covers both).
+    this.flushWal().then(settle, (e: unknown) => {
+      // Committed but perhaps not on disk: no caller is told it succeeded. What this leaves is what a crash would.
+      const error = new SqlError('fdatasync of the WAL', e);
+      for (const job of batch) job.reject(error);
+    });
+  }
+
+  /** Resolves once everything committed before the call is on disk (one flush at a time, shared by every commit before it). */
+  private flushWal(): Promise<void> {
+    if (!this.flushing) {
+      this.trace?.(FLUSH_STARTED);
+      const flush: Promise<void> = this.walHandle()
+        .then((handle) => handle.datasync())
+        .then(() => this.trace?.(FLUSH_DONE))
+        .finally(() => {
+          if (this.flushing === flush) this.flushing = undefined;
+        });
+      this.flushing = flush;
+      return flush;
+    }
+    // The running flush may have started before this commit: the next one covers it.
+    this.nextFlush ??= this.flushing
+      .catch(() => undefined)
+      .then(() => {
+        this.nextFlush = undefined;
+        return this.flushWal();
+      });
+    return this.nextFlush;
+  }
+
+  private walHandle(): Promise<FileHandle> {
+    this.wal ??= open(walFileOf(this.db.name), 'r');
+    // A failed open is tried again at the next flush.
+    return this.wal.catch((e: unknown) => {
+      this.wal = undefined;
+      throw e;
+    });
   }
 }
 
