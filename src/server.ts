@@ -55,7 +55,7 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
   });
   const hardening = createHardening(config, services, edge);
   const yoga = createGatewayYoga(config, services, edge, hardening);
-  const sseSubscriptions = createSseSubscriptions(config, yoga);
+  const sseSubscriptions = createSseSubscriptions(config, yoga, services.metrics.registry);
   const router = createHttpRouter({ config, services, edge, hardening, yoga, sseSubscriptions });
   const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.limits.httpHeadersTimeoutMs) }, router);
   hardening.protectServer(server);

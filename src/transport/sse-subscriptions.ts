@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ExecutionArgs, type ExecutionResult, GraphQLError, Lexer, Source, TokenKind } from 'graphql';
 import { createGraphQLError, getSSEProcessor, isAsyncIterable, mapAsyncIterator, processRegularResult } from 'graphql-yoga';
+import type { Histogram, Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import { readBodyWithin, sendJsonError, bodyTooLarge } from './http-guards.js';
 import { GRAPHQL_PATH, type AuthedRequest, type GatewayYoga } from './yoga.js';
@@ -48,8 +49,18 @@ const OPERATION_KEYWORDS = new Set<string>(['query', 'mutation', 'subscription']
  * it exactly as before. The router calls this after the edge authenticated the request and
  * hardening prepared it (body limits, slow-client guard).
  */
-export function createSseSubscriptions(config: Config, yoga: GatewayYoga) {
+export function createSseSubscriptions(config: Config, yoga: GatewayYoga, registry: Registry) {
   const operationTypes = new OperationTypeCache(config.limits.graphqlMaxTokens);
+  // yoga's prometheus plugin observes this in its server adapter's onRequest/onResponse, which this
+  // path skips: observed here at the same moment (the response's head), with the labels
+  // src/plugins/use-graphql-metrics.ts leaves on.
+  // Like yoga's, only for a document that parsed.
+  let httpDuration: Histogram | undefined;
+  const observeHead = (req: IncomingMessage, status: number, startedAt: number | undefined) => {
+    if (startedAt === undefined) return;
+    httpDuration ??= registry.getSingleMetric('graphql_yoga_http_duration') as Histogram | undefined;
+    httpDuration?.observe({ operationType: 'subscription', method: req.method, statusCode: status }, (Date.now() - startedAt) / 1000);
+  };
   const maskedErrors = (yoga as unknown as { maskedErrorsOpts: MaskedErrorsOpts | null }).maskedErrorsOpts;
   const cors = config.corsOrigins.length ? { origins: config.corsOrigins } : undefined;
   let open = 0;
@@ -70,7 +81,13 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga) {
   };
 
   /** Runs the operation as yoga's handleParams does: parse, validate, context, subscribe; failures become `{ errors }`. */
-  const run = async (req: BodiedRequest, res: ServerResponse, params: GraphQLParams, signal: AbortSignal): Promise<ExecutionResult | AsyncIterable<ExecutionResult>> => {
+  const run = async (
+    req: BodiedRequest,
+    res: ServerResponse,
+    params: GraphQLParams,
+    signal: AbortSignal,
+    onParsed: () => void,
+  ): Promise<ExecutionResult | AsyncIterable<ExecutionResult>> => {
     try {
       const enveloped = yoga.getEnveloped({ req, res, params, signal } as never);
       let document;
@@ -87,6 +104,7 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga) {
         }
         throw e;
       }
+      onParsed();
       const errors = enveloped.validate(enveloped.schema, document);
       if (errors.length) return { errors };
       const args: ExecutionArgs = {
@@ -109,7 +127,7 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga) {
   };
 
   /** Writes a stream of results: the initial ping, one write per event, pings while idle, `complete`. */
-  const stream = async (req: BodiedRequest, res: ServerResponse, results: AsyncIterable<ExecutionResult>) => {
+  const stream = async (req: BodiedRequest, res: ServerResponse, results: AsyncIterable<ExecutionResult>, startedAt: number | undefined) => {
     const iterator = results[Symbol.asyncIterator]();
     let closed = false;
     let wakeUp: (() => void) | undefined;
@@ -121,6 +139,7 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga) {
     };
     res.once('close', onClose);
     res.writeHead(200, { ...SSE_HEADERS, ...corsHeaders(req, cors) });
+    observeHead(req, 200, startedAt);
     res.write(PING);
     // A ping is skipped while output waits for the client (yoga's: while the stream is full).
     const ping = setInterval(() => !res.writableNeedDrain && res.write(PING), PING_INTERVAL_MS);
@@ -155,7 +174,7 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga) {
   };
 
   /** A result that is not a stream (a parse or validation error, a subscription refused at once), answered by yoga's own processors. */
-  const answerOnce = async (req: BodiedRequest, res: ServerResponse, result: ExecutionResult, processor: NonStreamProcessor) => {
+  const answerOnce = async (req: BodiedRequest, res: ServerResponse, result: ExecutionResult, processor: NonStreamProcessor, startedAt: number | undefined) => {
     const response =
       processor.kind === 'sse'
         ? await getSSEProcessor()(result, yoga.fetchAPI, 'text/event-stream')
@@ -164,6 +183,7 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga) {
     const headers: Record<string, string> = {};
     response.headers.forEach((value, name) => (headers[name] = value));
     res.writeHead(response.status, { ...headers, ...corsHeaders(req, cors) });
+    observeHead(req, response.status, startedAt);
     res.end(body);
   };
 
@@ -190,6 +210,7 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga) {
 
     /** Serves a request `claims` accepted: streams it when it is a subscription, else hands it to yoga. */
     async serve(req: BodiedRequest, res: ServerResponse): Promise<void> {
+      const startedAt = Date.now();
       let body: Buffer | undefined;
       if (req.method === 'POST') {
         // The router refused a declared length over MAX_BODY_BYTES; a chunked body was read by hardening.
@@ -208,10 +229,12 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga) {
       // The signal the context carries (yoga.ts callerOf): aborted when the client goes away before the end.
       const abort = new AbortController();
       res.once('close', () => !res.writableFinished && abort.abort(new DOMException('The client closed the SSE stream.', 'AbortError')));
-      const result = await run(req, res, params, abort.signal);
+      let parsed = false;
+      const result = await run(req, res, params, abort.signal, () => (parsed = true));
+      const observedFrom = parsed ? startedAt : undefined;
       if (res.destroyed) return void (isAsyncIterable(result) && (result as AsyncIterable<unknown>)[Symbol.asyncIterator]().return?.());
-      if (isAsyncIterable(result)) return stream(req, res, result);
-      return answerOnce(req, res, result, processor);
+      if (isAsyncIterable(result)) return stream(req, res, result, observedFrom);
+      return answerOnce(req, res, result, processor, observedFrom);
     },
   };
 }

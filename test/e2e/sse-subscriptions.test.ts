@@ -78,6 +78,15 @@ async function ask(url: string, init: { method?: 'GET' | 'POST'; body?: unknown;
   return { status: res.status, headers, body, openAtFirstEvent };
 }
 
+/** Observations of graphql_yoga_http_duration for POSTed subscriptions answered 200. */
+const httpDurations = async () => {
+  const metric = await gw.app.services.metrics.registry.getSingleMetric('graphql_yoga_http_duration')!.get();
+  const count = metric.values.find(
+    (v) => (v as { metricName?: string }).metricName === 'graphql_yoga_http_duration_count' && v.labels.operationType === 'subscription' && v.labels.method === 'POST' && String(v.labels.statusCode) === '200',
+  );
+  return count?.value ?? 0;
+};
+
 const wire = ({ status, headers, body }: Answer) => ({ status, headers, body });
 
 /** The gateway's answer, then yoga's (one after the other: concurrent runs would queue for the model). */
@@ -85,7 +94,13 @@ const both = async (init: Parameters<typeof ask>[1]) => [await ask(gw.graphqlUrl
 
 describe('GraphQL subscriptions over SSE on the gateway response writer', () => {
   it('streams a subscription with the same status, headers and bytes as yoga', async () => {
-    const [ours, yogas] = await both({ body: { query: GEN, variables: INPUT } });
+    const before = await httpDurations();
+    const ours = await ask(gw.graphqlUrl, { body: { query: GEN, variables: INPUT } });
+    const between = await httpDurations();
+    const yogas = await ask(referenceUrl, { body: { query: GEN, variables: INPUT } });
+    // graphql_yoga_http_duration: observed once per stream on both paths.
+    expect(between - before).toBe(1);
+    expect((await httpDurations()) - between).toBe(1);
     expect(ours.openAtFirstEvent).toBe(1); // served by the SSE writer, not by yoga
     expect(yogas.openAtFirstEvent).toBe(0);
     expect(ours.status).toBe(200);
