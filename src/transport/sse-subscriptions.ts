@@ -33,6 +33,8 @@ const COMPLETE = 'event: complete\ndata:\n\n';
 const SSE_HEADERS = { 'content-type': 'text/event-stream', connection: 'keep-alive', 'cache-control': 'no-cache', 'content-encoding': 'none' };
 const PARAM_NAMES = new Set(['query', 'variables', 'operationName', 'extensions']);
 const OPERATION_KEYWORDS = new Set<string>(['query', 'mutation', 'subscription']);
+const MAX_REMEMBERED_QUERIES = 256;
+const MAX_REMEMBERED_QUERY_CHARS = 8192;
 
 /**
  * GraphQL subscriptions over SSE ("distinct connections" mode: graphql-sse, urql, Apollo) served
@@ -331,7 +333,7 @@ function paramsFromUrl(url: string): GraphQLParams | undefined {
  * is unclear (a lexing error, an unknown operation name, more tokens than MAX_TOKENS): yoga then
  * answers the request. Remembered per query text, as clients send the same few documents.
  */
-class OperationTypeCache {
+export class OperationTypeCache {
   private readonly known = new Map<string, Map<string | null, OperationType> | null>();
 
   constructor(private readonly maxTokens: number) {}
@@ -340,8 +342,11 @@ class OperationTypeCache {
     let operations = this.known.get(query);
     if (operations === undefined) {
       operations = this.scan(query);
-      if (this.known.size >= 256) this.known.clear();
-      this.known.set(query, operations);
+      // Bounded in entries and in size, whatever documents clients send.
+      if (query.length <= MAX_REMEMBERED_QUERY_CHARS) {
+        if (this.known.size >= MAX_REMEMBERED_QUERIES) this.known.clear();
+        this.known.set(query, operations);
+      }
     }
     if (!operations) return undefined;
     if (operationName) return operations.get(operationName);
