@@ -53,10 +53,10 @@ const MAX_REMEMBERED_QUERY_CHARS = 8192;
  */
 export function createSseSubscriptions(config: Config, yoga: GatewayYoga, registry: Registry) {
   const operationTypes = new OperationTypeCache(config.limits.graphqlMaxTokens);
-  // yoga's prometheus plugin observes this in its server adapter's onRequest/onResponse, which this
-  // path skips: observed here at the same moment (the response's head), with the labels
-  // src/plugins/use-graphql-metrics.ts leaves on.
-  // Like yoga's, only for a document that parsed.
+  // graphql_yoga_http_duration: yoga's prometheus plugin observes it in its server adapter's
+  // onRequest/onResponse, which this path skips. Observed here at the same moment (the response's
+  // head), with the labels src/plugins/use-graphql-metrics.ts leaves on, and like yoga's only for a
+  // document that parsed.
   let httpDuration: Histogram | undefined;
   const observeHead = (req: IncomingMessage, status: number, startedAt: number | undefined) => {
     if (startedAt === undefined) return;
@@ -190,7 +190,7 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga, regist
   };
 
   return {
-    /** SSE subscription streams open now (tests and metrics). */
+    /** SSE subscription streams open now (for tests). */
     get open() {
       return open;
     },
@@ -234,7 +234,11 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga, regist
       let parsed = false;
       const result = await run(req, res, params, abort.signal, () => (parsed = true));
       const observedFrom = parsed ? startedAt : undefined;
-      if (res.destroyed) return void (isAsyncIterable(result) && (result as AsyncIterable<unknown>)[Symbol.asyncIterator]().return?.());
+      if (res.destroyed) {
+        // The client left while the operation started: end its stream (the abort signal already fired).
+        if (isAsyncIterable(result)) void Promise.resolve(result[Symbol.asyncIterator]().return?.()).catch(() => {});
+        return;
+      }
       if (isAsyncIterable(result)) return stream(req, res, result, observedFrom);
       return answerOnce(req, res, result, processor, observedFrom);
     },
