@@ -9,12 +9,15 @@ import { AuthEdge } from './transport/auth.js';
 import { serveGraphQLOverWs } from './transport/graphql-ws-server.js';
 import { createHardening } from './transport/hardening.js';
 import { createHttpRouter } from './transport/http-router.js';
+import { createSseSubscriptions, type SseSubscriptions } from './transport/sse-subscriptions.js';
 import { createGatewayYoga, type GatewayYoga } from './transport/yoga.js';
 
 export interface App {
   readonly server: Server;
   readonly services: Services;
   readonly yoga: GatewayYoga;
+  /** GraphQL subscriptions over SSE on the node response (src/transport/sse-subscriptions.ts). */
+  readonly sseSubscriptions: SseSubscriptions;
   /** Listens on config.port (0 = any free port) and returns the base URL. */
   start(): Promise<string>;
   /** Graceful stop: refuse new work, let streams finish (then cancel them), close sockets and the database. */
@@ -52,7 +55,8 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
   });
   const hardening = createHardening(config, services, edge);
   const yoga = createGatewayYoga(config, services, edge, hardening);
-  const router = createHttpRouter({ config, services, edge, hardening, yoga });
+  const sseSubscriptions = createSseSubscriptions(config, yoga, services.metrics.registry);
+  const router = createHttpRouter({ config, services, edge, hardening, yoga, sseSubscriptions });
   const server = createServer({ connectionsCheckingInterval: Math.min(1000, config.limits.httpHeadersTimeoutMs) }, router);
   hardening.protectServer(server);
   const wsServer = serveGraphQLOverWs({ server, config, services, edge, hardening, yoga });
@@ -61,6 +65,7 @@ export async function buildApp({ config, log = createLogger(config.logLevel), db
     server,
     services,
     yoga,
+    sseSubscriptions,
     bootstrapSecret: running.bootstrapSecret,
     start: () =>
       new Promise((resolve, reject) => {

@@ -13,6 +13,7 @@ import type { Hardening } from './hardening.js';
 import { sendJsonError, sendRefusal } from './http-guards.js';
 // The /v1 and /api routers and the CSV export are imported on first use (idle memory).
 import { exportConversations, serveOllama, serveOpenAI } from './lazy-routes.js';
+import type { SseSubscriptions } from './sse-subscriptions.js';
 import type { AuthedRequest, GatewayYoga } from './yoga.js';
 
 export interface HttpRouterDeps {
@@ -21,13 +22,15 @@ export interface HttpRouterDeps {
   edge: AuthEdge;
   hardening: Hardening;
   yoga: GatewayYoga;
+  sseSubscriptions: SseSubscriptions;
 }
 
 /**
  * The http.Server's request handler: `/health`, the CSV export, `/metrics`, the service
- * description and admin console, `/v1` (OpenAI), `/api` (Ollama), and everything else to yoga.
+ * description and admin console, `/v1` (OpenAI), `/api` (Ollama), GraphQL subscriptions over SSE
+ * to the gateway's own SSE writer, and everything else to yoga.
  */
-export function createHttpRouter({ config, services, edge, hardening, yoga }: HttpRouterDeps): (req: IncomingMessage, res: ServerResponse) => void {
+export function createHttpRouter({ config, services, edge, hardening, yoga, sseSubscriptions }: HttpRouterDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { log } = services;
 
   const serveHealth = async (res: ServerResponse) => {
@@ -59,7 +62,10 @@ export function createHttpRouter({ config, services, edge, hardening, yoga }: Ht
     req.auth = auth;
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > config.maxBodyBytes) return refuseLargeBody(res, config.maxBodyBytes);
-    if (await hardening.prepareGraphQL(req, res)) void yoga.handle(req, res);
+    if (!(await hardening.prepareGraphQL(req, res))) return;
+    // SSE subscriptions skip yoga's fetch layer; what turns out not to be one goes on to yoga.
+    if (sseSubscriptions.claims(req)) return sseSubscriptions.serve(req, res);
+    void yoga.handle(req, res);
   };
 
   return (req, res) => {

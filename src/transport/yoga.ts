@@ -20,27 +20,33 @@ export type GatewayYoga = YogaServerInstance<Record<string, unknown>, GatewayCon
 export type AuthedRequest = IncomingMessage & { auth?: AuthOutcome };
 
 /**
- * What yoga's initial context holds: `req`/`res`/`request` on HTTP and SSE; on graphql-ws,
+ * What yoga's initial context holds: `req`/`res`/`request` on HTTP and SSE (`req`/`res`/`signal`
+ * on the gateway's own SSE subscription writer, src/transport/sse-subscriptions.ts); on graphql-ws,
  * `wsCaller`, which src/transport/graphql-ws-server.ts passes to `getEnveloped`.
  */
 interface InitialContext {
   req?: AuthedRequest;
   res?: ServerResponse;
   request?: Request;
+  /** SSE subscriptions served on the node response (sse-subscriptions.ts): aborted when the client goes away. */
+  signal?: AbortSignal;
   wsCaller?: Caller;
 }
 
-/** yoga for HTTP, SSE and GraphiQL at GRAPHQL_PATH; graphql-ws runs its operations through the same envelop pipeline. */
+/**
+ * yoga for HTTP, SSE and GraphiQL at GRAPHQL_PATH; graphql-ws and SSE subscriptions
+ * (src/transport/sse-subscriptions.ts) run their operations through the same envelop pipeline.
+ */
 export function createGatewayYoga(config: Config, services: Services, edge: AuthEdge, hardening: Hardening): GatewayYoga {
   const callerOf = async (initial: InitialContext): Promise<Caller> => {
     if (initial.wsCaller) return initial.wsCaller;
-    const { req, res, request } = initial;
+    const { req, res, request, signal } = initial;
     // The edge authenticated the request before yoga saw it (http-router.ts); only 'key' and 'none' get here.
     // A Request given to yoga.fetch in-process (the tests' in-process tier) passed no edge: its headers
     // are authenticated here, by the same edge.
     const auth = req ? req.auth : request ? await edge.authenticate(keyFromHeaders(request.headers), edge.ipOf(undefined)) : undefined;
-    if (auth?.kind === 'key' && res) edge.watchResponse(request?.headers.get('accept'), res, auth.key.id);
-    return { principal: auth?.kind === 'key' ? auth.principal : null, badCredentials: auth?.kind === 'refused', signal: request?.signal, clientIp: edge.ipOf(req) };
+    if (auth?.kind === 'key' && res) edge.watchResponse(request ? request.headers.get('accept') : req?.headers.accept, res, auth.key.id);
+    return { principal: auth?.kind === 'key' ? auth.principal : null, badCredentials: auth?.kind === 'refused', signal: request?.signal ?? signal, clientIp: edge.ipOf(req) };
   };
   return createYoga<Record<string, unknown>, GatewayContext>({
     schema,
