@@ -43,7 +43,9 @@ async function expectCutShort(g: TestGateway) {
   expect(row.creditsCharged).toBe(1);
   const upstream = g.emulator.requests.find((r) => r.path === '/api/generate')!;
   await g.emulator.waitForOutcome(upstream.id, 'client-closed', 5000);
-  expect(g.app.services.activeStreams.size).toBe(0);
+  // The row is visible once committed; the run lets go of the stream once that commit is on disk
+  // (SQLite's WAL flush, a PostgreSQL round trip): a moment later.
+  await until(() => (g.app.services.activeStreams.size === 0 ? true : undefined), 5000, 'the stream to leave the active list');
   return row;
 }
 
