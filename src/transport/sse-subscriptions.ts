@@ -66,6 +66,7 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga, regist
   const maskedErrors = (yoga as unknown as { maskedErrorsOpts: MaskedErrorsOpts | null }).maskedErrorsOpts;
   const cors = config.corsOrigins.length ? { origins: config.corsOrigins } : undefined;
   let open = 0;
+  let served = 0;
 
   /** yoga's handleError (not exported): masked errors, an abort is no error. */
   const errorsOf = (error: unknown): GraphQLError[] => {
@@ -146,6 +147,7 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga, regist
     // A ping is skipped while output waits for the client (yoga's: while the stream is full).
     const ping = setInterval(() => !res.writableNeedDrain && res.write(PING), PING_INTERVAL_MS);
     open++;
+    served++;
     try {
       while (!closed) {
         let step: IteratorResult<ExecutionResult>;
@@ -193,6 +195,11 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga, regist
     /** SSE subscription streams open now (for tests). */
     get open() {
       return open;
+    },
+
+    /** SSE subscription streams this writer has begun since start (for tests). */
+    get served() {
+      return served;
     },
 
     /**

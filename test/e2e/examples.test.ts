@@ -6,6 +6,7 @@ import { Message } from '../../src/entities/message.js';
 import { Session } from '../../src/entities/session.js';
 import { RUN_TIMEOUT_MS, type Run, runExample } from '../helpers/examples.js';
 import { type TestGateway, startGateway } from '../helpers/gateway.js';
+import { PACED_TOKEN_DELAY_MS } from '../helpers/paced.js';
 
 
 interface ExampleResult {
@@ -29,7 +30,8 @@ function resultLine(run: Run): ExampleResult {
 
 let gw: TestGateway;
 beforeAll(async () => {
-  gw = await startGateway();
+  // Paced like a model (see test/helpers/paced.ts): each example checks that tokens came as several events.
+  gw = await startGateway({ emulator: { tokenDelayMs: PACED_TOKEN_DELAY_MS } });
 });
 afterAll(async () => {
   await gw?.stop();

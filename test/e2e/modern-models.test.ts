@@ -2,6 +2,7 @@
 // images on generate and a model's own system prompt, against the emulator's real Ollama shapes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Generation } from '../../src/entities/generation.js';
+import { pacedLikeAModel } from '../helpers/paced.js';
 import { type GraphQLResponse, type TestGateway, collect, post, startGateway, wsClient } from '../helpers/gateway.js';
 import { resultOf, runExample } from '../helpers/examples.js';
 import { gql, gqlError } from '../helpers/models.js';
@@ -31,7 +32,7 @@ const rowOf = (id: string) => gw.app.services.db.getRepository(Generation).findO
 describe('reasoning (think)', () => {
   it('streams the reasoning before the answer, and stores it apart from the answer', async () => {
     const client = wsClient(gw, gw.userSecret);
-    const events = (await collect<{ generate: Event }>(client, GENERATE, { input: { model: 'qwen3:0.6b', prompt: 'Why is the sky blue?' } }).done).map((r: GraphQLResponse<{ generate: Event }>) => r.data!.generate);
+    const events = (await pacedLikeAModel(gw, () => collect<{ generate: Event }>(client, GENERATE, { input: { model: 'qwen3:0.6b', prompt: 'Why is the sky blue?' } }).done)).map((r: GraphQLResponse<{ generate: Event }>) => r.data!.generate);
     await client.dispose();
     const firstThought = events.findIndex((e) => e.thinking);
     const firstAnswer = events.findIndex((e) => e.delta);

@@ -1,12 +1,13 @@
 // Ollama's own API on the gateway's port, driven by the `ollama` npm client as existing Ollama
 // applications use it: what the client receives must match what Ollama (the emulator) produced,
 // and the gateway's keys, credits, limits and usage log apply.
-import { Ollama } from 'ollama';
+import { type ChatResponse, Ollama } from 'ollama';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
 import { hashSecret } from '../../src/services/access/keys.js';
 import { type TestGateway, startGateway } from '../helpers/gateway.js';
+import { pacedLikeAModel } from '../helpers/paced.js';
 import { until as waitFor } from '../helpers/wait.js';
 
 let gw: TestGateway;
@@ -75,8 +76,10 @@ describe('POST /api/chat', () => {
     const messages = [{ role: 'user', content: 'Tell me a story about a lighthouse.' }];
     const expected = await direct.chat({ model: 'llama3.2', messages });
     const before = await credits(gw.userSecret);
-    const parts = [];
-    for await (const part of await user.chat({ model: 'llama3.2', messages, stream: true })) parts.push(part);
+    const parts: ChatResponse[] = [];
+    await pacedLikeAModel(gw, async () => {
+      for await (const part of await user.chat({ model: 'llama3.2', messages, stream: true })) parts.push(part);
+    });
 
     expect(parts.length).toBeGreaterThan(2);
     const last = parts.at(-1)!;
@@ -199,8 +202,10 @@ describe('thinking, tool calls and format pass through in Ollama\'s shape', () =
     const messages = [{ role: 'user', content: 'How many r are in strawberry?' }];
     const expected = await direct.chat({ model: 'qwen3:0.6b', messages });
     expect(expected.message.thinking).toBeTruthy();
-    const parts = [];
-    for await (const p of await user.chat({ model: 'qwen3:0.6b', messages, stream: true })) parts.push(p);
+    const parts: ChatResponse[] = [];
+    await pacedLikeAModel(gw, async () => {
+      for await (const p of await user.chat({ model: 'qwen3:0.6b', messages, stream: true })) parts.push(p);
+    });
     const thinking = parts.map((p) => p.message.thinking ?? '').join('');
     expect(thinking).toBe(expected.message.thinking);
     expect(parts.map((p) => p.message.content).join('')).toBe(expected.message.content);

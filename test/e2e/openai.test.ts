@@ -8,6 +8,7 @@ import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
 import { hashSecret } from '../../src/services/access/keys.js';
 import { type TestGateway, startGateway } from '../helpers/gateway.js';
+import { pacedLikeAModel } from '../helpers/paced.js';
 import { waitFor } from '../helpers/models.js';
 
 let gw: TestGateway;
@@ -65,9 +66,11 @@ describe('POST /v1/chat/completions', () => {
   it('streams chat.completion.chunk events whose deltas are what the emulator produced, then usage and [DONE]', async () => {
     const messages = [{ role: 'user' as const, content: 'Tell me a story about a lighthouse.' }];
     const expected = await direct(messages);
-    const stream = await openai.chat.completions.create({ model: 'llama3.2', messages, stream: true, stream_options: { include_usage: true } });
     const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
-    for await (const chunk of stream) chunks.push(chunk);
+    await pacedLikeAModel(gw, async () => {
+      const stream = await openai.chat.completions.create({ model: 'llama3.2', messages, stream: true, stream_options: { include_usage: true } });
+      for await (const chunk of stream) chunks.push(chunk);
+    });
 
     expect(chunks.length).toBeGreaterThan(4);
     expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
