@@ -4,7 +4,7 @@ import type { GatewayDatabase } from '../db/database.js';
 import type { ApiKey } from '../../entities/api-key.js';
 import { API_KEY_ROLES, type ApiKeyRole } from '../../entities/api-key-role.js';
 import { CreditLedger, MAX_CREDITS } from './credits.js';
-import { countKeys, findActiveKey, findKey, keyWithSecretExists, touchKey } from '../db/api-keys.js';
+import { countKeys, findActiveKey, findKey, insertKey, keyWithSecretExists, touchKey } from '../db/api-keys.js';
 import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';
 import { InProcessKeyEventBus, type KeyEventBus } from './key-events.js';
@@ -141,7 +141,7 @@ export class KeyService {
   async create(input: CreateKeyInput): Promise<CreatedKey> {
     const secret = input.secret ?? generateSecret();
     const limits = validLimits(input.limits ?? {});
-    const key = (await this.repo()).create({
+    const key = {
       id: randomUUID(),
       name: validName(input.name),
       role: validRole(input.role),
@@ -154,8 +154,9 @@ export class KeyService {
       createdAt: new Date(),
       lastUsedAt: null,
       revokedAt: null,
-    });
-    await inTransaction(this.db, (tx) => tx.insert('ApiKey', key));
+    } as ApiKey;
+    // Plain SQL: the admin key created on a first start should not load TypeORM.
+    await this.db.sqlClient.transaction((tx) => insertKey(tx, key));
     return { key, secret };
   }
 

@@ -73,3 +73,21 @@ export async function countKeys(db: SqlExecutor): Promise<number> {
 export async function keyWithSecretExists(db: SqlExecutor, secretHash: string): Promise<boolean> {
   return (await db.get('SELECT 1 AS found FROM api_keys WHERE secret_hash = ?', [secretHash])) !== undefined;
 }
+
+/** A new key row, every column set. */
+export async function insertKey(tx: SqlExecutor, key: ApiKey): Promise<void> {
+  await tx.run(`INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+    key.id,
+    key.name,
+    key.prefix,
+    key.secretHash,
+    key.role,
+    key.credits,
+    key.requestsPerMinute,
+    key.tokensPerMinute,
+    key.maxConcurrentStreams,
+    key.createdAt,
+    key.lastUsedAt,
+    key.revokedAt,
+  ]);
+}
