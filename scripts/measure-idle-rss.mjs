@@ -74,9 +74,11 @@ console.log(args.fresh ? 'measuring starts on a new (unmigrated) SQLite file' : 
 /** Runs the CLI's `db migrate` on `dbPath`, so the gateway starts on an up-to-date database. */
 function migrate(dbPath) {
   return new Promise((resolve, reject) => {
-    const cli = spawn(process.execPath, ['dist/cli/main.js', 'db', 'migrate'], { cwd: ROOT, env: { ...env, DB_PATH: dbPath }, stdio: ['ignore', 'ignore', 'inherit'] });
+    const cli = spawn(process.execPath, ['dist/cli/main.js', 'db', 'migrate'], { cwd: ROOT, env: { ...env, DB_PATH: dbPath }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    cli.stderr.on('data', (d) => (stderr += d));
     cli.once('error', reject);
-    cli.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`db migrate exited with ${code}`))));
+    cli.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`db migrate exited with ${code}: ${stderr}`))));
   });
 }
 
