@@ -187,6 +187,9 @@ describe.skipIf(Boolean(skipReason))(`two gateway processes, PostgreSQL, Redis a
       },
     );
     await until(() => events.some((e) => e.type === 'TOKEN'), 5000, 'tokens on B');
+    // TypeORM loads on A's first request that needs it (revokeApiKey would be the first): loaded
+    // before, so that the bound below measures how fast the revocation reaches B.
+    await ok(a, '{ apiKeys(first: 1) { totalCount } }');
     const revokedAt = Date.now();
     await ok(a, 'mutation($id: ID!) { revokeApiKey(id: $id) { id } }', { id: key.id });
     await done;
