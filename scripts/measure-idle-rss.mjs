@@ -2,7 +2,11 @@
 // on a temp SQLite file, waits for the gateway to log its URL, lets it settle, and reads VmRSS from
 // /proc/<pid>/status. Several runs, one fresh gateway each.
 //
-//   npm run build && node scripts/measure-idle-rss.mjs [--runs 5] [--settle-ms 2000] [--modules | --breakdown] [--env NAME=value]
+//   npm run build && node scripts/measure-idle-rss.mjs [--runs 5] [--settle-ms 2000] [--fresh] [--modules | --breakdown] [--env NAME=value]
+//
+// By default each run's file is migrated first (`node dist/cli/main.js db migrate`), so what is
+// measured is a start on an up-to-date database, which loads no TypeORM. --fresh starts on an
+// empty file instead: the gateway then runs the migrations itself and TypeORM stays loaded.
 //
 // --modules also lists what the gateway loaded, by package, largest first (source bytes, a proxy
 // for the code and heap each costs); scripts/loaded-modules.mjs records it. Its loader hook runs
@@ -24,6 +28,7 @@ const { values: args } = parseArgs({
     'settle-ms': { type: 'string', default: '2000' },
     modules: { type: 'boolean', default: false },
     breakdown: { type: 'boolean', default: false },
+    fresh: { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
   },
 });
@@ -64,6 +69,19 @@ function stop(child) {
 const env = { ...process.env };
 delete env.NODE_OPTIONS; // a tsx loader must not reach the gateway
 
+console.log(args.fresh ? 'measuring starts on a new (unmigrated) SQLite file' : 'measuring starts on a migrated SQLite file (--fresh: on a new one)');
+
+/** Runs the CLI's `db migrate` on `dbPath`, so the gateway starts on an up-to-date database. */
+function migrate(dbPath) {
+  return new Promise((resolve, reject) => {
+    const cli = spawn(process.execPath, ['dist/cli/main.js', 'db', 'migrate'], { cwd: ROOT, env: { ...env, DB_PATH: dbPath }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    cli.stderr.on('data', (d) => (stderr += d));
+    cli.once('error', reject);
+    cli.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`db migrate exited with ${code}: ${stderr}`))));
+  });
+}
+
 const emulator = spawn(process.execPath, ['--import', 'tsx', 'src/emulator/main.ts'], {
   cwd: ROOT,
   env: { ...env, EMULATOR_PORT: '0', EMULATOR_TOKEN_DELAY_MS: '0' },
@@ -76,6 +94,7 @@ try {
   for (let i = 0; i < runs; i++) {
     const tmp = mkdtempSync(join(tmpdir(), 'idle-rss-'));
     const extra = Object.fromEntries(args.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    if (!args.fresh) await migrate(join(tmp, 'gateway.sqlite'));
     const nodeArgs = args.modules ? ['--import', './scripts/loaded-modules.mjs'] : args.breakdown ? ['--import', './scripts/memory-breakdown.mjs'] : [];
     const gateway = spawn(process.execPath, [...nodeArgs, 'dist/main.js'], {
       cwd: ROOT,
@@ -115,7 +134,7 @@ try {
 }
 const mib = results.map((k) => k / 1024).sort((a, b) => a - b);
 const median = mib[Math.floor(mib.length / 2)];
-console.log(`idle RSS over ${runs} runs: min ${mib[0].toFixed(1)}, median ${median.toFixed(1)}, max ${mib.at(-1).toFixed(1)} MiB`);
+console.log(`idle RSS over ${runs} runs (${args.fresh ? 'new' : 'migrated'} file): min ${mib[0].toFixed(1)}, median ${median.toFixed(1)}, max ${mib.at(-1).toFixed(1)} MiB`);
 
 function printModules(files) {
   const byPackage = new Map();

@@ -1,5 +1,4 @@
 // `npm run demo`: the gateway in front of the bundled Ollama emulator, for trying it without a GPU.
-import 'reflect-metadata';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { loadConfig } from './config.js';

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { createServices, type Services } from './services/container.js';
-import { type GatewayDataSource, openDatabase } from './services/db/data-source.js';
+import { type GatewayDatabase, openDatabase } from './services/db/database.js';
 import { startServices } from './services/lifecycle.js';
 import { createLogger, type Logger } from './services/platform/logger.js';
 import { AuthEdge } from './transport/auth.js';
@@ -30,7 +30,7 @@ export interface BuildAppOptions {
   config: Config;
   log?: Logger;
   /** An already-open database (tests); otherwise it is opened from config. */
-  db?: GatewayDataSource;
+  db?: GatewayDatabase;
 }
 
 /**

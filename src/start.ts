@@ -1,4 +1,3 @@
-import 'reflect-metadata';
 import { ConfigError, loadConfig } from './config.js';
 import { buildApp } from './server.js';
 import { createLogger } from './services/platform/logger.js';

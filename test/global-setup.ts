@@ -6,14 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { buildAdmin } from '../scripts/build-admin.mjs';
-import { openDatabase } from '../src/services/db/data-source.js';
+import { openDatabase } from '../src/services/db/database.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   await buildAdmin({ quiet: true });
   const dir = await mkdtemp(join(tmpdir(), 'gateway-template-'));
   const template = join(dir, 'template.sqlite');
   // Closing checkpoints the WAL into the file, so the file alone is the whole database.
-  await (await openDatabase({ dbPath: template })).destroy();
+  await (await openDatabase({ dbPath: template })).close();
   project.provide('sqliteTemplate', template);
   return () => rm(dir, { recursive: true, force: true });
 }

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { type Config, ConfigError, loadConfig } from '../config.js';
-import { type GatewayDataSource, openDatabase } from '../services/db/data-source.js';
+import { type GatewayDatabase, openDatabase } from '../services/db/database.js';
 
 /** Exit codes: 0 done, 1 the operation failed (bad rows, unknown key...), 2 bad usage or configuration. */
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2 } as const;
@@ -36,13 +36,13 @@ export function configFrom(io: CliIO): Config {
 }
 
 /** Opens the configured database (DATABASE_URL or DB_PATH) with pending migrations run, as the gateway does at start. */
-export async function withDatabase<T>(io: CliIO, work: (db: GatewayDataSource, config: Config) => Promise<T>): Promise<T> {
+export async function withDatabase<T>(io: CliIO, work: (db: GatewayDatabase, config: Config) => Promise<T>): Promise<T> {
   const config = configFrom(io);
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
   try {
     return await work(db, config);
   } finally {
-    await db.destroy();
+    await db.close();
   }
 }
 

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The operator CLI, installed as the package's `llm-gateway` bin (dist/cli/main.js after
 // `npm run build`; `npx tsx src/cli/main.ts` from a checkout). `llm-gateway --help` lists the commands.
-import 'reflect-metadata';
 import { runCli } from './program.js';
 
 runCli(process.argv.slice(2), { out: process.stdout, err: process.stderr, env: process.env }).then(

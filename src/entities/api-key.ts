@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { BeforeInsert, Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import type { ApiKeyRole } from './api-key-role.js';
 import { WithCreatedAt } from './timestamps.js';
 
-export const API_KEY_ROLES = ['ADMIN', 'USER'] as const;
-export type ApiKeyRole = (typeof API_KEY_ROLES)[number];
+export { API_KEY_ROLES, type ApiKeyRole } from './api-key-role.js';
 
 @Entity({ name: 'api_keys' })
 @Index('UQ_api_keys_secret_hash', ['secretHash'], { unique: true })

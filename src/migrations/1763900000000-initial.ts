@@ -30,7 +30,7 @@ export function dialect(queryRunner: QueryRunner) {
     default: defaultValue === undefined ? undefined : postgres ? String(defaultValue) : defaultValue ? '1' : '0',
   });
   const double = (name: string): TableColumnOptions => ({ name, type: 'double precision', isNullable: true });
-  // timestamptz keeps instants independent of the server and Node time zones (see services/db/data-source.ts);
+  // timestamptz keeps instants independent of the server and Node time zones (see services/db/orm.ts);
   // on SQLite TypeORM stores `datetime` as UTC text with milliseconds.
   const timestamp = (name: string, opts: { nullable?: boolean; defaultNow?: boolean } = {}): TableColumnOptions => ({
     name,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { GatewayDataSource } from './db/data-source.js';
+import type { GatewayDatabase } from './db/database.js';
 import type { Config } from '../config.js';
 import { CreditLedger } from './access/credits.js';
 import { ActiveStreams } from './generation/active-streams.js';
@@ -32,7 +32,7 @@ import { LiveGenerations } from './generation/live-generations.js';
 /** Everything the resolvers may call, built once per server. */
 export interface Services {
   config: Config;
-  db: GatewayDataSource;
+  db: GatewayDatabase;
   log: Logger;
   keys: KeyService;
   /** The Ollama hosts (OLLAMA_HOST), with routing, health and failover. */
@@ -78,7 +78,7 @@ export function defaultInstanceId(config: { instanceId?: string; port: number })
   return config.port ? `${hostname()}:${config.port}`.slice(-64) : randomUUID();
 }
 
-export async function createServices(config: Config, db: GatewayDataSource, log: Logger): Promise<Services> {
+export async function createServices(config: Config, db: GatewayDatabase, log: Logger): Promise<Services> {
   const pool = new OllamaPool(config.ollamaHosts, {
     timeouts: { connectMs: config.upstreamConnectTimeoutMs, stallMs: config.upstreamStallTimeoutMs, pullStallMs: config.pullStallTimeoutMs },
     healthCheckIntervalMs: config.ollamaHealthCheckIntervalMs,

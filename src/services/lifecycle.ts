@@ -60,7 +60,7 @@ export async function startServices(services: Services): Promise<StartedServices
     await services.instance.stop();
     await services.slots.close();
     await services.redis?.close();
-    if (services.db.isInitialized) await services.db.destroy();
+    await services.db.close();
     log.info('stopped');
   };
   return { bootstrapSecret, stop: (transport) => (stopping ??= stop(transport)) };

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
 import { ModelEntry } from '../../src/entities/model-entry.js';
-import { openDatabase } from '../../src/services/db/data-source.js';
+import { openDatabase } from '../../src/services/db/database.js';
 import { CatalogImportError, importCatalogCsv, parseCatalogCsv } from '../../src/services/models/csv-import.js';
 import { type TestDatabase, createTestDatabase, describeEachDatabase } from '../helpers/database.js';
 
@@ -55,13 +55,13 @@ describeEachDatabase('importCatalogCsv', (kind) => {
     await db?.cleanup();
   });
   const entries = async () =>
-    (await db.dataSource.getRepository(ModelEntry).find({ order: { name: 'ASC' } })).map(({ name, alias, description, enabled }) => ({ name, alias, description, enabled }));
+    (await db.orm.getRepository(ModelEntry).find({ order: { name: 'ASC' } })).map(({ name, alias, description, enabled }) => ({ name, alias, description, enabled }));
 
   it('adds new entries and updates existing ones in one go', async () => {
     db = await createTestDatabase(kind);
-    expect(await importCatalogCsv(db.dataSource, 'llama3.2,fast,Quick\nllava:7b,eyes,Vision\n')).toEqual({ created: 2, updated: 0, models: ['llama3.2:latest', 'llava:7b'] });
+    expect(await importCatalogCsv(db.database, 'llama3.2,fast,Quick\nllava:7b,eyes,Vision\n')).toEqual({ created: 2, updated: 0, models: ['llama3.2:latest', 'llava:7b'] });
     // Aliases may move between entries within one file.
-    expect(await importCatalogCsv(db.dataSource, 'llava:7b,fast,Now the fast one\nllama3.2,eyes,\nqwen3:0.6b,tiny,Tiny\n')).toEqual({
+    expect(await importCatalogCsv(db.database, 'llava:7b,fast,Now the fast one\nllama3.2,eyes,\nqwen3:0.6b,tiny,Tiny\n')).toEqual({
       created: 1,
       updated: 2,
       models: ['llava:7b', 'llama3.2:latest', 'qwen3:0.6b'],
@@ -75,16 +75,16 @@ describeEachDatabase('importCatalogCsv', (kind) => {
 
   it('imports nothing when one row is bad, whether the file or the database is the reason', async () => {
     db = await createTestDatabase(kind);
-    await importCatalogCsv(db.dataSource, 'llama3.2,fast,Quick\n');
+    await importCatalogCsv(db.database, 'llama3.2,fast,Quick\n');
     const before = await entries();
-    const bad = await importCatalogCsv(db.dataSource, 'qwen3:0.6b,tiny\nllava:7b,??\n').catch((e: unknown) => e);
+    const bad = await importCatalogCsv(db.database, 'qwen3:0.6b,tiny\nllava:7b,??\n').catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(CatalogImportError);
     expect((bad as CatalogImportError).errors).toEqual([{ line: 2, message: expect.stringMatching(/alias "\?\?" is invalid/) }]);
     expect((bad as CatalogImportError).code).toBe('BAD_USER_INPUT');
     // "fast" belongs to llama3.2, which the file does not mention.
-    const clash = await importCatalogCsv(db.dataSource, 'qwen3:0.6b,tiny\nllava:7b,fast\n').catch((e: unknown) => e);
+    const clash = await importCatalogCsv(db.database, 'qwen3:0.6b,tiny\nllava:7b,fast\n').catch((e: unknown) => e);
     expect((clash as CatalogImportError).errors).toEqual([{ line: 2, message: 'alias "fast" is already used by "llama3.2:latest"' }]);
-    const shadow = await importCatalogCsv(db.dataSource, 'qwen3:0.6b,llama3.2\n').catch((e: unknown) => e);
+    const shadow = await importCatalogCsv(db.database, 'qwen3:0.6b,llama3.2\n').catch((e: unknown) => e);
     expect((shadow as CatalogImportError).errors[0].message).toMatch(/hide/);
     expect(await entries()).toEqual(before);
   });
@@ -127,11 +127,12 @@ describe('llm-gateway models import into a database not yet created', () => {
     expect(failed.stderr).toMatch(/nothing imported/);
     expect(failed.stderr).toMatch(/line 2: "not valid!" is not a valid Ollama model name/);
 
-    const ds = await openDatabase({ dbPath });
+    const database = await openDatabase({ dbPath });
     try {
+      const ds = await database.orm();
       expect((await ds.getRepository(ModelEntry).find({ order: { name: 'ASC' } })).map((e) => e.alias)).toEqual(['fast', 'tiny']);
     } finally {
-      await ds.destroy();
+      await database.close();
     }
   }, 20_000);
 });

@@ -20,7 +20,7 @@ beforeAll(async () => {
 afterAll(() => db?.cleanup());
 
 async function newKey(): Promise<string> {
-  const repo = db.dataSource.getRepository(ApiKey);
+  const repo = db.orm.getRepository(ApiKey);
   const key = await repo.save(repo.create({ name: 'race', prefix: 'race', secretHash: randomBytes(32).toString('hex'), role: 'USER', credits: CREDITS }));
   return key.id;
 }
@@ -50,7 +50,7 @@ async function race(mode: 'conditional' | 'read-then-write') {
   for (const r of racers) r.child.stdin.end('go\n');
   const outcomes = await Promise.all(racers.map((r) => r.done));
   const total = outcomes.reduce((t, o) => ({ reserved: t.reserved + o.reserved, refused: t.refused + o.refused, failed: t.failed + o.failed }), { reserved: 0, refused: 0, failed: 0 });
-  const balance = (await db.dataSource.getRepository(ApiKey).findOneByOrFail({ id: keyId })).credits;
+  const balance = (await db.orm.getRepository(ApiKey).findOneByOrFail({ id: keyId })).credits;
   return { total, balance, outcomes };
 }
 

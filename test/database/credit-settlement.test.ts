@@ -27,9 +27,9 @@ describeEachDatabase('credit reservation and settlement with per-model prices', 
   beforeAll(async () => {
     db = await createTestDatabase(kind);
     emulator = await startEmulator({ tokenDelayMs: 0 });
-    keys = new KeyService(db.dataSource, 0);
+    keys = new KeyService(db.database, 0);
     service = new GenerationService({
-      db: db.dataSource,
+      db: db.database,
       pool: new OllamaPool([emulator.url], { timeouts: { connectMs: 5000, stallMs: 5000 }, healthCheckIntervalMs: 0, log: createLogger('silent') }),
       credits: new CreditLedger(),
       active: new ActiveStreams(),
@@ -45,8 +45,8 @@ describeEachDatabase('credit reservation and settlement with per-model prices', 
   });
 
   const newPrincipal = async (credits: number): Promise<Principal> => toPrincipal((await keys.create({ name: `priced ${credits}`, role: 'USER', credits })).key);
-  const balance = async (p: Principal) => (await db.dataSource.getRepository(ApiKey).findOneByOrFail({ id: p.id })).credits;
-  const row = (id: string) => db.dataSource.getRepository(Generation).findOneByOrFail({ id });
+  const balance = async (p: Principal) => (await db.orm.getRepository(ApiKey).findOneByOrFail({ id: p.id })).credits;
+  const row = (id: string) => db.orm.getRepository(Generation).findOneByOrFail({ id });
   const meta = { requestId: 'test', streamed: true };
 
   it('holds the worst case while streaming, then charges the real cost and refunds the rest', async () => {
@@ -115,7 +115,7 @@ describeEachDatabase('credit reservation and settlement with per-model prices', 
     );
     const ok = outcomes.filter((o) => o.ok);
     expect(outcomes.filter((o) => !o.ok).every((o) => o.code === 'INSUFFICIENT_CREDITS')).toBe(true);
-    const rows = await db.dataSource.getRepository(Generation).find({ where: { apiKeyId: p.id } });
+    const rows = await db.orm.getRepository(Generation).find({ where: { apiKeyId: p.id } });
     expect(rows).toHaveLength(40);
     const reservation = Math.max(...rows.map((r) => r.creditsReserved));
     // At worst every success held a full reservation at once.
@@ -155,7 +155,7 @@ describeEachDatabase('credit reservation and settlement with per-model prices', 
       await emulator.waitForOutcome(upstream!.id, 'client-closed', 10_000);
       expect(received.filter((e) => e.type === 'TOKEN')).toEqual([]);
       expect(await balance(p)).toBe(1000); // the reservation was rolled back with its transaction
-      expect(await db.dataSource.getRepository(Generation).countBy({ apiKeyId: p.id })).toBe(0);
+      expect(await db.orm.getRepository(Generation).countBy({ apiKeyId: p.id })).toBe(0);
     } finally {
       emulator.setTokenDelay(0);
     }

@@ -19,7 +19,7 @@ describeEachDatabase('entities', (kind) => {
   let ds: DataSource;
   beforeAll(async () => {
     db = await createTestDatabase(kind);
-    ds = db.dataSource;
+    ds = db.orm;
   });
   afterAll(() => db?.cleanup());
 

@@ -46,13 +46,13 @@ let keys: KeyService;
 const active = new ActiveStreams();
 beforeAll(async () => {
   db = await createTestDatabase('sqlite');
-  keys = new KeyService(db.dataSource, 0);
+  keys = new KeyService(db.database, 0);
 });
 afterAll(() => db?.cleanup());
 
 function service(upstream: UpstreamCall) {
   return new GenerationService({
-    db: db.dataSource,
+    db: db.database,
     // Never asked: the run reaches "Ollama" through `upstream`; the host only names the row.
     pool: new OllamaPool(['http://127.0.0.1:9'], { timeouts: { connectMs: 500, stallMs: 500 }, healthCheckIntervalMs: 0, log: createLogger('silent') }),
     credits: new CreditLedger(),
@@ -65,8 +65,8 @@ function service(upstream: UpstreamCall) {
   });
 }
 const principal = async (credits = 1000): Promise<Principal> => toPrincipal((await keys.create({ name: 'run', role: 'USER', credits })).key);
-const balance = async (p: Principal) => (await db.dataSource.getRepository(ApiKey).findOneByOrFail({ id: p.id })).credits;
-const rowOf = (id: string) => db.dataSource.getRepository(Generation).findOneByOrFail({ id });
+const balance = async (p: Principal) => (await db.orm.getRepository(ApiKey).findOneByOrFail({ id: p.id })).credits;
+const rowOf = (id: string) => db.orm.getRepository(Generation).findOneByOrFail({ id });
 const meta = { requestId: 'run-test', streamed: true };
 
 describe('GenerationRun, step by step', () => {

@@ -18,7 +18,7 @@ describeEachDatabase('SqlClient transactions: concurrent transactions', (kind) =
   });
 
   /** The gateway's client, or (SQLite) a second one on the same file that reports every statement. */
-  const traced = (statements: string[]) => (kind === 'sqlite' ? new SqliteClient(db.options.dbPath, (sql) => statements.push(sql)) : db.dataSource.sqlClient);
+  const traced = (statements: string[]) => (kind === 'sqlite' ? new SqliteClient(db.options.dbPath, (sql) => statements.push(sql)) : db.database.sqlClient);
 
   it('commits each one that succeeds and rolls back each one that throws, alone, even when they commit together', async () => {
     const statements: string[] = [];
@@ -40,10 +40,10 @@ describeEachDatabase('SqlClient transactions: concurrent transactions', (kind) =
         else expect(o).toEqual({ status: 'fulfilled', value: i });
       });
     } finally {
-      if (client !== db.dataSource.sqlClient) await client.close();
+      if (client !== db.database.sqlClient) await client.close();
     }
     // Read back through TypeORM: rows written as plain SQL read the same (JSON value, date).
-    const stored = (await db.dataSource.getRepository(Setting).find()).filter((s) => s.key.startsWith('group-'));
+    const stored = (await db.orm.getRepository(Setting).find()).filter((s) => s.key.startsWith('group-'));
     const expected = Array.from({ length: 40 }, (_, i) => i)
       .filter((i) => i % 3 !== 0)
       .flatMap((i) => [`group-${i}`, `group-${i}-b`]);
@@ -60,7 +60,7 @@ describeEachDatabase('SqlClient transactions: concurrent transactions', (kind) =
   });
 
   it('keeps serving after a transaction fails on its own', async () => {
-    const client = db.dataSource.sqlClient;
+    const client = db.database.sqlClient;
     await expect(client.transaction(async () => Promise.reject(new Error('alone')))).rejects.toThrow('alone');
     await expect(client.transaction(async (tx) => Number((await tx.get('SELECT COUNT(*) AS n FROM settings'))?.n) >= 0)).resolves.toBe(true);
   });
@@ -69,14 +69,14 @@ describeEachDatabase('SqlClient transactions: concurrent transactions', (kind) =
     const outcomes = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
         i % 2
-          ? db.dataSource.sqlClient.transaction((tx) => saveSetting(tx, `mixed-${i}`, i))
-          : inTransaction(db.dataSource, async (tx) => {
+          ? db.database.sqlClient.transaction((tx) => saveSetting(tx, `mixed-${i}`, i))
+          : inTransaction(db.database, async (tx) => {
               await tx.getRepository(Setting).save({ key: `mixed-${i}`, value: i, updatedAt: new Date() });
             }),
       ),
     );
     expect(outcomes).toHaveLength(20);
-    const rows = await db.dataSource.sqlClient.all<{ key: string; value: string }>("SELECT key, value FROM settings WHERE key LIKE 'mixed-%'");
+    const rows = await db.database.sqlClient.all<{ key: string; value: string }>("SELECT key, value FROM settings WHERE key LIKE 'mixed-%'");
     expect(rows.map((r) => [r.key, JSON.parse(r.value)]).sort()).toEqual(Array.from({ length: 20 }, (_, i) => [`mixed-${i}`, i]).sort());
   });
 
@@ -90,7 +90,7 @@ describeEachDatabase('SqlClient transactions: concurrent transactions', (kind) =
           Array.from({ length: n }, async (_, i) => {
             const key = `yield-${yieldBeforeCommit}-${n}-${i}`;
             let io!: Promise<boolean>;
-            await db.dataSource.sqlClient.transaction(
+            await db.database.sqlClient.transaction(
               async (tx) => {
                 await saveSetting(tx, key, i);
                 // Stands for a request whose bytes are written on the next turn of the event loop.

@@ -16,7 +16,7 @@ describeEachDatabase('leases and orphan recovery', (kind) => {
   let leases: LeaseStore;
   beforeEach(async () => {
     db = await createTestDatabase(kind);
-    leases = new LeaseStore(db.dataSource);
+    leases = new LeaseStore(db.database);
   });
   afterEach(async () => {
     await db.cleanup();
@@ -54,11 +54,11 @@ describeEachDatabase('leases and orphan recovery', (kind) => {
   });
 
   it('settles only the STREAMING rows of dead instances (and its own previous life at start-up), refunding once', async () => {
-    const keys = new KeyService(db.dataSource, 0);
+    const keys = new KeyService(db.database, 0);
     const { key } = await keys.create({ name: 'recovery', role: 'USER', credits: 0 });
     const insert = async (instanceId: string | null) => {
       const id = randomUUID();
-      await db.dataSource.getRepository(Generation).insert({
+      await db.orm.getRepository(Generation).insert({
         id,
         apiKeyId: key.id,
         model: 'llama3.2',
@@ -81,20 +81,20 @@ describeEachDatabase('leases and orphan recovery', (kind) => {
 
     // Two sweeps at once (two instances): each orphan is settled once.
     const filter = { instanceId: 'me', liveInstances: new Set(['live', 'me']), includeOwn: false };
-    const reports = await Promise.all([recoverInterrupted(db.dataSource, credits, filter), recoverInterrupted(db.dataSource, credits, filter)]);
+    const reports = await Promise.all([recoverInterrupted(db.database, credits, filter), recoverInterrupted(db.database, credits, filter)]);
     expect(reports.reduce((n, r) => n + r.generations, 0)).toBe(2);
     expect(reports.reduce((n, r) => n + r.creditsRefunded, 0)).toBe(16);
-    const status = async (id: string) => (await db.dataSource.getRepository(Generation).findOneByOrFail({ id })).status;
+    const status = async (id: string) => (await db.orm.getRepository(Generation).findOneByOrFail({ id })).status;
     expect(await status(live)).toBe('STREAMING');
     expect(await status(mine)).toBe('STREAMING');
     expect(await status(dead)).toBe('INTERRUPTED');
     expect(await status(legacy)).toBe('INTERRUPTED');
 
     // At start-up, an instance settles what its previous life left (same id), never a live instance's rows.
-    const atStart = await recoverInterrupted(db.dataSource, credits, { ...filter, includeOwn: true });
+    const atStart = await recoverInterrupted(db.database, credits, { ...filter, includeOwn: true });
     expect(atStart.generations).toBe(1);
     expect(await status(mine)).toBe('INTERRUPTED');
     expect(await status(live)).toBe('STREAMING');
-    expect((await db.dataSource.getRepository(ApiKey).findOneByOrFail({ id: key.id })).credits).toBe(24);
+    expect((await db.orm.getRepository(ApiKey).findOneByOrFail({ id: key.id })).credits).toBe(24);
   });
 });

@@ -1,7 +1,10 @@
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrations } from '../../src/migrations/all.js';
-import { createDataSource, databaseHealthy, openDatabase } from '../../src/services/db/data-source.js';
+import { MIGRATION_NAMES } from '../../src/migrations/names.js';
+import { databaseHealthy, openDatabase } from '../../src/services/db/database.js';
+import { pendingMigrations } from '../../src/services/db/migration-state.js';
+import { dataSourceOptions } from '../../src/services/db/orm.js';
 import { createTestDatabase, createTestDatabaseOptions, describeEachDatabase } from '../helpers/database.js';
 import type { TestDatabase } from '../helpers/database.js';
 
@@ -19,7 +22,7 @@ describeEachDatabase('migrations', (kind) => {
   };
 
   it('creates every table on an empty database, matching the entities exactly', async () => {
-    const { dataSource } = await fresh();
+    const { orm: dataSource } = await fresh();
     const queryRunner = dataSource.createQueryRunner();
     try {
       for (const table of TABLES) expect(await queryRunner.hasTable(table), table).toBe(true);
@@ -33,22 +36,60 @@ describeEachDatabase('migrations', (kind) => {
     expect(dataSource.options.synchronize).toBe(false);
   });
 
-  it('is idempotent: a second openDatabase finds nothing pending', async () => {
+  it('is idempotent: a second openDatabase finds nothing pending, without loading TypeORM', async () => {
     const db = await fresh();
-    await db.dataSource.destroy();
+    await db.database.close();
 
     const again = await openDatabase(db.options);
     try {
-      expect(await again.showMigrations()).toBe(false);
-      const [{ count }] = await again.query('SELECT COUNT(*) AS count FROM migrations');
+      expect(again.loadedOrm).toBeUndefined();
+      expect(await pendingMigrations(again.sqlClient, db.options.schema)).toEqual([]);
+      const [{ count }] = await again.sqlClient.all<{ count: unknown }>('SELECT COUNT(*) AS count FROM migrations');
       expect(Number(count)).toBe(migrations.length);
+      expect(await (await again.orm()).showMigrations()).toBe(false);
     } finally {
-      await again.destroy();
+      await again.close();
+    }
+  });
+
+  it('finds every migration pending on a new database (no migrations table) without TypeORM', async () => {
+    const { options, dispose } = await createTestDatabaseOptions(kind);
+    try {
+      const { connectDatabase } = await import('../../src/services/db/database.js');
+      const db = await connectDatabase(options);
+      try {
+        expect(await pendingMigrations(db.sqlClient, options.schema)).toEqual([...MIGRATION_NAMES]);
+        expect(db.loadedOrm).toBeUndefined();
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await dispose();
+    }
+  });
+
+  it('a reopen with a migration pending loads TypeORM and applies it', async () => {
+    const db = await fresh();
+    await db.orm.undoLastMigration({ transaction: 'each' });
+    await db.database.close();
+
+    const again = await openDatabase(db.options);
+    try {
+      expect(again.loadedOrm?.isInitialized).toBe(true);
+      expect(await pendingMigrations(again.sqlClient, db.options.schema)).toEqual([]);
+      const queryRunner = again.loadedOrm!.createQueryRunner();
+      try {
+        expect(await queryRunner.hasColumn('generations', 'thinking')).toBe(true);
+      } finally {
+        await queryRunner.release();
+      }
+    } finally {
+      await again.close();
     }
   });
 
   it('undoes every migration, newest first, and applies them again', async () => {
-    const { dataSource } = await fresh();
+    const { orm: dataSource } = await fresh();
     for (let i = migrations.length; i > 0; i--) await dataSource.undoLastMigration({ transaction: 'each' });
     expect(await dataSource.showMigrations()).toBe(true);
     const queryRunner = dataSource.createQueryRunner();
@@ -65,7 +106,7 @@ describeEachDatabase('migrations', (kind) => {
   });
 
   it('the host-pool migration adds the host and instance columns to an existing usage log, keeping its rows', async () => {
-    const { dataSource } = await fresh();
+    const { orm: dataSource } = await fresh();
     // Back to the initial schema (every migration after it undone).
     for (let i = migrations.length; i > 1; i--) await dataSource.undoLastMigration({ transaction: 'each' });
     await dataSource.query(`INSERT INTO api_keys (id, name, prefix, secret_hash, role, credits) VALUES ('k1', 'k', 'llmgw_x', '${'a'.repeat(64)}', 'USER', 5)`);
@@ -84,7 +125,7 @@ describeEachDatabase('migrations', (kind) => {
   });
 
   it('the modern-ollama migration adds reasoning, tool calls, tool messages and a model system prompt, keeping rows', async () => {
-    const { dataSource } = await fresh();
+    const { orm: dataSource } = await fresh();
     await dataSource.undoLastMigration({ transaction: 'each' });
     await dataSource.query(`INSERT INTO api_keys (id, name, prefix, secret_hash, role, credits) VALUES ('k1', 'k', 'llmgw_x', '${'a'.repeat(64)}', 'USER', 5)`);
     await dataSource.query(`INSERT INTO model_entries (id, name) VALUES ('m1', 'llama3.2:latest')`);
@@ -102,7 +143,7 @@ describeEachDatabase('migrations', (kind) => {
   });
 
   it('the short-key-prefix migration cuts stored display prefixes to llmgw_ and 4 characters, or 4 of a chosen secret', async () => {
-    const { dataSource } = await fresh();
+    const { orm: dataSource } = await fresh();
     // Back to just before the short-key-prefix migration (the third).
     for (let i = migrations.length; i > 2; i--) await dataSource.undoLastMigration({ transaction: 'each' });
     const hash = (c: string) => c.repeat(64);
@@ -116,21 +157,33 @@ describeEachDatabase('migrations', (kind) => {
     ]);
   });
 
-  it('databaseHealthy is true while open and false after destroy', async () => {
-    const { dataSource } = await fresh();
-    expect(await databaseHealthy(dataSource)).toBe(true);
-    await dataSource.destroy();
-    expect(await databaseHealthy(dataSource)).toBe(false);
+  it('databaseHealthy is true while open and false after close', async () => {
+    const { database, orm } = await fresh();
+    expect(await databaseHealthy(database)).toBe(true);
+    await database.close();
+    expect(orm.isInitialized).toBe(false);
+    expect(await databaseHealthy(database)).toBe(false);
   });
 
-  it('createDataSource returns an uninitialized DataSource that never synchronizes', async () => {
+  it('databaseHealthy does not load TypeORM', async () => {
+    const db = await fresh();
+    await db.database.close();
+    const again = await openDatabase(db.options);
+    try {
+      expect(await databaseHealthy(again)).toBe(true);
+      expect(again.loadedOrm).toBeUndefined();
+    } finally {
+      await again.close();
+    }
+  });
+
+  it("TypeORM's options never synchronize nor run migrations by themselves", async () => {
     const { options, dispose } = await createTestDatabaseOptions(kind);
     try {
-      const dataSource = createDataSource(options);
-      expect(dataSource.isInitialized).toBe(false);
-      expect(dataSource.options.synchronize).toBe(false);
-      expect(dataSource.options.migrationsRun).toBe(false);
-      expect(dataSource.options.type).toBe(kind === 'sqlite' ? 'better-sqlite3' : 'postgres');
+      const dataSource = dataSourceOptions(options);
+      expect(dataSource.synchronize).toBe(false);
+      expect(dataSource.migrationsRun).toBe(false);
+      expect(dataSource.type).toBe(kind === 'sqlite' ? 'better-sqlite3' : 'postgres');
     } finally {
       await dispose();
     }
@@ -155,13 +208,14 @@ describe('SQLite connection settings', () => {
     const db = await createTestDatabase('sqlite', { runMigrations: true });
     open.push(db);
     expect(db.options.dbPath).toMatch(/[/\\]data[/\\]gateway\.sqlite$/);
-    expect(await pragmas((sql) => db.dataSource.query(sql))).toEqual(expected);
+    expect(await pragmas((sql) => db.orm.query(sql))).toEqual(expected);
+    expect(await pragmas((sql) => db.database.sqlClient.all(sql))).toEqual(expected);
   });
 
   it('sets them again on a reopened WAL file, which alone would come back as synchronous=NORMAL', async () => {
     const db = await createTestDatabase('sqlite');
     open.push(db);
-    await db.dataSource.destroy();
+    await db.database.close();
 
     // Control: a plain reopen keeps WAL (stored in the file) but not synchronous=FULL.
     const plain = new Database(db.options.dbPath);
@@ -174,9 +228,11 @@ describe('SQLite connection settings', () => {
 
     const reopened = await openDatabase(db.options);
     try {
-      expect(await pragmas((sql) => reopened.query(sql))).toEqual(expected);
+      expect(await pragmas((sql) => reopened.sqlClient.all(sql))).toEqual(expected);
+      const orm = await reopened.orm();
+      expect(await pragmas((sql) => orm.query(sql))).toEqual(expected);
     } finally {
-      await reopened.destroy();
+      await reopened.close();
     }
   });
 });

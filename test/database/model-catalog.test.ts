@@ -11,7 +11,7 @@ describeEachDatabase('model catalog and settings', (kind) => {
 
   it('registers, finds by alias or name, updates, and keeps exactly one default', async () => {
     db = await createTestDatabase(kind);
-    const catalog = new ModelCatalog(db.dataSource);
+    const catalog = new ModelCatalog(db.database);
     await catalog.register({ name: 'Llama3.2', alias: 'Fast', isDefault: true, promptPricePer1k: 1.5 });
     await catalog.register({ name: 'qwen3:0.6b', alias: 'tiny' });
     expect((await catalog.find('FAST'))).toMatchObject({ via: 'alias', entry: { name: 'llama3.2:latest', promptPricePer1k: 1.5 } });
@@ -39,12 +39,12 @@ describeEachDatabase('model catalog and settings', (kind) => {
 
   it('stores settings; a stored null means cleared, no row means the configured default', async () => {
     db = await createTestDatabase(kind);
-    const settings = new SettingsService(db.dataSource, { inactivityThresholdSeconds: 300 });
+    const settings = new SettingsService(db.database, { inactivityThresholdSeconds: 300 });
     expect(await settings.getInactivityThresholdSeconds()).toBe(300);
     expect(await settings.getDefaultSystemPrompt()).toBeNull();
     await settings.setInactivityThresholdSeconds(42);
     await settings.setDefaultSystemPrompt('Be brief.');
-    const again = new SettingsService(db.dataSource, { inactivityThresholdSeconds: 300 });
+    const again = new SettingsService(db.database, { inactivityThresholdSeconds: 300 });
     expect(await again.getInactivityThresholdSeconds()).toBe(42);
     expect(await again.getDefaultSystemPrompt()).toBe('Be brief.');
     await again.setInactivityThresholdSeconds(null);
@@ -52,6 +52,6 @@ describeEachDatabase('model catalog and settings', (kind) => {
     await settings.write('idle_reaper_last_activity', { 'llama3.2:latest': '2025-01-01T00:00:00.000Z' });
     expect((await settings.read('idle_reaper_last_activity')).value).toEqual({ 'llama3.2:latest': '2025-01-01T00:00:00.000Z' });
     // 0 in the environment means no threshold.
-    expect(await new SettingsService(db.dataSource, { inactivityThresholdSeconds: 0 }).read('x')).toEqual({ found: false, value: null });
+    expect(await new SettingsService(db.database, { inactivityThresholdSeconds: 0 }).read('x')).toEqual({ found: false, value: null });
   });
 });

@@ -16,14 +16,14 @@ describeEachDatabase('PartialFlusher', (kind) => {
   });
 
   it('saves the partial text of many streams (several transactions), and never overwrites a finished row', async () => {
-    const { key } = await new KeyService(db.dataSource, 100).create({ name: 'flush', role: 'USER' });
-    const repo = db.dataSource.getRepository(Generation);
+    const { key } = await new KeyService(db.database, 100).create({ name: 'flush', role: 'USER' });
+    const repo = db.orm.getRepository(Generation);
     const ids = Array.from({ length: 60 }, () => randomUUID());
     for (const id of ids) {
       await repo.insert({ id, apiKeyId: key.id, sessionId: null, model: 'm', kind: 'generate', streamed: true, prompt: 'p', messages: null, requestId: 'r', createdAt: new Date(), status: 'STREAMING', creditsReserved: 10 });
     }
     await repo.update({ id: ids[59] }, { status: 'COMPLETE', response: 'final', completionTokens: 99 });
-    const flusher = new PartialFlusher(db.dataSource, createLogger('silent'), 1000);
+    const flusher = new PartialFlusher(db.database, createLogger('silent'), 1000);
     ids.forEach((id, i) => flusher.update(id, { text: `partial ${i}`, completionTokens: i, creditsSoFar: 1 }));
     await flusher.flush();
     const rows = new Map((await repo.find()).map((r) => [r.id, r]));

@@ -53,7 +53,7 @@ describe('SqliteClient: commits are flushed to disk before their callers hear of
       // Flushes are shared: fewer than one per transaction.
       expect(log.filter((s) => s === FLUSH_STARTED).length).toBeLessThan(n);
       // The rows are there (read on the gateway's own client).
-      const count = await db.dataSource.sqlClient.get<{ n: number }>("SELECT COUNT(*) AS n FROM settings WHERE key LIKE 'flush-%'");
+      const count = await db.database.sqlClient.get<{ n: number }>("SELECT COUNT(*) AS n FROM settings WHERE key LIKE 'flush-%'");
       expect(Number(count?.n)).toBe(n);
     } finally {
       await client.close();
@@ -64,7 +64,7 @@ describe('SqliteClient: commits are flushed to disk before their callers hear of
     const client = new SqliteClient(db.options.dbPath);
     try {
       expect(await client.get<{ synchronous: number }>('PRAGMA synchronous')).toEqual({ synchronous: 1 });
-      expect(await db.dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 2 }]);
+      expect(await db.orm.query('PRAGMA synchronous')).toEqual([{ synchronous: 2 }]);
     } finally {
       await client.close();
     }

@@ -274,7 +274,7 @@ describe.skipIf(!available)(`Admin console in Chromium${available ? '' : ` (skip
       expect(events.at(-1)?.errors?.[0]?.extensions?.code).toBe('CANCELLED');
       expect(events.some((e) => e.data?.generate.type === 'DONE')).toBe(false);
       await row.waitFor({ state: 'detached', timeout: 15_000 });
-      expect((await gw.app.services.db.getRepository(Generation).findOneByOrFail({ id })).status).toBe('CANCELLED');
+      expect((await gw.orm.getRepository(Generation).findOneByOrFail({ id })).status).toBe('CANCELLED');
       await expect(page.locator('#live').getByRole('status').innerText()).resolves.toContain(`Cancelled ${id.slice(0, 8)}`);
     } finally {
       gw.emulator.setTokenDelay(0);

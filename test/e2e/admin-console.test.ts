@@ -118,7 +118,7 @@ describe('GraphQL for the console', () => {
       expect(cancelled.body).toEqual({ data: { cancelGeneration: true } });
       const events = await stream.done;
       expect(events.at(-1)?.errors?.[0]?.extensions?.code).toBe('CANCELLED');
-      expect((await gw.app.services.db.getRepository(Generation).findOneByOrFail({ id })).status).toBe('CANCELLED');
+      expect((await gw.orm.getRepository(Generation).findOneByOrFail({ id })).status).toBe('CANCELLED');
       // The live view drops it.
       await until(
         () => {
@@ -168,7 +168,7 @@ describe('GraphQL for the console', () => {
     const keys = new Set(all.body.data!.generations.nodes.map((n) => n.apiKeyId));
     expect(keys.has(other.key.id)).toBe(true);
     expect(keys.size).toBeGreaterThanOrEqual(2);
-    expect(all.body.data!.generations.totalCount).toBe(await gw.app.services.db.getRepository(Generation).count());
+    expect(all.body.data!.generations.totalCount).toBe(await gw.orm.getRepository(Generation).count());
     const asUser = await post(gw, '{ generations(allKeys: true) { totalCount } }', undefined, gw.userSecret);
     expect(code(asUser.body)).toBe('FORBIDDEN');
     const both = await post(gw, 'query($id: ID) { generations(allKeys: true, apiKeyId: $id) { totalCount } }', { id: other.key.id }, gw.adminSecret);

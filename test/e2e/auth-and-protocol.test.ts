@@ -14,7 +14,7 @@ afterAll(async () => {
 
 describe('API keys', () => {
   it('stores only the sha256 of keys, never the secret', async () => {
-    const rows = await gw.app.services.db.getRepository(ApiKey).find();
+    const rows = await gw.orm.getRepository(ApiKey).find();
     expect(rows.length).toBe(2);
     for (const row of rows) {
       expect(row.secretHash).toMatch(/^[0-9a-f]{64}$/);

@@ -28,7 +28,7 @@ async function start(env: Record<string, string>) {
 
 
 const settledRow = (g: TestGateway) => async () => {
-  const [row] = await g.app.services.db.getRepository(Generation).find({ order: { createdAt: 'DESC' }, take: 1 });
+  const [row] = await g.orm.getRepository(Generation).find({ order: { createdAt: 'DESC' }, take: 1 });
   return row && row.status !== 'STREAMING' ? row : undefined;
 };
 
@@ -88,7 +88,7 @@ describe('backpressure: a client that stops reading', () => {
 
     const rows = await until(
       async () => {
-        const all = await g.app.services.db.getRepository(Generation).find();
+        const all = await g.orm.getRepository(Generation).find();
         return all.length === 3 && all.every((r) => r.status !== 'STREAMING') ? all : undefined;
       },
       10_000,
@@ -161,7 +161,7 @@ describe('backpressure: a client that stops reading', () => {
     await g.app.stop();
     expect(Date.now() - stopped).toBeLessThan(5000);
     await g.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
-    expect(db.isInitialized).toBe(false);
+    expect(db.isOpen).toBe(false);
     tcp.resume();
   });
 });

@@ -15,7 +15,7 @@ afterAll(async () => {
   await gw?.stop();
 });
 
-const generationRow = (id: string) => gw.app.services.db.getRepository(Generation).findOneByOrFail({ id });
+const generationRow = (id: string) => gw.orm.getRepository(Generation).findOneByOrFail({ id });
 
 
 describe('client disconnect aborts the upstream request', () => {
@@ -101,7 +101,7 @@ describe('client disconnect aborts the upstream request', () => {
     const closed = await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
     expect(closed.outcome).toBe('client-closed');
     const row = await waitFor(async () => {
-      const [r] = await gw.app.services.db.getRepository(Generation).find({ order: { createdAt: 'DESC' }, take: 1 });
+      const [r] = await gw.orm.getRepository(Generation).find({ order: { createdAt: 'DESC' }, take: 1 });
       return r && r.status !== 'STREAMING' ? r : undefined;
     });
     expect(row.status).toBe('CANCELLED');

@@ -32,7 +32,7 @@ async function createSession(): Promise<string> {
   return body.data!.createSession.id;
 }
 
-const messagesOf = (sessionId: string) => gw.app.services.db.getRepository(Message).find({ where: { sessionId }, order: { seq: 'ASC' } });
+const messagesOf = (sessionId: string) => gw.orm.getRepository(Message).find({ where: { sessionId }, order: { seq: 'ASC' } });
 
 
 /** Subscribes and returns live results plus a way to stop. */

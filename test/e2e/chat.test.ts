@@ -100,7 +100,7 @@ describe('sessions: multi-turn chat', () => {
     const id = await createSession(gw.userSecret, { model: 'llama3.2' });
     const { events } = await sse<ChatEvents>(gw, CHAT, { input: { sessionId: id, message: 'Over SSE' } }, gw.userSecret);
     expect(events.at(-1)?.data?.chat).toMatchObject({ type: 'DONE', messageId: expect.any(String) });
-    const rows = await gw.app.services.db.getRepository(Message).find({ where: { sessionId: id }, order: { seq: 'ASC' } });
+    const rows = await gw.orm.getRepository(Message).find({ where: { sessionId: id }, order: { seq: 'ASC' } });
     expect(rows.map((m) => [m.role, m.status])).toEqual([
       ['user', 'COMPLETE'],
       ['assistant', 'COMPLETE'],
@@ -185,7 +185,7 @@ describe('sessions: multi-turn chat', () => {
     ]);
     const deleted = await post<{ deleteSession: boolean }>(gw, 'mutation($id: ID!) { deleteSession(id: $id) }', { id }, gw.userSecret);
     expect(deleted.body.data!.deleteSession).toBe(true);
-    expect(await gw.app.services.db.getRepository(Message).countBy({ sessionId: id })).toBe(0);
+    expect(await gw.orm.getRepository(Message).countBy({ sessionId: id })).toBe(0);
   });
 });
 

@@ -148,7 +148,7 @@ describe('keys and credits, seen by the running gateway', () => {
 
 describe('models import', () => {
   it('imports nothing and exits 1 when one row is bad, naming the line; imports a good file', async () => {
-    const repo = gw.app.services.db.getRepository(ModelEntry);
+    const repo = gw.orm.getRepository(ModelEntry);
     const before = await repo.count();
     const bad = join(scratch, 'bad.csv');
     writeFileSync(bad, 'Ollama name,alias,description\nllama3.2,fast,Quick\nnot a model,x,y\nqwen3:0.6b,tiny,Small\n');

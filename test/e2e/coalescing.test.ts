@@ -43,7 +43,7 @@ describe('coalescing tokens into events', () => {
       // A fast upstream is relayed in far fewer events than tokens.
       expect(Math.max(...tokens.map((e) => e.tokenCount!))).toBeGreaterThan(1);
       expect(tokens.length).toBeLessThan(5000 / 4);
-      const row = await gw.app.services.db.getRepository(Generation).findOneByOrFail({ id: tokens[0].generationId });
+      const row = await gw.orm.getRepository(Generation).findOneByOrFail({ id: tokens[0].generationId });
       expect(row).toMatchObject({ status: 'COMPLETE', completionTokens: 5000, response: expected.join('') });
     }
   });
@@ -93,7 +93,7 @@ describe('coalescing tokens into events', () => {
     const endedAt = await ended;
     await client.dispose();
     const row = await until(async () => {
-      const r = await gw.app.services.db.getRepository(Generation).findOneByOrFail({ id: generationId });
+      const r = await gw.orm.getRepository(Generation).findOneByOrFail({ id: generationId });
       return r.status === 'STREAMING' ? undefined : r;
     });
     expect(row.status).toBe('CANCELLED');

@@ -9,7 +9,7 @@ import { ApiKey } from '../../src/entities/api-key.js';
 import { Generation } from '../../src/entities/generation.js';
 import { Message } from '../../src/entities/message.js';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
-import { openDatabase } from '../../src/services/db/data-source.js';
+import { openDatabase } from '../../src/services/db/database.js';
 import { hashSecret } from '../../src/services/access/keys.js';
 import { until } from '../helpers/wait.js';
 
@@ -127,8 +127,9 @@ describe('crash recovery', () => {
 
     const second = await startProcess(dbFile, secondEnv);
     try {
-      const db = await openDatabase({ dbPath: join(dir, dbFile) });
+      const database = await openDatabase({ dbPath: join(dir, dbFile) });
       try {
+        const db = await database.orm();
         if (sweep) {
           // Recovered by the periodic sweep, within about two heartbeat periods.
           await until(async () => !(await db.getRepository(Generation).existsBy({ status: 'STREAMING' })), 15_000, 'the rows of the dead instance to be recovered', 50);
@@ -156,7 +157,7 @@ describe('crash recovery', () => {
         expect(charged).toBe(seenByClient.length); // one credit per request that produced tokens
         expect(apiKey.credits).toBe(1000 - charged);
       } finally {
-        await db.destroy();
+        await database.close();
       }
     } finally {
       second.child.kill('SIGTERM');

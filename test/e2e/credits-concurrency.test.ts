@@ -18,7 +18,7 @@ describeEachDatabase('credits under concurrency', (kind) => {
   beforeAll(async () => {
     db = await createTestDatabase(kind);
     // All 200 requests come from one address: lift the per-address stream limit (the test is about credits).
-    gw = await startGateway({ db: db.dataSource, env: { MAX_CONCURRENT_STREAMS_PER_IP: '0' } });
+    gw = await startGateway({ db: db.database, env: { MAX_CONCURRENT_STREAMS_PER_IP: '0' } });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -66,10 +66,10 @@ describeEachDatabase('credits under concurrency', (kind) => {
     expect(upstream).toBe(100);
 
     // The balance equals the start minus what the usage log says was charged, and never went below zero.
-    const rows = await gw.app.services.db.getRepository(Generation).find({ where: { apiKeyId: key.id } });
+    const rows = await gw.orm.getRepository(Generation).find({ where: { apiKeyId: key.id } });
     expect(rows).toHaveLength(200);
     const charged = rows.reduce((n, r) => n + r.creditsCharged, 0);
-    const balance = (await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ id: key.id })).credits;
+    const balance = (await gw.orm.getRepository(ApiKey).findOneByOrFail({ id: key.id })).credits;
     expect(balance).toBe(100 - charged);
     expect(balance).toBeGreaterThanOrEqual(0);
     expect(charged).toBe(100);

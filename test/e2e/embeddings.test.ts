@@ -28,8 +28,8 @@ afterAll(async () => {
   await gw?.stop();
 });
 
-const rows = () => gw.app.services.db.getRepository(Generation);
-const credits = async (secret: string) => (await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(secret) })).credits;
+const rows = () => gw.orm.getRepository(Generation);
+const credits = async (secret: string) => (await gw.orm.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(secret) })).credits;
 const embedCalls = () => gw.emulator.requests.filter((r) => r.path === '/api/embed').length;
 const norm = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
 
@@ -180,7 +180,7 @@ describe('POST /v1/embeddings with the openai client', () => {
     expect(r.model).toBe(MODEL);
     expect(r.data).toEqual([{ object: 'embedding', index: 0, embedding: expected.embeddings[0] }]);
     expect(r.usage).toEqual({ prompt_tokens: expected.prompt_eval_count, total_tokens: expected.prompt_eval_count });
-    const row = await rows().findOneOrFail({ where: { apiKeyId: (await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(gw.userSecret) })).id, kind: 'embed' }, order: { createdAt: 'DESC' } });
+    const row = await rows().findOneOrFail({ where: { apiKeyId: (await gw.orm.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(gw.userSecret) })).id, kind: 'embed' }, order: { createdAt: 'DESC' } });
     expect(row).toMatchObject({ status: 'COMPLETE', prompt: text, promptTokens: expected.prompt_eval_count });
     expect(await credits(gw.userSecret)).toBe(before - row.creditsCharged);
   });
@@ -295,7 +295,7 @@ describe('cancellation', () => {
   async function settledRow(own: TestGateway, apiKeyId: string): Promise<Generation> {
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const rowsOfKey = await own.app.services.db.getRepository(Generation).find({ where: { apiKeyId } });
+      const rowsOfKey = await own.orm.getRepository(Generation).find({ where: { apiKeyId } });
       expect(rowsOfKey).toHaveLength(1);
       if (rowsOfKey[0].status !== 'STREAMING') return rowsOfKey[0];
       if (Date.now() > deadline) throw new Error('the row was not settled');
@@ -303,14 +303,14 @@ describe('cancellation', () => {
     }
   }
 
-  const balance = async (own: TestGateway, id: string) => (await own.app.services.db.getRepository(ApiKey).findOneByOrFail({ id })).credits;
+  const balance = async (own: TestGateway, id: string) => (await own.orm.getRepository(ApiKey).findOneByOrFail({ id })).credits;
 
   it('a client that goes away while Ollama has not answered aborts the request to Ollama; the row is CANCELLED and the reservation refunded', async () => {
     await withBusyOllama(async (own) => {
       const key = await own.app.services.keys.create({ name: 'leaves', role: 'USER' });
       const client = new AbortController();
       const { response, upstream } = await startEmbedding(own, key.secret, client.signal);
-      expect((await own.app.services.db.getRepository(Generation).findOneByOrFail({ apiKeyId: key.key.id })).status).toBe('STREAMING');
+      expect((await own.orm.getRepository(Generation).findOneByOrFail({ apiKeyId: key.key.id })).status).toBe('STREAMING');
       expect(await balance(own, key.key.id)).toBeLessThan(key.key.credits);
       client.abort();
       await response.catch(() => {});

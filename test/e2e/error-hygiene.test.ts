@@ -33,7 +33,7 @@ function expectMaskedInternalError(payload: unknown) {
 }
 
 async function rename(from: string, to: string) {
-  await gw.app.services.db.query(`ALTER TABLE "${from}" RENAME TO "${to}"`);
+  await gw.orm.query(`ALTER TABLE "${from}" RENAME TO "${to}"`);
 }
 
 describe('error hygiene: an unexpected failure (the usage-log table is gone)', () => {

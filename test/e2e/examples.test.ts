@@ -53,7 +53,7 @@ describe.each(EXAMPLES)('$name example ($file)', ({ name, file }) => {
     const result = resultLine(run);
 
     // The session exists, belongs to the example's key (so the key reached the gateway over HTTP).
-    const db = gw.app.services.db;
+    const db = gw.orm;
     const session = await db.getRepository(Session).findOneByOrFail({ id: result.sessionId });
     expect(session.apiKeyId).toBe(key.id);
     expect(session.systemPrompt).toEqual(expect.any(String));
@@ -137,7 +137,7 @@ describe.each(EXAMPLES)('$name example ($file)', ({ name, file }) => {
       expect(run.stdout).not.toContain('RESULT ');
       // It failed in the streamed turn: that answer is stored as ERROR with the partial text, and
       // the example did not go on to the mutation.
-      const db = gw.app.services.db;
+      const db = gw.orm;
       const sessions = await db.getRepository(Session).findBy({ apiKeyId: key.id });
       expect(sessions).toHaveLength(1);
       const rows = await db.getRepository(Message).find({ where: { sessionId: sessions[0].id }, order: { seq: 'ASC' } });

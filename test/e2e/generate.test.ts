@@ -71,7 +71,7 @@ describe('generate over graphql-ws', () => {
     expect(last.doneReason).toBe(expected.final.done_reason);
     expect(last.creditsCharged).toBe(1);
 
-    const row = await gw.app.services.db.getRepository(Generation).findOneByOrFail({ id: last.generationId });
+    const row = await gw.orm.getRepository(Generation).findOneByOrFail({ id: last.generationId });
     expect(row).toMatchObject({
       status: 'COMPLETE',
       model: 'llama3.2',
@@ -115,7 +115,7 @@ describe('generate over SSE', () => {
     expect(tokens.reduce((n, e) => n + e.tokenCount!, 0)).toBe(expected.tokens.length);
     const last = payloads.at(-1)!;
     expect(last).toMatchObject({ type: 'DONE', usage: { completionTokens: expected.final.eval_count } });
-    const row = await gw.app.services.db.getRepository(Generation).findOneByOrFail({ id: last.generationId });
+    const row = await gw.orm.getRepository(Generation).findOneByOrFail({ id: last.generationId });
     expect(row.status).toBe('COMPLETE');
     expect(row.completionTokens).toBe(expected.final.eval_count);
   });
@@ -135,7 +135,7 @@ describe('generate as a mutation', () => {
     expect(body.errors).toBeUndefined();
     expect(body.data!.generate.text).toBe(expected.tokens.join(''));
     expect(body.data!.generate.usage.completionTokens).toBe(expected.final.eval_count);
-    const row = await gw.app.services.db.getRepository(Generation).findOneByOrFail({ id: body.data!.generate.generationId });
+    const row = await gw.orm.getRepository(Generation).findOneByOrFail({ id: body.data!.generate.generationId });
     expect(row).toMatchObject({ status: 'COMPLETE', streamed: false, response: expected.tokens.join('') });
   });
 

@@ -107,7 +107,7 @@ describe.skipIf(!available)(`GraphiQL in Chromium${available ? '' : ` (skipped: 
     expect(init.payload ?? {}).toEqual({});
     const subscribe = JSON.parse(frames.find((f) => f.includes('"subscribe"'))!) as { payload: { extensions: { headers: Record<string, string> } } };
     expect(subscribe.payload.extensions.headers['x-api-key']).toBe(gw.userSecret);
-    const [row] = await gw.app.services.db.getRepository(Generation).find({ order: { createdAt: 'DESC' }, take: 1, relations: { apiKey: true } });
+    const [row] = await gw.orm.getRepository(Generation).find({ order: { createdAt: 'DESC' }, take: 1, relations: { apiKey: true } });
     expect(row).toMatchObject({ status: 'COMPLETE', streamed: true, prompt: 'Why is the sky blue?', completionTokens: done.usage!.completionTokens });
     expect(row.apiKey?.name).toBe('test user');
     let at = 0;

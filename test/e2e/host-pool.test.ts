@@ -67,7 +67,7 @@ describe('a pool of two Ollama hosts', () => {
     }
     expect(prompts(second).filter((p) => p.startsWith('routed'))).toHaveLength(4);
     expect(prompts(gw.emulator).filter((p) => p.startsWith('routed'))).toHaveLength(0);
-    const rows = await gw.app.services.db.getRepository(Generation).findBy({ model: 'qwen3:0.6b', status: 'COMPLETE' });
+    const rows = await gw.orm.getRepository(Generation).findBy({ model: 'qwen3:0.6b', status: 'COMPLETE' });
     expect(rows.map((r) => r.host)).toEqual([two, two, two, two]);
 
     const running = await gql(gw, 'query($h: String) { runningModels(host: $h) { name } }', { h: one });

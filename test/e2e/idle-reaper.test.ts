@@ -159,7 +159,7 @@ describe('idle reaper with two gateway instances on one database and one Ollama 
   it('leaves a model alone while a stream on it runs through the other instance (the lease holder reads the usage log)', async () => {
     await gql(a, 'mutation { setInactivityThreshold(seconds: 1, model: "llama3.2") { seconds } }');
     // One instance takes the host's reaper lease once there is a threshold; the stream runs on the other.
-    const lease = await until(async () => (await a.app.services.db.query(`SELECT owner FROM leases WHERE name LIKE 'idle-reaper:%'`))[0] as { owner: string } | undefined, 10_000, 'a reaper lease');
+    const lease = await until(async () => (await a.orm.query(`SELECT owner FROM leases WHERE name LIKE 'idle-reaper:%'`))[0] as { owner: string } | undefined, 10_000, 'a reaper lease');
     const [holder, server] = lease.owner === a.app.services.instance.id ? [a, b] : [b, a];
     expect(holder.app.services.instance.id).not.toBe(server.app.services.instance.id);
 

@@ -52,7 +52,7 @@ describe('key A cannot read, use or delete anything of key B', () => {
     expect(gw.emulator.requests.length).toBe(upstreamBefore);
 
     // B's session is intact, as B sees it.
-    const session = await gw.app.services.db.getRepository(Session).findOneByOrFail({ id: bSession });
+    const session = await gw.orm.getRepository(Session).findOneByOrFail({ id: bSession });
     expect(session).toMatchObject({ apiKeyId: b.id, title: "B's secrets", systemPrompt: null });
     const own = await post<{ session: { messages: Array<{ content: string }> } }>(gw, 'query($id: ID!) { session(id: $id) { messages { content } } }', { id: bSession }, b.secret);
     expect(own.body.data?.session.messages.map((m) => m.content)).toContain('Only B may read this.');
@@ -84,7 +84,7 @@ describe('key A cannot read, use or delete anything of key B', () => {
       expect(code(attempt.body)).toBe('NOT_FOUND');
       await done;
       expect(events.at(-1)).toBe('DONE');
-      expect((await gw.app.services.db.getRepository(Generation).findOneByOrFail({ id })).status).toBe('COMPLETE');
+      expect((await gw.orm.getRepository(Generation).findOneByOrFail({ id })).status).toBe('COMPLETE');
     } finally {
       gw.emulator.setTokenDelay(0);
       await client.dispose();
@@ -92,7 +92,7 @@ describe('key A cannot read, use or delete anything of key B', () => {
   });
 
   it('spends only its own credits', async () => {
-    const repo = gw.app.services.db.getRepository(ApiKey);
+    const repo = gw.orm.getRepository(ApiKey);
     const before = (await repo.findOneByOrFail({ id: b.id })).credits;
     expect((await post(gw, 'mutation { generate(input: { model: "llama3.2", prompt: "on my own dime" }) { text } }', undefined, a.secret)).body.errors).toBeUndefined();
     expect((await repo.findOneByOrFail({ id: b.id })).credits).toBe(before);
@@ -111,9 +111,9 @@ describe('user keys get FORBIDDEN on admin fields', () => {
     const res = await post(gw, query, variables, a.secret);
     expect(code(res.body)).toBe('FORBIDDEN');
     expect(res.body.data ?? null).toBeNull();
-    const keyA = await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ id: a.id });
+    const keyA = await gw.orm.getRepository(ApiKey).findOneByOrFail({ id: a.id });
     expect(keyA.role).toBe('USER');
-    expect((await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ id: b.id })).revokedAt).toBeNull();
+    expect((await gw.orm.getRepository(ApiKey).findOneByOrFail({ id: b.id })).revokedAt).toBeNull();
   });
 
   it('and UNAUTHENTICATED without a key', async () => {

@@ -69,7 +69,7 @@ describe('createApiKey', () => {
     expect(me.body.data?.me).toMatchObject({ id: key.id, name: 'Ada', role: 'USER', credits: 500, limits: { requestsPerMinute: 120 } });
     expect(JSON.stringify(me.body)).not.toContain(secret);
     // lastUsedAt is recorded (asynchronously, at most once a minute).
-    const repo = gw.app.services.db.getRepository(ApiKey);
+    const repo = gw.orm.getRepository(ApiKey);
     await until(async () => (await repo.findOneByOrFail({ id: key.id })).lastUsedAt, 10_000, 'lastUsedAt to be recorded');
     expect((await repo.findOneByOrFail({ id: key.id })).lastUsedAt).toBeInstanceOf(Date);
     // Two keys never share a secret.
@@ -97,18 +97,18 @@ describe('createApiKey', () => {
     [{ name: 'lim', limits: { requestsPerMinute: -5 } }, 'limits.requestsPerMinute'],
     [{ name: 'lim', limits: { maxConcurrentStreams: 1_500_000_000 } }, 'limits.maxConcurrentStreams'],
   ])('refuses %j with BAD_USER_INPUT naming %s', async (input, field) => {
-    const before = await gw.app.services.db.getRepository(ApiKey).count();
+    const before = await gw.orm.getRepository(ApiKey).count();
     const body = await create(input);
     expect(code(body)).toBe('BAD_USER_INPUT');
     expect(body.errors?.[0]?.extensions?.field).toBe(field);
-    expect(await gw.app.services.db.getRepository(ApiKey).count()).toBe(before);
+    expect(await gw.orm.getRepository(ApiKey).count()).toBe(before);
   });
 });
 
 describe('apiKeys', () => {
   it('pages through every key with a total, newest first, and can leave revoked keys out', async () => {
     for (let i = 0; i < 5; i++) await create({ name: `page ${i}` });
-    const all = await gw.app.services.db.getRepository(ApiKey).count();
+    const all = await gw.orm.getRepository(ApiKey).count();
     const seen: string[] = [];
     for (let offset = 0; ; offset += 3) {
       const { body } = await post<{ apiKeys: { totalCount: number; hasMore: boolean; nodes: Array<{ id: string }> } }>(gw, LIST, { first: 3, offset }, gw.adminSecret);
@@ -165,7 +165,7 @@ describe('updateApiKey and addCredits', () => {
     // 40 concurrent grants of 1 and 40 concurrent takes of 2 from 70: every grant lands, takes only while covered.
     const results = await Promise.all([...Array.from({ length: 40 }, () => add(1)), ...Array.from({ length: 40 }, () => add(-2))]);
     const takes = results.slice(40).filter((r) => !r.body.errors).length;
-    const balance = (await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ id: key.id })).credits;
+    const balance = (await gw.orm.getRepository(ApiKey).findOneByOrFail({ id: key.id })).credits;
     expect(results.slice(0, 40).every((r) => !r.body.errors)).toBe(true);
     expect(balance).toBe(70 + 40 - 2 * takes);
     expect(balance).toBeGreaterThanOrEqual(0);
@@ -173,7 +173,7 @@ describe('updateApiKey and addCredits', () => {
 
   it('never leaves the gateway without an active admin key', async () => {
     // The bootstrap admin plus the admin created above ("ops"): revoke "ops", then the last one is protected.
-    const admins = await gw.app.services.db.getRepository(ApiKey).find({ where: { role: 'ADMIN' } });
+    const admins = await gw.orm.getRepository(ApiKey).find({ where: { role: 'ADMIN' } });
     const bootstrap = admins.find((a) => a.secretHash === hashSecret(gw.adminSecret))!;
     for (const other of admins.filter((a) => a.id !== bootstrap.id && !a.revokedAt)) {
       const res = await post(gw, `mutation($id: ID!) { revokeApiKey(id: $id) { id } }`, { id: other.id }, gw.adminSecret);
@@ -190,7 +190,7 @@ describe('updateApiKey and addCredits', () => {
 
 describe('storage', () => {
   it('the database files never hold a plaintext key, only sha256 hashes', async () => {
-    const rows = await gw.app.services.db.getRepository(ApiKey).find();
+    const rows = await gw.orm.getRepository(ApiKey).find();
     expect(rows.length).toBe(secrets.length);
     const hashes = new Set(secrets.map(hashSecret));
     for (const row of rows) expect(hashes.has(row.secretHash)).toBe(true);

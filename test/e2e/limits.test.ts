@@ -295,6 +295,6 @@ describe('failed-authentication throttling per address', () => {
     // After the window the right key works again.
     await until(async () => (await post(gw, '{ me { role } }', undefined, gw.userSecret)).status === 200, 10_000, 'the window to end');
     expect((await post<{ me: { role: string } }>(gw, '{ me { role } }', undefined, gw.userSecret)).body.data?.me.role).toBe('USER');
-    expect(await gw.app.services.db.getRepository(Generation).count()).toBe(0);
+    expect(await gw.orm.getRepository(Generation).count()).toBe(0);
   });
 });

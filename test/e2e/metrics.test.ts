@@ -80,7 +80,7 @@ describe('GET /metrics', () => {
     // Tokens: exactly what the clients received, and what the usage log recorded.
     expect(streamedTokens).toBeGreaterThan(prompts.length * 3);
     expect(delta('llm_gateway_tokens_streamed_total', { model: MODEL })).toBe(completedTokens);
-    const rows = await gw.app.services.db.getRepository(Generation).find();
+    const rows = await gw.orm.getRepository(Generation).find();
     const logged = rows.filter((r) => r.status === 'COMPLETE').reduce((n, r) => n + r.completionTokens, 0);
     expect(sampleValue(after, 'llm_gateway_tokens_streamed_total', { model: MODEL })).toBe(logged);
 

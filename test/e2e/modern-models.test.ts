@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 const lastBody = (path: string) => gw.emulator.requests.filter((r) => r.path === path).at(-1)?.body as Record<string, any>;
-const rowOf = (id: string) => gw.app.services.db.getRepository(Generation).findOneByOrFail({ id });
+const rowOf = (id: string) => gw.orm.getRepository(Generation).findOneByOrFail({ id });
 
 describe('reasoning (think)', () => {
   it('streams the reasoning before the answer, and stores it apart from the answer', async () => {

@@ -24,8 +24,8 @@ afterAll(async () => {
   await gw?.stop();
 });
 
-const rows = () => gw.app.services.db.getRepository(Generation);
-const credits = async (secret: string) => (await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(secret) })).credits;
+const rows = () => gw.orm.getRepository(Generation);
+const credits = async (secret: string) => (await gw.orm.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(secret) })).credits;
 const lastRequest = (path: string) => [...gw.emulator.requests].reverse().find((r) => r.path === path)!;
 
 /** What the client threw: ollama-js's ResponseError is not exported, so it is told apart by name and status_code. */

@@ -189,7 +189,7 @@ describe('every token delivered is paid for', () => {
       const id = sub.results[0].data!.generate.generationId;
       sub.cancel();
       const row = await until(async () => {
-        const r = await gw.app.services.db.getRepository(Generation).findOneBy({ id });
+        const r = await gw.orm.getRepository(Generation).findOneBy({ id });
         return r && r.status !== 'STREAMING' ? r : undefined;
       }, 10_000, 'the row to settle');
       await client.dispose();

@@ -24,7 +24,7 @@ afterAll(async () => {
 type Chunk = OpenAI.Chat.Completions.ChatCompletionChunk;
 type UpstreamChat = { messages: Array<Record<string, unknown>>; tools?: unknown; format?: unknown; think?: unknown };
 
-const rows = () => gw.app.services.db.getRepository(Generation);
+const rows = () => gw.orm.getRepository(Generation);
 const chatRequests = () => gw.emulator.requests.filter((r) => r.path === '/api/chat');
 const lastChatBody = () => chatRequests().at(-1)!.body as UpstreamChat;
 

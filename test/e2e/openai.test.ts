@@ -23,8 +23,8 @@ afterAll(async () => {
   await gw?.stop();
 });
 
-const rows = () => gw.app.services.db.getRepository(Generation);
-const credits = async (secretOwner: string) => (await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(secretOwner) })).credits;
+const rows = () => gw.orm.getRepository(Generation);
+const credits = async (secretOwner: string) => (await gw.orm.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(secretOwner) })).credits;
 
 /** What the emulator answers to the same chat, asked directly with the ollama client. */
 async function direct(messages: Array<{ role: string; content: string }>, options: Record<string, unknown> = {}) {

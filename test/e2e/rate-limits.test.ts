@@ -51,7 +51,7 @@ describe('rate limits', () => {
     const retry = expectLimited(refused.body, 'requestsPerMinute');
     expect(upstreamCalls()).toBe(before);
 
-    const row = await gw.app.services.db.getRepository(Generation).findOneByOrFail({ apiKeyId: key.id, prompt: 'one too many' });
+    const row = await gw.orm.getRepository(Generation).findOneByOrFail({ apiKeyId: key.id, prompt: 'one too many' });
     expect(row).toMatchObject({ status: 'ERROR', errorCode: 'RATE_LIMITED', creditsCharged: 0, creditsReserved: 0, streamed: false });
 
     await new Promise((r) => setTimeout(r, retry * 1000 + 50));
@@ -113,7 +113,7 @@ describe('rate limits', () => {
     expect(expectLimited(refused.body, 'maxConcurrentStreams')).toBe(1);
 
     unsubscribe();
-    const repo = gw.app.services.db.getRepository(Generation);
+    const repo = gw.orm.getRepository(Generation);
     await until(async () => (await repo.findOneByOrFail({ id: generationId })).status !== 'STREAMING', 10_000, 'the left stream to settle');
     gw.emulator.setTokenDelay(0);
     expect((await generate(key.secret, 'after the first')).body.errors).toBeUndefined();

@@ -119,7 +119,7 @@ describe('revoking a key', () => {
     // Both rows: CANCELLED with the UNAUTHENTICATED code, partial text kept; the upstream requests were closed.
     const ids = [ws.events[0], sseEvents[0]].map((e) => e.data!.generate.generationId);
     for (const id of ids) {
-      const row = await gw.app.services.db.getRepository(Generation).findOneByOrFail({ id });
+      const row = await gw.orm.getRepository(Generation).findOneByOrFail({ id });
       expect(row).toMatchObject({ status: 'CANCELLED', errorCode: 'UNAUTHENTICATED' });
       expect(row.response.length).toBeGreaterThan(0);
     }
@@ -149,7 +149,7 @@ describe('revoking a key', () => {
     });
     expect(await closed).toBe(4403);
     // No usage was recorded for the revoked key after revocation.
-    expect(await gw.app.services.db.getRepository(Generation).countBy({ apiKeyId: key.id })).toBe(0);
+    expect(await gw.orm.getRepository(Generation).countBy({ apiKeyId: key.id })).toBe(0);
   });
 
   it('re-checks the key for every operation on an open socket (e.g. revoked by another instance)', async () => {
@@ -164,7 +164,7 @@ describe('revoking a key', () => {
     expect((await run('{ me { name } }')).results[0].data).toEqual({ me: { name: 'revoked elsewhere' } });
 
     // Revoked in the database only: no event reaches this instance, so only the per-operation check can stop it.
-    await gw.app.services.db.getRepository(ApiKey).update({ id: key.id }, { revokedAt: new Date() });
+    await gw.orm.getRepository(ApiKey).update({ id: key.id }, { revokedAt: new Date() });
     const upstreamBefore = gw.emulator.requests.length;
     const refused = await run('subscription { generate(input: { model: "llama3.2", prompt: "sneaky" }) { type } }');
     const errors = refused.error as Array<{ extensions?: { code?: string } }>;

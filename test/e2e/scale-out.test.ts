@@ -170,6 +170,9 @@ describe.skipIf(Boolean(skipReason))(`two gateway processes, PostgreSQL, Redis a
 
   it('ends a stream on instance B within a second when its key is revoked on instance A', async () => {
     const { secret, key } = await newKey(50);
+    // TypeORM loads on A's first request that needs it (revokeApiKey would be the first): loaded
+    // before, so that the bound below measures how fast the revocation reaches B.
+    await ok(a, '{ apiKeys(first: 1) { totalCount } }');
     const client = createClient({ url: `${b.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { 'x-api-key': secret } });
     client.on('error', () => {});
     const events: Array<{ type?: string; code?: unknown }> = [];

@@ -108,7 +108,7 @@ describe('2, 4, 5, 6, 7: one gateway with tight limits', () => {
     expect((await post(gw, gen, { p: 'short' }, limitedSecret)).body.errors).toBeUndefined();
     expect((await post(gw, gen, { p: long }, limitedSecret)).body.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
 
-    const rows = await gw.app.services.db.getRepository(Generation).find({ where: [{ apiKeyId: key.id }, { apiKeyId: limited.id, status: 'ERROR' }] });
+    const rows = await gw.orm.getRepository(Generation).find({ where: [{ apiKeyId: key.id }, { apiKeyId: limited.id, status: 'ERROR' }] });
     expect(rows.map((r) => r.errorCode).sort()).toEqual(['INSUFFICIENT_CREDITS', 'INSUFFICIENT_CREDITS', 'RATE_LIMITED']);
     for (const row of rows) {
       expect(row.prompt.length).toBeLessThanOrEqual(101);

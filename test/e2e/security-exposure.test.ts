@@ -104,7 +104,7 @@ describe('10. host URLs and probe paths are admin only', () => {
 
 describe('11. display prefixes', () => {
   it('keep 4 characters of a chosen ADMIN_API_KEY and llmgw_ plus 4 of a generated key; the log shows no more', async () => {
-    const rows = await gw.app.services.db.getRepository(ApiKey).find();
+    const rows = await gw.orm.getRepository(ApiKey).find();
     const admin = rows.find((k) => k.role === 'ADMIN')!;
     expect(admin.prefix).toBe(ADMIN_API_KEY.slice(0, 4));
     const { key, secret } = await gw.app.services.keys.create({ name: 'fresh', role: 'USER' });

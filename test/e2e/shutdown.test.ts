@@ -52,7 +52,8 @@ describe('graceful shutdown', () => {
 
     // Read the row through a second connection, since stop() closes the app's.
     await gw.app.stop();
-    expect(db.isInitialized).toBe(false);
+    expect(db.isOpen).toBe(false);
+    expect(gw.orm.isInitialized).toBe(false);
     await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
     // The client is told why its stream ended, then the socket closes with 1001 (going away).
     expect(await stream.finished).toBe('complete');
@@ -79,9 +80,9 @@ describe('graceful shutdown', () => {
 });
 
 async function reopen(g: TestGateway) {
-  const { openDatabase } = await import('../../src/services/db/data-source.js');
-  const dataSource = await openDatabase({ dbPath: join(g.dir, 'gateway.sqlite') });
-  return { dataSource, cleanup: () => dataSource.destroy() };
+  const { openDatabase } = await import('../../src/services/db/database.js');
+  const database = await openDatabase({ dbPath: join(g.dir, 'gateway.sqlite') });
+  return { dataSource: await database.orm(), cleanup: () => database.close() };
 }
 
 // Child processes start under tsx (seconds on a busy machine): generous bounds that only stop a hang.

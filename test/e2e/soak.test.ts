@@ -117,8 +117,8 @@ describe.skipIf(!soak)(`soak${soak ? '' : ' [skipped: TEST_SOAK unset]'}`, () =>
     // Nothing left open towards Ollama, nothing left STREAMING in the usage log.
     await new Promise((r) => setTimeout(r, 200));
     expect(gw.emulator.requests.filter((r) => r.outcome === 'open')).toEqual([]);
-    expect(await gw.app.services.db.getRepository(Generation).countBy({ status: 'STREAMING' })).toBe(0);
-    expect(await gw.app.services.db.getRepository(Generation).countBy({ status: 'COMPLETE' })).toBe(completed);
+    expect(await gw.orm.getRepository(Generation).countBy({ status: 'STREAMING' })).toBe(0);
+    expect(await gw.orm.getRepository(Generation).countBy({ status: 'COMPLETE' })).toBe(completed);
 
     for (const s of idle) s.ws.close();
   });

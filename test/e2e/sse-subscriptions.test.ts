@@ -193,7 +193,7 @@ describe('GraphQL subscriptions over SSE on the gateway response writer', () => 
       const upstream = gw.emulator.requests.slice(requestsBefore).find((r) => r.path === '/api/generate')!;
       await gw.emulator.waitForOutcome(upstream.id, 'client-closed', 10_000);
       const row = await until(async () => {
-        const [r] = await gw.app.services.db.getRepository(Generation).find({ where: { apiKeyId: key.id } });
+        const [r] = await gw.orm.getRepository(Generation).find({ where: { apiKeyId: key.id } });
         return r && r.status !== 'STREAMING' ? r : undefined;
       });
       expect(row.status).toBe('CANCELLED');

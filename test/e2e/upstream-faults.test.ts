@@ -42,12 +42,12 @@ async function viaWs(variables = input()): Promise<GraphQLResponse<Event>[]> {
 }
 
 async function credits(): Promise<number> {
-  const key = await gw.app.services.db.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(gw.userSecret) });
+  const key = await gw.orm.getRepository(ApiKey).findOneByOrFail({ secretHash: hashSecret(gw.userSecret) });
   return key.credits;
 }
 
 async function latestGeneration(): Promise<Generation> {
-  const [row] = await gw.app.services.db.getRepository(Generation).find({ order: { createdAt: 'DESC' }, take: 1 });
+  const [row] = await gw.orm.getRepository(Generation).find({ order: { createdAt: 'DESC' }, take: 1 });
   return row;
 }
 
@@ -156,7 +156,7 @@ describe('upstream retry before the first token', () => {
 
     const attempts = upstreamAttempts(prompt);
     expect(attempts.map((r) => r.outcome)).toEqual(['refused', 'completed']);
-    const rows = await gw.app.services.db.getRepository(Generation).find({ where: { prompt } });
+    const rows = await gw.orm.getRepository(Generation).find({ where: { prompt } });
     expect(rows).toHaveLength(1); // one usage-log row, one reservation
     expect(rows[0]).toMatchObject({ status: 'COMPLETE', creditsCharged: 1 });
     expect(rows[0].response).toBe(results.filter((r) => r.data?.generate.type === 'TOKEN').map((r) => r.data!.generate.delta).join(''));
@@ -216,7 +216,7 @@ describe('upstream fault: Ollama restarting mid-stream', () => {
       ] as const) {
         expect(events.at(-1)?.errors?.[0]?.extensions?.code).toBe('UPSTREAM_UNAVAILABLE');
         expect(events.some((e) => e.data?.generate.type === 'DONE')).toBe(false);
-        const [row] = await gw.app.services.db.getRepository(Generation).find({ where: { prompt } });
+        const [row] = await gw.orm.getRepository(Generation).find({ where: { prompt } });
         const text = events.filter((e) => e.data?.generate.type === 'TOKEN').map((e) => e.data!.generate.delta).join('');
         expect(row).toMatchObject({ status: 'ERROR', errorCode: 'UPSTREAM_UNAVAILABLE', response: text, creditsCharged: 1 });
         expect(row.completionTokens).toBe(tokenCount(events));
@@ -252,7 +252,7 @@ describe('upstream fault: Ollama restarting mid-stream', () => {
       await done;
       await client.dispose();
       expect(errors[0]?.extensions?.code).toBe('UPSTREAM_UNAVAILABLE');
-      const messages = await gw.app.services.db.getRepository(Message).find({ where: { sessionId }, order: { seq: 'ASC' } });
+      const messages = await gw.orm.getRepository(Message).find({ where: { sessionId }, order: { seq: 'ASC' } });
       const assistant = messages.find((m) => m.role === 'assistant')!;
       expect(assistant).toMatchObject({ status: 'ERROR', errorCode: 'UPSTREAM_UNAVAILABLE' });
       expect(assistant.content).toBe(events.filter((e) => e.type === 'TOKEN').map((e) => e.delta).join(''));

@@ -45,12 +45,12 @@ describeEachDatabase('usage log, aggregates and export', (kind) => {
     return { ...body.data!.createApiKey.key, secret: body.data!.createApiKey.secret };
   };
   const usage = (secret: string, variables: Record<string, unknown>) => post<{ usage: Bucket[] }>(gw, USAGE, variables, secret);
-  const rowsOf = (apiKeyId: string) => gw.app.services.db.getRepository(Generation).find({ where: { apiKeyId } });
+  const rowsOf = (apiKeyId: string) => gw.orm.getRepository(Generation).find({ where: { apiKeyId } });
   const sum = (rows: Generation[], f: (g: Generation) => number) => rows.reduce((n, g) => n + f(g), 0);
 
   beforeAll(async () => {
     db = await createTestDatabase(kind);
-    gw = await startGateway({ db: db.dataSource });
+    gw = await startGateway({ db: db.database });
     a = await newKey('alice, "the first"', 4);
     b = await newKey('bob', 100);
 
@@ -77,7 +77,7 @@ describeEachDatabase('usage log, aggregates and export', (kind) => {
       );
     });
     gw.emulator.setTokenDelay(0);
-    const repo = gw.app.services.db.getRepository(Generation);
+    const repo = gw.orm.getRepository(Generation);
     await until(async () => (await repo.findOneByOrFail({ id: generationId })).status !== 'STREAMING', 10_000, 'the left stream to settle');
     gw.emulator.addFault({ fault: { kind: 'status', status: 500, error: 'boom' }, path: '/api/generate', times: 1 });
     expect(code((await post(gw, GENERATE, { input: { model: 'llama3.2', prompt: 'fails' } }, a.secret)).body)).toBe('UPSTREAM_ERROR');
@@ -145,7 +145,7 @@ describeEachDatabase('usage log, aggregates and export', (kind) => {
     expect(byDay[0]).toMatchObject({ group: today, day: today, requests: 7, creditsCharged: 5 });
 
     // Rows on other days land in their own UTC buckets (a row at 23:30 UTC stays on its UTC day).
-    const repo = gw.app.services.db.getRepository(Generation);
+    const repo = gw.orm.getRepository(Generation);
     const base = { apiKeyId: b.id, model: 'llava:7b', kind: 'generate' as const, streamed: false, prompt: 'old', status: 'COMPLETE' as const, creditsCharged: 2, promptTokens: 3, completionTokens: 4 };
     await repo.insert([
       { ...base, id: randomUUID(), createdAt: new Date('2024-02-29T23:30:00.000Z') },
@@ -207,7 +207,7 @@ describeEachDatabase('usage log, aggregates and export', (kind) => {
     expect(res.headers.get('content-length')).toBeNull(); // streamed (chunked), not built in memory first
     const text = await res.text();
     const records: Array<Record<string, string>> = parse(text, { columns: true });
-    const all = await gw.app.services.db.getRepository(Generation).find({ order: { createdAt: 'ASC', id: 'ASC' } });
+    const all = await gw.orm.getRepository(Generation).find({ order: { createdAt: 'ASC', id: 'ASC' } });
     expect(records.map((r) => r.generation_id)).toEqual(all.map((g) => g.id));
     expect(Object.keys(records[0])).toEqual([
       'timestamp', 'key_name', 'key_prefix', 'model', 'kind', 'session_id', 'status', 'error_code',
@@ -235,7 +235,7 @@ describeEachDatabase('usage log, aggregates and export', (kind) => {
   });
 
   it('streams a large export in batches without losing or repeating rows', async () => {
-    const repo = gw.app.services.db.getRepository(Generation);
+    const repo = gw.orm.getRepository(Generation);
     // Same timestamp for many rows: the keyset cursor must break ties by id.
     const at = new Date('2023-06-01T00:00:00.000Z');
     const rows = Array.from({ length: 1234 }, (_, i) => ({

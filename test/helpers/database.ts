@@ -4,18 +4,20 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { describe } from 'vitest';
-import { type GatewayDataSource, openDatabase } from '../../src/services/db/data-source.js';
-import type { DatabaseOptions } from '../../src/services/db/data-source.js';
+import type { DataSource } from 'typeorm';
+import { type DatabaseOptions, type GatewayDatabase, openDatabase } from '../../src/services/db/database.js';
 import { copyMigratedSqlite } from './sqlite-template.js';
 
 export type TestDatabaseKind = 'sqlite' | 'postgres';
 
 export interface TestDatabase {
   kind: TestDatabaseKind;
-  dataSource: GatewayDataSource;
+  database: GatewayDatabase;
+  /** The database's TypeORM DataSource, loaded eagerly so that tests can read and seed rows directly. */
+  orm: DataSource;
   /** What `openDatabase` was given: open it again to test a reopen. */
   options: DatabaseOptions;
-  /** Destroys the DataSource (if still open) and removes the temp dir or drops the schema. */
+  /** Closes the database (if still open) and removes the temp dir or drops the schema. */
   cleanup(): Promise<void>;
 }
 
@@ -68,19 +70,23 @@ export async function createTestDatabaseOptions(kind: TestDatabaseKind): Promise
 export async function createTestDatabase(kind: TestDatabaseKind, { runMigrations = false } = {}): Promise<TestDatabase> {
   const { options, dispose } = await createTestDatabaseOptions(kind);
   if (kind === 'sqlite' && !runMigrations) copyMigratedSqlite(options.dbPath);
-  let dataSource: GatewayDataSource;
+  let database: GatewayDatabase | undefined;
+  let orm: DataSource;
   try {
-    dataSource = await openDatabase(options);
+    database = await openDatabase(options);
+    orm = await database.orm();
   } catch (error) {
+    await database?.close();
     await dispose();
     throw error;
   }
   return {
     kind,
-    dataSource,
+    database,
+    orm,
     options,
     async cleanup() {
-      if (dataSource.isInitialized) await dataSource.destroy();
+      await database.close();
       await dispose();
     },
   };

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Client, createClient } from 'graphql-ws';
-import type { GatewayDataSource } from '../../src/services/db/data-source.js';
+import type { DataSource } from 'typeorm';
+import type { GatewayDatabase } from '../../src/services/db/database.js';
 import WebSocket from 'ws';
 import { type Config, loadConfig } from '../../src/config.js';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../../src/emulator/server.js';
@@ -13,6 +14,8 @@ import { copyMigratedSqlite } from './sqlite-template.js';
 /** The gateway built on its emulator and a fresh database, not listening: see startGateway and helpers/in-process.ts. */
 export interface TestApp {
   app: App;
+  /** The gateway's TypeORM DataSource, loaded here so that tests can read and seed rows directly. */
+  orm: DataSource;
   emulator: Emulator;
   adminSecret: string;
   userSecret: string;
@@ -30,7 +33,7 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   config?: Partial<Config>;
   emulator?: EmulatorOptions;
-  db?: GatewayDataSource;
+  db?: GatewayDatabase;
   log?: Logger;
   /** More Ollama hosts after the gateway's own emulator (OLLAMA_HOST is the list). */
   moreOllamaHosts?: string[];
@@ -38,7 +41,7 @@ export interface TestAppOptions {
 
 /**
  * Builds the emulator and the real gateway with a fresh SQLite file, or on `db` (an open, migrated
- * and empty DataSource, e.g. from createTestDatabase; the gateway destroys it on stop), with an
+ * and empty database, e.g. from createTestDatabase; the gateway closes it on stop), with an
  * admin key and a USER key. Nothing listens yet.
  */
 export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -65,8 +68,10 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const adminSecret = options.env?.ADMIN_API_KEY ?? app.bootstrapSecret;
   if (!adminSecret) throw new Error('expected an admin key to be created on an empty database');
   const { secret: userSecret } = await app.services.keys.create({ name: 'test user', role: 'USER' });
+  const orm = await app.services.db.orm();
   return {
     app,
+    orm,
     emulator,
     adminSecret,
     userSecret,

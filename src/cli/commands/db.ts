@@ -3,7 +3,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Command } from 'commander';
-import { createDataSource } from '../../services/db/data-source.js';
+import { connectDatabase } from '../../services/db/database.js';
 import { CliError, type CliIO, EXIT, Progress, configFrom, formatBytes, line } from '../io.js';
 
 /** Pages copied per backup step: small steps let the gateway keep writing between them. */
@@ -16,15 +16,13 @@ export function dbCommand(program: Command, io: CliIO): void {
     .description('run pending migrations (the gateway also runs them at start)')
     .action(async () => {
       const config = configFrom(io);
-      if (!config.databaseUrl) await mkdir(path.dirname(path.resolve(config.dbPath)), { recursive: true });
-      const ds = createDataSource({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
-      await ds.initialize();
+      const database = await connectDatabase({ databaseUrl: config.databaseUrl, dbPath: config.dbPath });
       try {
-        const ran = await ds.runMigrations({ transaction: 'each' });
-        for (const m of ran) line(io.out, `applied ${m.name}`);
+        const ran = await database.migrate();
+        for (const name of ran) line(io.out, `applied ${name}`);
         line(io.err, ran.length ? `${ran.length} migration${ran.length === 1 ? '' : 's'} applied.` : 'The database is up to date.');
       } finally {
-        await ds.destroy();
+        await database.close();
       }
     });
 

@@ -1,14 +1,15 @@
 import { type Command, Option } from 'commander';
-import type { GatewayDataSource } from '../../services/db/data-source.js';
-import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../../entities/api-key.js';
+import type { GatewayDatabase } from '../../services/db/database.js';
+import type { ApiKey } from '../../entities/api-key.js';
+import { API_KEY_ROLES, type ApiKeyRole } from '../../entities/api-key-role.js';
 import { KeyService } from '../../services/access/keys.js';
 import { CliError, type CliIO, line, table, wholeNumber, withDatabase } from '../io.js';
 
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A key by its id or its display prefix (`llmgw_` + 8 characters, as `keys list` shows it). */
-export async function findKey(db: GatewayDataSource, idOrPrefix: string): Promise<ApiKey> {
-  const repo = db.getRepository(ApiKey);
+export async function findKey(db: GatewayDatabase, idOrPrefix: string): Promise<ApiKey> {
+  const repo = (await db.orm()).getRepository<ApiKey>('ApiKey');
   const matches = ID.test(idOrPrefix) ? await repo.find({ where: { id: idOrPrefix.toLowerCase() } }) : await repo.find({ where: { prefix: idOrPrefix } });
   if (matches.length === 0) throw new CliError(`No API key with id or prefix "${idOrPrefix}" (see \`keys list --all\`).`);
   if (matches.length > 1) throw new CliError(`${matches.length} keys share the prefix "${idOrPrefix}"; give the key's id instead.`);

@@ -1,9 +1,10 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { IsNull, Raw, type EntityManager, type Repository } from 'typeorm';
-import type { GatewayDataSource } from '../db/data-source.js';
-import { API_KEY_ROLES, ApiKey, type ApiKeyRole } from '../../entities/api-key.js';
+import type { EntityManager, Repository } from 'typeorm';
+import type { GatewayDatabase } from '../db/database.js';
+import type { ApiKey } from '../../entities/api-key.js';
+import { API_KEY_ROLES, type ApiKeyRole } from '../../entities/api-key-role.js';
 import { CreditLedger, MAX_CREDITS } from './credits.js';
-import { findActiveKey, findKey, touchKey } from '../db/api-keys.js';
+import { countKeys, findActiveKey, findKey, insertKey, keyWithSecretExists, touchKey } from '../db/api-keys.js';
 import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';
 import { InProcessKeyEventBus, type KeyEventBus } from './key-events.js';
@@ -121,24 +122,26 @@ function validLimits(limits: Partial<KeyLimits>): Partial<KeyLimits> {
 }
 
 export class KeyService {
-  private readonly repo: Repository<ApiKey>;
   private readonly ledger = new CreditLedger();
   private readonly touched = new Map<string, number>();
 
   constructor(
-    private readonly db: GatewayDataSource,
+    private readonly db: GatewayDatabase,
     private readonly defaultCredits: number,
     /** Where revocations are announced (to end streams and close sockets). */
     readonly events: KeyEventBus = new InProcessKeyEventBus(),
-  ) {
-    this.repo = db.getRepository(ApiKey);
+  ) {}
+
+  /** TypeORM's repository (admin CRUD), loading TypeORM on first use. */
+  private async repo(tx?: EntityManager): Promise<Repository<ApiKey>> {
+    return (tx ?? (await this.db.orm())).getRepository<ApiKey>('ApiKey');
   }
 
   /** Creates a key and returns its secret once; only the sha256 and a display prefix are stored. */
   async create(input: CreateKeyInput): Promise<CreatedKey> {
     const secret = input.secret ?? generateSecret();
     const limits = validLimits(input.limits ?? {});
-    const key = this.repo.create({
+    const key = {
       id: randomUUID(),
       name: validName(input.name),
       role: validRole(input.role),
@@ -151,8 +154,9 @@ export class KeyService {
       createdAt: new Date(),
       lastUsedAt: null,
       revokedAt: null,
-    });
-    await inTransaction(this.db, (tx) => tx.insert(ApiKey, key));
+    } as ApiKey;
+    // Plain SQL: the admin key created on a first start should not load TypeORM.
+    await this.db.sqlClient.transaction((tx) => insertKey(tx, key));
     return { key, secret };
   }
 
@@ -175,16 +179,17 @@ export class KeyService {
     return key;
   }
 
+  /** Keys, revoked ones included (plain SQL: asked at every start). */
   async count(): Promise<number> {
-    return this.repo.count();
+    return countKeys(this.db.sqlClient);
   }
 
   async findById(id: string): Promise<ApiKey | null> {
-    return this.repo.findOne({ where: { id } });
+    return (await this.repo()).findOne({ where: { id } });
   }
 
   private async getOrFail(id: string, tx?: EntityManager): Promise<ApiKey> {
-    const key = await (tx ? tx.getRepository(ApiKey) : this.repo).findOne({ where: { id } });
+    const key = await (await this.repo(tx)).findOne({ where: { id } });
     if (!key) throw new GatewayError(ErrorCode.NOT_FOUND, `No API key with id "${id}".`, { id });
     return key;
   }
@@ -195,10 +200,12 @@ export class KeyService {
     if (!Number.isInteger(opts.offset) || opts.offset < 0) throw badInput('offset must not be negative.', { field: 'offset' });
     const search = opts.search?.trim();
     if (search && search.length > 200) throw badInput('search must be at most 200 characters.', { field: 'search' });
+    const repo = await this.repo();
+    const { IsNull, Raw } = await import('typeorm'); // loaded by this.repo()
     const base = opts.includeRevoked ? {} : { revokedAt: IsNull() };
     // Name or prefix containing the text, case-insensitive (LIKE wildcards in it match literally).
     const pattern = search ? Raw((col) => `LOWER(${col}) LIKE :pattern ESCAPE '\\'`, { pattern: `%${search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%` }) : undefined;
-    const [keys, total] = await this.repo.findAndCount({
+    const [keys, total] = await repo.findAndCount({
       where: pattern ? [{ ...base, name: pattern }, { ...base, prefix: pattern }] : base,
       order: { createdAt: 'DESC', id: 'ASC' },
       take: opts.first,
@@ -216,7 +223,7 @@ export class KeyService {
     return inTransaction(this.db, async (tx) => {
       const key = await this.getOrFail(id, tx);
       if (key.role === 'ADMIN' && changes.role === 'USER' && !key.revokedAt) await this.keepOneAdmin(tx, 'demote');
-      if (Object.keys(changes).length) await tx.update(ApiKey, { id }, changes);
+      if (Object.keys(changes).length) await tx.update('ApiKey', { id }, changes);
       return this.getOrFail(id, tx);
     });
   }
@@ -230,7 +237,8 @@ export class KeyService {
       const current = await this.getOrFail(id, tx);
       if (current.revokedAt) return { key: current, changed: false };
       if (current.role === 'ADMIN') await this.keepOneAdmin(tx, 'revoke');
-      await tx.update(ApiKey, { id, revokedAt: IsNull() }, { revokedAt: new Date() });
+      const { IsNull } = await import('typeorm'); // loaded by inTransaction
+      await tx.update('ApiKey', { id, revokedAt: IsNull() }, { revokedAt: new Date() });
       return { key: await this.getOrFail(id, tx), changed: true };
     });
     if (changed) await this.events.publish({ type: 'revoked', keyId: key.id, prefix: key.prefix });
@@ -287,8 +295,8 @@ export class KeyService {
    */
   async bootstrapAdmin(configuredSecret: string | undefined): Promise<string | undefined> {
     if (configuredSecret) {
-      const existing = await this.repo.findOne({ where: { secretHash: hashSecret(configuredSecret) } });
-      if (!existing) await this.create({ name: 'admin (ADMIN_API_KEY)', role: 'ADMIN', secret: configuredSecret });
+      // Plain SQL: this runs at every start, which should not load TypeORM (only creating a key does).
+      if (!(await keyWithSecretExists(this.db.sqlClient, hashSecret(configuredSecret)))) await this.create({ name: 'admin (ADMIN_API_KEY)', role: 'ADMIN', secret: configuredSecret });
       return undefined;
     }
     if ((await this.count()) > 0) return undefined;

@@ -1,7 +1,6 @@
-import type { SelectQueryBuilder } from 'typeorm';
-import type { GatewayDataSource } from '../db/data-source.js';
-import { ApiKey } from '../../entities/api-key.js';
-import { Generation } from '../../entities/generation.js';
+import type { Repository, SelectQueryBuilder } from 'typeorm';
+import type { GatewayDatabase } from '../db/database.js';
+import type { Generation } from '../../entities/generation.js';
 import { ErrorCode, GatewayError, badInput } from '../platform/errors.js';
 import type { Principal } from './keys.js';
 
@@ -103,18 +102,23 @@ const count = (v: unknown) => Number(v ?? 0);
 
 /** The usage log: aggregates, a key's own rows, and the conversation export. */
 export class UsageService {
-  constructor(private readonly db: GatewayDataSource) {}
+  constructor(private readonly db: GatewayDatabase) {}
 
   private get postgres(): boolean {
-    return this.db.options.type === 'postgres';
+    return this.db.dialect === 'postgres';
+  }
+
+  /** The usage log's repository, loading TypeORM on first use (entities by name: their classes import TypeORM). */
+  private async generationRepo(): Promise<Repository<Generation>> {
+    return (await this.db.orm()).getRepository<Generation>('Generation');
   }
 
   /** Requests, statuses, tokens and credits per key, model or UTC day, in `range`. */
   async aggregate(range: TimeRange, groupBy: UsageGroupBy, apiKeyId?: string): Promise<UsageBucket[]> {
-    const qb = this.db.getRepository(Generation).createQueryBuilder('g');
+    const qb = (await this.generationRepo()).createQueryBuilder('g');
     const day = this.postgres ? `to_char(g.createdAt AT TIME ZONE 'UTC', 'YYYY-MM-DD')` : 'substr(g.createdAt, 1, 10)';
     if (groupBy === 'KEY') {
-      qb.leftJoin(ApiKey, 'k', 'k.id = g.apiKeyId')
+      qb.leftJoin('ApiKey', 'k', 'k.id = g.apiKeyId')
         .select('g.apiKeyId', 'grp')
         .addSelect('k.name', 'keyName')
         .addSelect('k.prefix', 'keyPrefix')
@@ -163,7 +167,7 @@ export class UsageService {
     if (!Number.isInteger(opts.first) || opts.first < 1 || opts.first > MAX_PAGE_SIZE) {
       throw badInput(`first must be from 1 to ${MAX_PAGE_SIZE}.`, { field: 'first' });
     }
-    const repo = this.db.getRepository(Generation);
+    const repo = await this.generationRepo();
     const qb = repo
       .createQueryBuilder('g')
       .orderBy('g.createdAt', 'DESC')
@@ -186,8 +190,7 @@ export class UsageService {
   async *conversations(range: TimeRange): AsyncGenerator<ConversationRow> {
     let after: { createdAt: Date; id: string } | undefined;
     for (;;) {
-      const qb = this.db
-        .getRepository(Generation)
+      const qb = (await this.generationRepo())
         .createQueryBuilder('g')
         .innerJoinAndSelect('g.apiKey', 'k')
         .orderBy('g.createdAt', 'ASC')

@@ -1,4 +1,4 @@
-import { ApiKey } from '../../entities/api-key.js';
+import type { ApiKey } from '../../entities/api-key.js';
 import type { SqlExecutor, SqlRow } from './sql-client.js';
 import { readDate, readInt, readNullableInt } from './sql-values.js';
 
@@ -6,22 +6,25 @@ import { readDate, readInt, readNullableInt } from './sql-values.js';
 
 const COLUMNS = 'id, name, prefix, secret_hash, role, credits, requests_per_minute, tokens_per_minute, max_concurrent_streams, created_at, last_used_at, revoked_at';
 
-/** A row of api_keys as the entity TypeORM would have loaded. */
+/**
+ * A row of api_keys with the fields of the entity TypeORM would have loaded, as a plain object:
+ * the entity class (decorators) would load TypeORM, which the hot path does without.
+ */
 function toApiKey(row: SqlRow): ApiKey {
-  const key = new ApiKey();
-  key.id = String(row.id);
-  key.name = String(row.name);
-  key.prefix = String(row.prefix);
-  key.secretHash = String(row.secret_hash);
-  key.role = row.role as ApiKey['role'];
-  key.credits = readInt(row.credits);
-  key.requestsPerMinute = readNullableInt(row.requests_per_minute);
-  key.tokensPerMinute = readNullableInt(row.tokens_per_minute);
-  key.maxConcurrentStreams = readNullableInt(row.max_concurrent_streams);
-  key.createdAt = readDate(row.created_at)!;
-  key.lastUsedAt = readDate(row.last_used_at);
-  key.revokedAt = readDate(row.revoked_at);
-  return key;
+  return {
+    id: String(row.id),
+    name: String(row.name),
+    prefix: String(row.prefix),
+    secretHash: String(row.secret_hash),
+    role: row.role as ApiKey['role'],
+    credits: readInt(row.credits),
+    requestsPerMinute: readNullableInt(row.requests_per_minute),
+    tokensPerMinute: readNullableInt(row.tokens_per_minute),
+    maxConcurrentStreams: readNullableInt(row.max_concurrent_streams),
+    createdAt: readDate(row.created_at)!,
+    lastUsedAt: readDate(row.last_used_at),
+    revokedAt: readDate(row.revoked_at),
+  } as ApiKey;
 }
 
 /** The key that is not revoked, by id or by the SHA-256 of its secret; null when there is none. */
@@ -59,4 +62,32 @@ export async function adjustCredits(tx: SqlExecutor, id: string, delta: number, 
 
 export async function creditBalance(db: SqlExecutor, id: string): Promise<number> {
   return readInt((await db.get('SELECT credits FROM api_keys WHERE id = ?', [id]))?.credits);
+}
+
+/** Every key, revoked ones included. */
+export async function countKeys(db: SqlExecutor): Promise<number> {
+  return readInt((await db.get('SELECT COUNT(*) AS n FROM api_keys'))?.n);
+}
+
+/** Whether a key (revoked or not) has this secret's SHA-256. */
+export async function keyWithSecretExists(db: SqlExecutor, secretHash: string): Promise<boolean> {
+  return (await db.get('SELECT 1 AS found FROM api_keys WHERE secret_hash = ?', [secretHash])) !== undefined;
+}
+
+/** A new key row, every column set. */
+export async function insertKey(tx: SqlExecutor, key: ApiKey): Promise<void> {
+  await tx.run(`INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+    key.id,
+    key.name,
+    key.prefix,
+    key.secretHash,
+    key.role,
+    key.credits,
+    key.requestsPerMinute,
+    key.tokensPerMinute,
+    key.maxConcurrentStreams,
+    key.createdAt,
+    key.lastUsedAt,
+    key.revokedAt,
+  ]);
 }

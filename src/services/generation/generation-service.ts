@@ -1,4 +1,4 @@
-import type { GatewayDataSource } from '../db/data-source.js';
+import type { GatewayDatabase } from '../db/database.js';
 import type { CreditLedger } from '../access/credits.js';
 import { ErrorCode, GatewayError } from '../platform/errors.js';
 import type { Principal } from '../access/keys.js';
@@ -20,7 +20,7 @@ import type { GenerateInput, GenerationEvent, GenerationPlan, GenerationResult, 
 import { type UpstreamCall, poolUpstream } from './upstream-call.js';
 
 export interface GenerationServiceDeps {
-  db: GatewayDataSource;
+  db: GatewayDatabase;
   /** The Ollama hosts; each request goes to the best one for its model and fails over before its first chunk. */
   pool: OllamaPool;
   /** This gateway process (owner of its STREAMING rows, for crash recovery with several instances). */

@@ -1,4 +1,4 @@
-import type { GatewayDataSource } from '../db/data-source.js';
+import type { GatewayDatabase } from '../db/database.js';
 import { savePartialUsageRow } from '../db/generations.js';
 import { savePartialMessage } from '../db/messages.js';
 import type { Logger } from '../platform/logger.js';
@@ -25,7 +25,7 @@ export class PartialFlusher {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly db: GatewayDataSource,
+    private readonly db: GatewayDatabase,
     private readonly log: Logger,
     private readonly intervalMs: number,
   ) {}
@@ -58,7 +58,7 @@ export class PartialFlusher {
   }
 
   private async writeBatch(): Promise<void> {
-    if (!this.dirty.size || !this.db.isInitialized) return;
+    if (!this.dirty.size || !this.db.isOpen) return;
     const batch = [...this.dirty.entries()];
     this.dirty.clear();
     // A few dozen rows per transaction, with a turn of the event loop between them: rewriting the

@@ -1,4 +1,4 @@
-import type { GatewayDataSource } from '../db/data-source.js';
+import type { GatewayDatabase } from '../db/database.js';
 import type { CreditLedger } from '../access/credits.js';
 import { interruptUsageRow, streamingUsageRows } from '../db/generations.js';
 import { interruptMessages } from '../db/messages.js';
@@ -27,7 +27,7 @@ export interface OrphanFilter {
  * filter every STREAMING row counts (one gateway per database). Each row is settled by one
  * conditional UPDATE, so two instances sweeping at once never refund twice.
  */
-export async function recoverInterrupted(db: GatewayDataSource, credits: CreditLedger, filter?: OrphanFilter): Promise<RecoveryReport> {
+export async function recoverInterrupted(db: GatewayDatabase, credits: CreditLedger, filter?: OrphanFilter): Promise<RecoveryReport> {
   return db.sqlClient.transaction(async (tx) => {
     const streaming = await streamingUsageRows(tx);
     const orphaned = filter
@@ -61,7 +61,7 @@ export class OrphanSweeper {
 
   constructor(
     private readonly deps: {
-      db: GatewayDataSource;
+      db: GatewayDatabase;
       credits: CreditLedger;
       instanceId: string;
       liveInstances: () => Promise<Set<string>>;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { GatewayDataSource } from '../db/data-source.js';
+import type { GatewayDatabase } from '../db/database.js';
 import type { GenerationKind } from '../../entities/generation.js';
 import { insertUsageRow } from '../db/generations.js';
 import { ErrorCode, type GatewayError } from '../platform/errors.js';
@@ -23,7 +23,7 @@ export interface RefusedRequest {
  * messages or images, so a flood of refused requests cannot fill the disk.
  */
 export async function logRefused(
-  deps: { db: GatewayDataSource; log: Logger },
+  deps: { db: GatewayDatabase; log: Logger },
   principal: Principal,
   plan: RefusedRequest,
   model: string,

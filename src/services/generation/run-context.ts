@@ -1,4 +1,4 @@
-import type { GatewayDataSource } from '../db/data-source.js';
+import type { GatewayDatabase } from '../db/database.js';
 import type { CreditLedger } from '../access/credits.js';
 import type { ConcurrencyGate } from '../access/limits/concurrency-gate.js';
 import type { Logger } from '../platform/logger.js';
@@ -12,7 +12,7 @@ import type { UpstreamCall } from './upstream-call.js';
 
 /** What every run shares; owned by the GenerationService. */
 export interface RunContext {
-  db: GatewayDataSource;
+  db: GatewayDatabase;
   pool: OllamaPool;
   instanceId?: string;
   credits: CreditLedger;

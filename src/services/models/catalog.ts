@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { type EntityManager, Not } from 'typeorm';
-import type { GatewayDataSource } from '../db/data-source.js';
-import { ModelEntry } from '../../entities/model-entry.js';
-import { findModelEntry } from '../db/lookups.js';
+import type { EntityManager, Repository } from 'typeorm';
+import type { GatewayDatabase } from '../db/database.js';
+import type { ModelEntry } from '../../entities/model-entry.js';
+import { findDefaultModelEntry, findModelEntry, listModelEntries } from '../db/lookups.js';
 import { inTransaction } from '../db/transactions.js';
 import { badInput } from '../platform/errors.js';
 import { modelNotFound } from './errors.js';
@@ -39,10 +39,11 @@ export interface CatalogMatch {
  * what the host reports.
  */
 export class ModelCatalog {
-  constructor(private readonly db: GatewayDataSource) {}
+  constructor(private readonly db: GatewayDatabase) {}
 
+  /** Plain SQL: the idle reaper reads it on every check. */
   list(): Promise<ModelEntry[]> {
-    return this.db.getRepository(ModelEntry).find({ order: { name: 'ASC' } });
+    return listModelEntries(this.db.sqlClient);
   }
 
   /**
@@ -51,7 +52,7 @@ export class ModelCatalog {
    */
   async find(requested: string, tx?: EntityManager): Promise<CatalogMatch | null> {
     const lookup = (by: { alias: string } | { name: string }) =>
-      tx ? tx.getRepository(ModelEntry).findOne({ where: by }) : findModelEntry(this.db.sqlClient, by);
+      tx ? entries(tx).findOne({ where: by }) : findModelEntry(this.db.sqlClient, by);
     const wanted = requested.trim().toLowerCase();
     if (wanted && !wanted.includes(':') && !wanted.includes('/')) {
       const byAlias = await lookup({ alias: wanted });
@@ -70,7 +71,7 @@ export class ModelCatalog {
   }
 
   async defaultEntry(): Promise<ModelEntry | null> {
-    return this.db.getRepository(ModelEntry).findOne({ where: { isDefault: true } });
+    return findDefaultModelEntry(this.db.sqlClient);
   }
 
   /** Adds an entry; BAD_USER_INPUT when the name is already catalogued or the alias is taken. */
@@ -78,12 +79,12 @@ export class ModelCatalog {
     const name = requireModelName(input.name);
     const fields = validateFields(input);
     return inTransaction(this.db, async (tx) => {
-      if (await tx.getRepository(ModelEntry).findOne({ where: { name } }))
+      if (await entries(tx).findOne({ where: { name } }))
         throw badInput(`Model "${name}" is already in the catalog; use updateModel to change it.`, { field: 'name' });
-      const entry = tx.getRepository(ModelEntry).create({ ...blankEntry(name), ...definedOnly(fields) });
+      const entry = entries(tx).create({ ...blankEntry(name), ...definedOnly(fields) });
       await this.checkConflicts(tx, entry);
       if (entry.isDefault) await clearDefault(tx);
-      return tx.getRepository(ModelEntry).save(entry);
+      return entries(tx).save(entry);
     });
   }
 
@@ -95,7 +96,7 @@ export class ModelCatalog {
       Object.assign(entry, definedOnly(fields));
       await this.checkConflicts(tx, entry);
       if (fields.isDefault) await clearDefault(tx, entry.id);
-      return tx.getRepository(ModelEntry).save(entry);
+      return entries(tx).save(entry);
     });
   }
 
@@ -103,9 +104,9 @@ export class ModelCatalog {
   async ensure(tx: EntityManager, requested: string): Promise<ModelEntry> {
     const match = await this.find(requested, tx);
     if (match) return match.entry;
-    const entry = tx.getRepository(ModelEntry).create(blankEntry(requireModelName(requested)));
+    const entry = entries(tx).create(blankEntry(requireModelName(requested)));
     await this.checkConflicts(tx, entry);
-    return tx.getRepository(ModelEntry).save(entry);
+    return entries(tx).save(entry);
   }
 
   /** Makes a model (catalogued on the fly when needed) the one default. */
@@ -114,7 +115,7 @@ export class ModelCatalog {
       const entry = await this.ensure(tx, requested);
       await clearDefault(tx, entry.id);
       entry.isDefault = true;
-      return tx.getRepository(ModelEntry).save(entry);
+      return entries(tx).save(entry);
     });
   }
 
@@ -124,7 +125,7 @@ export class ModelCatalog {
     return inTransaction(this.db, async (tx) => {
       const entry = await this.ensure(tx, requested);
       entry.inactivityThresholdSeconds = value;
-      return tx.getRepository(ModelEntry).save(entry);
+      return entries(tx).save(entry);
     });
   }
 
@@ -133,7 +134,8 @@ export class ModelCatalog {
    * (alias `llama3.2` while `llama3.2:latest` is a different entry), or requests would be ambiguous.
    */
   async checkConflicts(tx: EntityManager, entry: ModelEntry): Promise<void> {
-    const repo = tx.getRepository(ModelEntry);
+    const repo = entries(tx);
+    const { Not } = await import('typeorm'); // loaded: a transaction runs
     const others = entry.id ? { id: Not(entry.id) } : {};
     if (entry.alias) {
       const taken = await repo.findOne({ where: { alias: entry.alias, ...others } });
@@ -186,6 +188,10 @@ export function blankEntry(name: string): Partial<ModelEntry> {
   };
 }
 
+/** The catalogue's repository in an admin transaction (by entity name: the class would load TypeORM at start). */
+const entries = (tx: EntityManager): Repository<ModelEntry> => tx.getRepository<ModelEntry>('ModelEntry');
+
 async function clearDefault(tx: EntityManager, exceptId?: string): Promise<void> {
-  await tx.getRepository(ModelEntry).update(exceptId ? { isDefault: true, id: Not(exceptId) } : { isDefault: true }, { isDefault: false });
+  const { Not } = await import('typeorm'); // loaded: a transaction runs
+  await entries(tx).update(exceptId ? { isDefault: true, id: Not(exceptId) } : { isDefault: true }, { isDefault: false });
 }

@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse/sync';
-import type { GatewayDataSource } from '../db/data-source.js';
-import { ModelEntry } from '../../entities/model-entry.js';
+import type { GatewayDatabase } from '../db/database.js';
+import type { ModelEntry } from '../../entities/model-entry.js';
 import { inTransaction } from '../db/transactions.js';
 import { ErrorCode, GatewayError } from '../platform/errors.js';
 import { blankEntry } from './catalog.js';
@@ -93,11 +93,11 @@ export function parseCatalogCsv(text: string): { rows: CatalogCsvRow[]; errors: 
  * database, then written in one transaction: on any bad row nothing is imported
  * (CatalogImportError lists every problem by line).
  */
-export async function importCatalogCsv(db: GatewayDataSource, text: string): Promise<CatalogImportResult> {
+export async function importCatalogCsv(db: GatewayDatabase, text: string): Promise<CatalogImportResult> {
   const { rows, errors } = parseCatalogCsv(text);
   if (errors.length) throw new CatalogImportError(errors);
   return inTransaction(db, async (tx) => {
-    const repo = tx.getRepository(ModelEntry);
+    const repo = tx.getRepository<ModelEntry>('ModelEntry');
     const existing = await repo.find();
     const byName = new Map(existing.map((e) => [e.name, e]));
     // The catalogue as it will be: existing entries with the file's rows laid over them.

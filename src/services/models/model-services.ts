@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { GatewayDataSource } from '../db/data-source.js';
+import type { GatewayDatabase } from '../db/database.js';
 import type { Config } from '../../config.js';
 import type { ModelEntry } from '../../entities/model-entry.js';
 import { GpuProbe } from './gpu.js';
@@ -46,7 +46,7 @@ export const hostTag = (url: string): string => createHash('sha256').update(url)
 
 export function createModelServices(deps: {
   config: Config;
-  db: GatewayDataSource;
+  db: GatewayDatabase;
   pool: OllamaPool;
   pubsub: GatewayPubSub;
   settings: SettingsService;

@@ -1,4 +1,4 @@
-import { type GatewayDataSource, databaseHealthy } from '../db/data-source.js';
+import { type GatewayDatabase, databaseHealthy } from '../db/database.js';
 import type { OllamaPool } from '../ollama/pool.js';
 
 export interface HealthReport {
@@ -11,7 +11,7 @@ export interface HealthReport {
 }
 
 /** Asks the database and the Ollama hosts whether they answer (one answering host is enough to serve). */
-export async function checkHealth(db: GatewayDataSource, pool: OllamaPool, version: string): Promise<HealthReport> {
+export async function checkHealth(db: GatewayDatabase, pool: OllamaPool, version: string): Promise<HealthReport> {
   const [database, hosts] = await Promise.all([databaseHealthy(db), Promise.all(pool.hosts.map((h) => h.check()))]);
   const reachable = hosts.some(Boolean);
   return { status: database && reachable ? 'ok' : 'degraded', version, database, upstream: reachable };

@@ -1,6 +1,4 @@
-import type { GatewayDataSource } from '../db/data-source.js';
-import { Lease } from '../../entities/lease.js';
-import { inTransaction } from '../db/transactions.js';
+import type { GatewayDatabase } from '../db/database.js';
 
 /**
  * Named leases in the gateway's own database, so several instances sharing it agree on who runs
@@ -8,40 +6,36 @@ import { inTransaction } from '../db/transactions.js';
  * is a row with an owner and an expiry: taking or renewing it is one conditional UPDATE (or an
  * INSERT when the row does not exist yet), atomic on PostgreSQL and SQLite alike. Expiry times
  * come from the instances' clocks, which are assumed to agree within a fraction of the TTL (NTP).
+ * Plain SQL on the SqlClient: the heartbeat and the idle reaper renew leases while the gateway
+ * idles, which must not load TypeORM.
  */
 export class LeaseStore {
-  constructor(private readonly db: GatewayDataSource) {}
+  constructor(private readonly db: GatewayDatabase) {}
 
   /** Takes the lease, or renews it when `owner` holds it; false while another owner's lease runs. */
   acquire(name: string, owner: string, ttlMs: number): Promise<boolean> {
     const now = new Date();
     const expiresAt = new Date(now.getTime() + ttlMs);
-    return inTransaction(this.db, async (tx) => {
-      const renewed = await tx
-        .createQueryBuilder()
-        .update(Lease)
-        .set({ owner, expiresAt })
-        .where('name = :name AND (owner = :owner OR expires_at < :now)', { name, owner, now })
-        .execute();
-      if (renewed.affected) return true;
-      await tx.createQueryBuilder().insert().into(Lease).values({ name, owner, expiresAt }).orIgnore().execute();
-      const row = await tx.findOneBy(Lease, { name });
+    return this.db.sqlClient.transaction(async (tx) => {
+      const renewed = await tx.run('UPDATE leases SET owner = ?, expires_at = ? WHERE name = ? AND (owner = ? OR expires_at < ?)', [owner, expiresAt, name, owner, now]);
+      if (renewed) return true;
+      await tx.run('INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING', [name, owner, expiresAt]);
+      const row = await tx.get<{ owner: string }>('SELECT owner FROM leases WHERE name = ?', [name]);
       return row?.owner === owner;
     });
   }
 
   /** Gives the lease up (when `owner` holds it), so another instance can take it at once. */
   async release(name: string, owner: string): Promise<void> {
-    await inTransaction(this.db, (tx) => tx.delete(Lease, { name, owner }));
+    await this.db.sqlClient.transaction((tx) => tx.run('DELETE FROM leases WHERE name = ? AND owner = ?', [name, owner]));
   }
 
   /** Owners of the unexpired leases whose names start with `prefix`. */
   async liveOwners(prefix: string): Promise<Map<string, string>> {
-    const rows = await this.db
-      .getRepository(Lease)
-      .createQueryBuilder('l')
-      .where('l.name LIKE :prefix AND l.expires_at >= :now', { prefix: `${prefix.replace(/[%_]/g, '')}%`, now: new Date() })
-      .getMany();
+    const rows = await this.db.sqlClient.all<{ name: string; owner: string }>('SELECT name, owner FROM leases WHERE name LIKE ? AND expires_at >= ?', [
+      `${prefix.replace(/[%_]/g, '')}%`,
+      new Date(),
+    ]);
     return new Map(rows.map((r) => [r.name, r.owner]));
   }
 }

@@ -1,7 +1,5 @@
-import type { GatewayDataSource } from '../db/data-source.js';
-import { Setting } from '../../entities/setting.js';
-import { readSetting } from '../db/lookups.js';
-import { inTransaction } from '../db/transactions.js';
+import type { GatewayDatabase } from '../db/database.js';
+import { readSetting, writeSetting } from '../db/lookups.js';
 import { badInput } from './errors.js';
 import { checkThreshold } from '../models/limits.js';
 
@@ -19,7 +17,7 @@ export const MAX_SYSTEM_PROMPT_CHARS = 32_000;
  */
 export class SettingsService {
   constructor(
-    private readonly db: GatewayDataSource,
+    private readonly db: GatewayDatabase,
     private readonly defaults: { inactivityThresholdSeconds?: number },
   ) {}
 
@@ -29,11 +27,9 @@ export class SettingsService {
     return readSetting(this.db.sqlClient, key);
   }
 
-  /** Upsert of one row (JSON value; null allowed). */
+  /** Upsert of one row (JSON value; null allowed). Plain SQL: the idle reaper stores its activity times here. */
   write(key: string, value: unknown): Promise<void> {
-    return inTransaction(this.db, async (tx) => {
-      await tx.getRepository(Setting).save({ key, value: value ?? null, updatedAt: new Date() });
-    });
+    return this.db.sqlClient.transaction((tx) => writeSetting(tx, key, value, new Date()));
   }
 
   /** System prompt that new sessions start with (sessions created earlier keep their own). */

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { In } from 'typeorm';
-import type { GatewayDataSource } from '../db/data-source.js';
+import type { Repository } from 'typeorm';
+import type { GatewayDatabase } from '../db/database.js';
 import type { GenerationMessage, ToolCall } from '../../entities/generation.js';
-import { Message } from '../../entities/message.js';
-import { Session } from '../../entities/session.js';
+import type { Message } from '../../entities/message.js';
+import type { Session } from '../../entities/session.js';
 import { type NewMessage, finishMessage, insertMessage, lastMessage, setPromptTokens, touchSession } from '../db/messages.js';
 import { SqlError, type SqlTx } from '../db/sql-client.js';
 import { inTransaction } from '../db/transactions.js';
@@ -59,12 +59,21 @@ export const sessionBusy = () =>
  */
 export class SessionService {
   constructor(
-    private readonly db: GatewayDataSource,
+    private readonly db: GatewayDatabase,
     /** The gateway's current default system prompt (applies to sessions created afterwards). */
     private readonly defaultSystemPrompt: () => Promise<string | null>,
     /** A model's own system prompt (its catalog entry), which comes before the gateway's default. */
     private readonly modelSystemPrompt: (model: string) => Promise<string | null> = async () => null,
   ) {}
+
+  // Entities by name: their classes import TypeORM, which loads on first use (db.orm()).
+  private async sessionRepo(): Promise<Repository<Session>> {
+    return (await this.db.orm()).getRepository<Session>('Session');
+  }
+
+  private async messageRepo(): Promise<Repository<Message>> {
+    return (await this.db.orm()).getRepository<Message>('Message');
+  }
 
   async create(owner: Principal, input: CreateSessionInput): Promise<Session> {
     const model = input.model.trim();
@@ -74,7 +83,7 @@ export class SessionService {
     toOllamaOptions(input.options); // validate now, not at the first message
     // Fixed now: the request's, else the model's, else the gateway's default.
     const systemPrompt = input.systemPrompt ?? ((await this.modelSystemPrompt(model)) || (await this.defaultSystemPrompt()));
-    const session = this.db.getRepository(Session).create({
+    const session = (await this.sessionRepo()).create({
       id: randomUUID(),
       apiKeyId: owner.id,
       model,
@@ -88,7 +97,7 @@ export class SessionService {
 
   /** The caller's session, or NOT_FOUND (also for sessions of other keys: their existence is not revealed). */
   async get(owner: Principal, id: string): Promise<Session> {
-    const session = isUuid(id) ? await this.db.getRepository(Session).findOneBy({ id, apiKeyId: owner.id }) : null;
+    const session = isUuid(id) ? await (await this.sessionRepo()).findOneBy({ id, apiKeyId: owner.id }) : null;
     if (!session) throw new GatewayError(ErrorCode.NOT_FOUND, `No session ${JSON.stringify(id)} for this key.`, { id });
     return session;
   }
@@ -97,8 +106,7 @@ export class SessionService {
   async list(owner: Principal, first = 20, after?: string | null): Promise<SessionPage> {
     if (first < 1 || first > MAX_PAGE) throw badInput(`first must be 1 to ${MAX_PAGE}.`, { field: 'first' });
     const cursor = after ? decodeCursor(after) : undefined;
-    const qb = this.db
-      .getRepository(Session)
+    const qb = (await this.sessionRepo())
       .createQueryBuilder('s')
       .where('s.apiKeyId = :owner', { owner: owner.id })
       .orderBy('s.createdAt', 'DESC')
@@ -112,7 +120,7 @@ export class SessionService {
   }
 
   async messages(sessionId: string): Promise<Message[]> {
-    return this.db.getRepository(Message).find({ where: { sessionId }, order: { seq: 'ASC' } });
+    return (await this.messageRepo()).find({ where: { sessionId }, order: { seq: 'ASC' } });
   }
 
   /** The conversation as clients see it: the system prompt first, then the stored turns. */
@@ -133,8 +141,8 @@ export class SessionService {
   async clear(owner: Principal, id: string): Promise<Session> {
     const session = await this.get(owner, id);
     await inTransaction(this.db, async (tx) => {
-      if (await tx.exists(Message, { where: { sessionId: id, status: 'STREAMING' } })) throw sessionBusy();
-      await tx.delete(Message, { sessionId: id });
+      if (await tx.exists('Message', { where: { sessionId: id, status: 'STREAMING' } })) throw sessionBusy();
+      await tx.delete('Message', { sessionId: id });
     });
     return session;
   }
@@ -142,8 +150,8 @@ export class SessionService {
   async delete(owner: Principal, id: string): Promise<boolean> {
     const session = await this.get(owner, id);
     await inTransaction(this.db, async (tx) => {
-      if (await tx.exists(Message, { where: { sessionId: id, status: 'STREAMING' } })) throw sessionBusy();
-      await tx.delete(Session, { id: session.id });
+      if (await tx.exists('Message', { where: { sessionId: id, status: 'STREAMING' } })) throw sessionBusy();
+      await tx.delete('Session', { id: session.id });
     });
     return true;
   }
@@ -234,7 +242,9 @@ export class SessionService {
 
   /** Turns by id, in order (for the non-streaming chat result). */
   async turns(ids: string[]): Promise<ChatTurn[]> {
-    const rows = await this.db.getRepository(Message).find({ where: { id: In(ids) }, order: { seq: 'ASC' } });
+    const messages = await this.messageRepo();
+    const { In } = await import('typeorm'); // loaded by messageRepo()
+    const rows = await messages.find({ where: { id: In(ids) }, order: { seq: 'ASC' } });
     return rows.map(toTurn);
   }
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EmbedResponse } from 'ollama';
-import type { GatewayDataSource } from '../../db/data-source.js';
+import type { GatewayDatabase } from '../../db/database.js';
 import { type CreditLedger, costOf } from '../../access/credits.js';
 import { finishUsageRow, insertUsageRow } from '../../db/generations.js';
 import { ErrorCode, GatewayError, badInput, isGatewayError } from '../../platform/errors.js';
@@ -17,7 +17,7 @@ import type { OllamaHost, OllamaPool } from '../../ollama/pool.js';
 import type { EmbedInput, EmbedMeta, EmbedResult, Embedder } from './types.js';
 
 export interface EmbeddingServiceDeps {
-  db: GatewayDataSource;
+  db: GatewayDatabase;
   pool: OllamaPool;
   credits: CreditLedger;
   log: Logger;
