@@ -203,13 +203,16 @@ describe('SQLite connection settings', () => {
     busyTimeout: (await query('PRAGMA busy_timeout'))[0].timeout,
   });
   const expected = { journalMode: 'wal', synchronous: 2, foreignKeys: 1, busyTimeout: 5000 };
+  // The hot path's own connection commits with synchronous=NORMAL and flushes the WAL itself
+  // before a commit is acknowledged (src/services/db/sqlite-client.ts; test/database/wal-flush.test.ts).
+  const expectedSqlClient = { ...expected, synchronous: 1 };
 
-  it('creates the folder and sets WAL, synchronous=FULL, foreign_keys and busy_timeout', async () => {
+  it('creates the folder and sets WAL, synchronous (FULL on TypeORM\'s connection), foreign_keys and busy_timeout', async () => {
     const db = await createTestDatabase('sqlite', { runMigrations: true });
     open.push(db);
     expect(db.options.dbPath).toMatch(/[/\\]data[/\\]gateway\.sqlite$/);
     expect(await pragmas((sql) => db.orm.query(sql))).toEqual(expected);
-    expect(await pragmas((sql) => db.database.sqlClient.all(sql))).toEqual(expected);
+    expect(await pragmas((sql) => db.database.sqlClient.all(sql))).toEqual(expectedSqlClient);
   });
 
   it('sets them again on a reopened WAL file, which alone would come back as synchronous=NORMAL', async () => {
@@ -228,7 +231,7 @@ describe('SQLite connection settings', () => {
 
     const reopened = await openDatabase(db.options);
     try {
-      expect(await pragmas((sql) => reopened.sqlClient.all(sql))).toEqual(expected);
+      expect(await pragmas((sql) => reopened.sqlClient.all(sql))).toEqual(expectedSqlClient);
       const orm = await reopened.orm();
       expect(await pragmas((sql) => orm.query(sql))).toEqual(expected);
     } finally {
