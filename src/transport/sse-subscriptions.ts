@@ -1,23 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type ExecutionArgs, type ExecutionResult, GraphQLError, Lexer, Source, TokenKind } from 'graphql';
+import { type ExecutionArgs, type ExecutionResult, GraphQLError } from 'graphql';
 import { createGraphQLError, getSSEProcessor, isAsyncIterable, mapAsyncIterator, processRegularResult } from 'graphql-yoga';
 import type { Histogram, Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import { readBodyWithin, sendJsonError, bodyTooLarge } from './http-guards.js';
+import { type GraphQLParams, type NonStreamProcessor, OperationTypeCache, isJsonContentType, nonStreamProcessor, paramsFromJson, paramsFromUrl } from './sse-request.js';
+import { COMPLETE, PING, PING_INTERVAL_MS, SSE_HEADERS, corsHeaders, jsonStringifyResultWithoutInternals } from './sse-wire.js';
 import { GRAPHQL_PATH, type AuthedRequest, type GatewayYoga } from './yoga.js';
 
 /** What a request carries once its body (if any) is read; hardening.prepareGraphQL may have read it already. */
 type BodiedRequest = AuthedRequest & { body?: Buffer };
-
-/** The GraphQL-over-HTTP parameters, as yoga's GET and JSON parsers produce them. */
-interface GraphQLParams {
-  query: string;
-  operationName?: string | null;
-  variables?: Record<string, unknown> | null;
-  extensions?: Record<string, unknown> | null;
-}
-
-type OperationType = 'query' | 'mutation' | 'subscription';
 
 /** yoga's maskedErrors options (private in its typings): the gateway's mask function wrapped by yoga. */
 interface MaskedErrorsOpts {
@@ -25,16 +17,6 @@ interface MaskedErrorsOpts {
   errorMessage: string;
   isDev?: boolean;
 }
-
-const PING = ':\n\n';
-const PING_INTERVAL_MS = 12_000;
-const COMPLETE = 'event: complete\ndata:\n\n';
-/** The headers of yoga's SSE processor (node_modules/graphql-yoga/esm/plugins/result-processor/sse.js). */
-const SSE_HEADERS = { 'content-type': 'text/event-stream', connection: 'keep-alive', 'cache-control': 'no-cache', 'content-encoding': 'none' };
-const PARAM_NAMES = new Set(['query', 'variables', 'operationName', 'extensions']);
-const OPERATION_KEYWORDS = new Set<string>(['query', 'mutation', 'subscription']);
-const MAX_REMEMBERED_QUERIES = 256;
-const MAX_REMEMBERED_QUERY_CHARS = 8192;
 
 /**
  * GraphQL subscriptions over SSE ("distinct connections" mode: graphql-sse, urql, Apollo) served
@@ -254,214 +236,5 @@ export function createSseSubscriptions(config: Config, yoga: GatewayYoga, regist
 
 export type SseSubscriptions = ReturnType<typeof createSseSubscriptions>;
 
-type NonStreamProcessor = { kind: 'sse' } | { kind: 'regular'; mediaType: string };
-
-/**
- * The processor yoga's useResultProcessors picks for a result that is not a stream, given the
- * Accept header (its last match wins, in yoga's order: SSE, multipart, JSON); undefined when it
- * would be multipart or nothing, which this module leaves to yoga. A stream always goes to SSE
- * here, as in yoga, since Accept names text/event-stream.
- */
-export function nonStreamProcessor(accept: string): NonStreamProcessor | undefined {
-  const asked = acceptedMediaTypes(accept);
-  let picked: NonStreamProcessor | 'multipart' | undefined;
-  const candidates: Array<[string[], (mediaType: string) => NonStreamProcessor | 'multipart']> = [
-    [['text/event-stream'], () => ({ kind: 'sse' })],
-    [['multipart/mixed'], () => 'multipart'],
-    [['application/graphql-response+json', 'application/json'], (mediaType) => ({ kind: 'regular', mediaType })],
-  ];
-  for (const [mediaTypes, make] of candidates) {
-    for (const requested of asked) for (const offered of mediaTypes) if (mediaTypeMatches(offered, requested)) picked = make(offered);
-  }
-  if (!asked.includes('text/event-stream')) return undefined;
-  return picked === 'multipart' ? undefined : picked;
-}
-
-/** yoga's getMediaTypesForRequestInOrder: the media types asked for with utf-8 (or no) charset, last first. */
-function acceptedMediaTypes(accept: string): string[] {
-  const out: string[] = [];
-  for (const entry of accept.replace(/\s/g, '').toLowerCase().split(',')) {
-    const [mediaType, ...parameters] = entry.split(';');
-    const charset = parameters.find((p) => p.includes('charset=')) ?? 'charset=utf-8';
-    if (mediaType !== undefined && charset === 'charset=utf-8') out.push(mediaType);
-  }
-  return out.reverse();
-}
-
-function mediaTypeMatches(asked: string, offered: string): boolean {
-  const [askedType, askedSub] = asked.split('/');
-  const [type, sub] = offered.split('/');
-  return (type === '*' || type === askedType) && (sub === '*' || sub === askedSub);
-}
-
-/** yoga's isPOSTJsonRequest. */
-function isJsonContentType(contentType: string | undefined): boolean {
-  const first = contentType?.split(',')[0];
-  return ['application/json', 'application/graphql+json'].some((t) => first === t || !!first?.startsWith(`${t};`));
-}
-
-const isObjectOrAbsent = (v: unknown) => v == null || (typeof v === 'object' && !Array.isArray(v));
-
-/** Parameters yoga would accept without complaint; undefined for anything else (yoga then answers it). */
-function checkedParams(raw: unknown): GraphQLParams | undefined {
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
-  const p = raw as Record<string, unknown>;
-  for (const key in p) if (p[key] != null && !PARAM_NAMES.has(key)) return undefined;
-  if (typeof p.query !== 'string' || !p.query) return undefined;
-  if (p.operationName != null && typeof p.operationName !== 'string') return undefined;
-  if (!isObjectOrAbsent(p.variables) || !isObjectOrAbsent(p.extensions)) return undefined;
-  return p as unknown as GraphQLParams;
-}
-
-function paramsFromJson(body: Buffer): GraphQLParams | undefined {
-  try {
-    return checkedParams(JSON.parse(body.toString('utf8')));
-  } catch {
-    return undefined;
-  }
-}
-
-/** yoga's parseGETRequest (empty values count as absent). */
-function paramsFromUrl(url: string): GraphQLParams | undefined {
-  const search = new URLSearchParams(url.slice(url.indexOf('?') + 1));
-  try {
-    const variables = search.get('variables') || undefined;
-    const extensions = search.get('extensions') || undefined;
-    return checkedParams({
-      query: search.get('query') || undefined,
-      operationName: search.get('operationName') || undefined,
-      variables: variables ? JSON.parse(variables) : undefined,
-      extensions: extensions ? JSON.parse(extensions) : undefined,
-    });
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The type of the operation a document selects, read from its top-level tokens without
- * building the AST (the envelop pipeline parses it once, after the decision). Undefined when it
- * is unclear (a lexing error, an unknown operation name, more tokens than MAX_TOKENS): yoga then
- * answers the request. Remembered per query text, as clients send the same few documents.
- */
-export class OperationTypeCache {
-  private readonly known = new Map<string, Map<string | null, OperationType> | null>();
-
-  constructor(private readonly maxTokens: number) {}
-
-  selected(query: string, operationName: string | null | undefined): OperationType | undefined {
-    let operations = this.known.get(query);
-    if (operations === undefined) {
-      operations = this.scan(query);
-      // Bounded in entries and in size, whatever documents clients send.
-      if (query.length <= MAX_REMEMBERED_QUERY_CHARS) {
-        if (this.known.size >= MAX_REMEMBERED_QUERIES) this.known.clear();
-        this.known.set(query, operations);
-      }
-    }
-    if (!operations) return undefined;
-    if (operationName) return operations.get(operationName);
-    return operations.size === 1 ? operations.values().next().value : undefined;
-  }
-
-  /** Operation types by name (null: anonymous); null when the document cannot be read this way. */
-  private scan(query: string): Map<string | null, OperationType> | null {
-    const operations = new Map<string | null, OperationType>();
-    try {
-      const lexer = new Lexer(new Source(query));
-      let depth = 0;
-      let atDefinitionStart = true;
-      let tokens = 0;
-      for (let token = lexer.advance(); token.kind !== TokenKind.EOF; token = lexer.advance()) {
-        if (this.maxTokens > 0 && ++tokens > this.maxTokens) return null;
-        const kind = token.kind;
-        if (kind === TokenKind.BRACE_L || kind === TokenKind.PAREN_L || kind === TokenKind.BRACKET_L) {
-          // A shorthand query: `{ ... }`.
-          if (atDefinitionStart && depth === 0 && kind === TokenKind.BRACE_L) {
-            if (operations.has(null)) return null;
-            operations.set(null, 'query');
-            atDefinitionStart = false;
-          }
-          depth++;
-        } else if (kind === TokenKind.BRACE_R || kind === TokenKind.PAREN_R || kind === TokenKind.BRACKET_R) {
-          if (--depth < 0) return null;
-          // Every executable definition ends with its selection set.
-          if (depth === 0 && kind === TokenKind.BRACE_R) atDefinitionStart = true;
-        } else if (atDefinitionStart && depth === 0) {
-          atDefinitionStart = false;
-          if (kind !== TokenKind.NAME || !token.value) return null;
-          if (token.value === 'fragment') continue;
-          if (!OPERATION_KEYWORDS.has(token.value)) return null;
-          const next = lexer.lookahead();
-          const name = next.kind === TokenKind.NAME ? next.value! : null;
-          if (operations.has(name)) return null;
-          operations.set(name, token.value as OperationType);
-        }
-      }
-      return depth === 0 && operations.size > 0 ? operations : null;
-    } catch {
-      return null;
-    }
-  }
-}
-
-/** The headers yoga's CORS plugin (whatwg-node useCORS with `{ origin: corsOrigins, credentials: true }`) adds to a response. */
-function corsHeaders(req: IncomingMessage, cors: { origins: string[] } | undefined): Record<string, string> {
-  const origin = req.headers.origin;
-  if (!cors || origin === undefined) return {};
-  const headers: Record<string, string> = {};
-  const { origins } = cors;
-  if (origins.includes('*')) {
-    headers['Access-Control-Allow-Origin'] = origin;
-    headers.Vary = 'Origin';
-  } else if (origins.length === 1) {
-    headers['Access-Control-Allow-Origin'] = origins[0]!;
-  } else if (origins.includes(origin)) {
-    headers['Access-Control-Allow-Origin'] = origin;
-    headers.Vary = 'Origin';
-  } else {
-    headers['Access-Control-Allow-Origin'] = 'null';
-  }
-  const requestMethod = req.headers['access-control-request-method'];
-  if (typeof requestMethod === 'string' && requestMethod) headers['Access-Control-Allow-Methods'] = requestMethod;
-  const requestHeaders = req.headers['access-control-request-headers'];
-  if (typeof requestHeaders === 'string' && requestHeaders) {
-    headers['Access-Control-Allow-Headers'] = requestHeaders;
-    headers.Vary = headers.Vary ? `${headers.Vary}, Access-Control-Request-Headers` : 'Access-Control-Request-Headers';
-  }
-  headers['Access-Control-Allow-Credentials'] = 'true';
-  return headers;
-}
-
 const isAbortError = (error: unknown): boolean =>
   typeof error === 'object' && error?.constructor?.name === 'DOMException' && ['AbortError', 'TimeoutError'].includes((error as DOMException).name);
-
-/** yoga's jsonStringifyResultWithoutInternals (not exported), for the one shape a subscription event has. */
-function jsonStringifyResultWithoutInternals(result: ExecutionResult & { stringify?: (r: unknown) => string }): string {
-  return (result.stringify ?? JSON.stringify)(omitInternals(result));
-}
-
-function omitInternals(result: ExecutionResult): ExecutionResult {
-  const http = (result.extensions as { http?: unknown } | undefined)?.http;
-  if (!result.errors?.length && !http) return result;
-  const cleaned: ExecutionResult = { ...result };
-  if (cleaned.errors) cleaned.errors = cleaned.errors.map(omitErrorInternals);
-  if (cleaned.extensions) {
-    const { http: _http, ...extensions } = cleaned.extensions as Record<string, unknown>;
-    cleaned.extensions = Object.keys(extensions).length ? extensions : undefined;
-  }
-  return cleaned;
-}
-
-function omitErrorInternals(error: GraphQLError): GraphQLError {
-  if (!(error instanceof GraphQLError)) return error;
-  const { http: _http, unexpected: _unexpected, ...extensions } = (error.toJSON().extensions ?? {}) as Record<string, unknown>;
-  return createGraphQLError(error.message, {
-    nodes: error.nodes,
-    source: error.source,
-    positions: error.positions,
-    path: error.path,
-    originalError: error.originalError ? (omitErrorInternals(error.originalError as GraphQLError) as Error) : undefined,
-    extensions: Object.keys(extensions).length ? extensions : undefined,
-  });
-}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { OperationTypeCache, nonStreamProcessor } from '../../src/transport/sse-subscriptions.js';
+import { OperationTypeCache, nonStreamProcessor } from '../../src/transport/sse-request.js';
 
-// What src/transport/sse-subscriptions.ts decides before running anything: which operation a
+// What src/transport/sse-request.ts decides (for sse-subscriptions.ts) before running anything: which operation a
 // document selects (only subscriptions are served there) and how yoga would answer a result that
 // is not a stream for a given Accept header (multipart is left to yoga).
 
