@@ -1,4 +1,3 @@
-import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Setting } from '../../src/entities/setting.js';
 import type { SqlTx } from '../../src/services/db/sql-client.js';
@@ -78,36 +77,5 @@ describeEachDatabase('SqlClient transactions: concurrent transactions', (kind) =
     expect(outcomes).toHaveLength(20);
     const rows = await db.database.sqlClient.all<{ key: string; value: string }>("SELECT key, value FROM settings WHERE key LIKE 'mixed-%'");
     expect(rows.map((r) => [r.key, JSON.parse(r.value)]).sort()).toEqual(Array.from({ length: 20 }, (_, i) => [`mixed-${i}`, i]).sort());
-  });
-
-  // PostgreSQL commits over the network: I/O started by the work goes out while it waits anyway.
-  it.skipIf(kind !== 'sqlite')('yieldBeforeCommit (SQLite): I/O the work started runs before the COMMIT, alone and in a group; without it, after', async () => {
-    // A second connection sees only committed rows (WAL): it tells whether the COMMIT came first.
-    const other = new BetterSqlite3(db.options.dbPath!, { readonly: true });
-    try {
-      const committedAtIo = (n: number, yieldBeforeCommit: boolean) =>
-        Promise.all(
-          Array.from({ length: n }, async (_, i) => {
-            const key = `yield-${yieldBeforeCommit}-${n}-${i}`;
-            let io!: Promise<boolean>;
-            await db.database.sqlClient.transaction(
-              async (tx) => {
-                await saveSetting(tx, key, i);
-                // Stands for a request whose bytes are written on the next turn of the event loop.
-                io = new Promise((resolve) => setImmediate(() => resolve(other.prepare('SELECT 1 FROM settings WHERE key = ?').get(key) !== undefined)));
-              },
-              { yieldBeforeCommit },
-            );
-            return io;
-          }),
-        );
-      expect(await committedAtIo(1, true)).toEqual([false]);
-      expect(await committedAtIo(6, true)).toEqual(Array(6).fill(false));
-      expect(await committedAtIo(1, false)).toEqual([true]);
-      // Every one was committed in the end.
-      expect(other.prepare("SELECT count(*) AS n FROM settings WHERE key LIKE 'yield-%'").get()).toEqual({ n: 8 });
-    } finally {
-      other.close();
-    }
   });
 });

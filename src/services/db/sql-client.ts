@@ -23,14 +23,6 @@ export interface SqlExecutor {
 /** What a transaction's work gets: statements inside that transaction. */
 export type SqlTx = SqlExecutor;
 
-export interface TransactionOptions {
-  /**
-   * SQLite: let the event loop turn once between the work and the COMMIT, so that network I/O the
-   * work started (a request to Ollama) leaves before the COMMIT's fsync holds the thread.
-   */
-  yieldBeforeCommit?: boolean;
-}
-
 /**
  * `run`, `get` and `all` on the client itself are for reads; writes go through `transaction`, so
  * that on SQLite they take their turn with TypeORM's writes (see sqlite-client.ts).
@@ -40,7 +32,7 @@ export interface SqlClient extends SqlExecutor {
    * Runs `work` in a transaction and resolves once it is committed; a `work` that throws is rolled
    * back and rejects. Keep network waits out of `work`: on SQLite it holds the write lock.
    */
-  transaction<T>(work: (tx: SqlTx) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  transaction<T>(work: (tx: SqlTx) => Promise<T>): Promise<T>;
   /**
    * Runs `fn` while this client holds no write transaction and starts none (SQLite): how TypeORM's
    * own transactions on its other connection to the same file take their turn. PostgreSQL: `fn()`.

@@ -1,7 +1,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import BetterSqlite3 from 'better-sqlite3';
 import { nextTurn } from '../platform/event-loop.js';
-import { type SqlClient, SqlError, type SqlRow, type SqlTx, type SqlValue, type TransactionOptions } from './sql-client.js';
+import { type SqlClient, SqlError, type SqlRow, type SqlTx, type SqlValue } from './sql-client.js';
 import { sqliteDateText } from './sql-values.js';
 
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
@@ -28,7 +28,7 @@ const walFileOf = (file: string) => `${file}-wal`;
 const MAX_GROUP = 256;
 
 type Job =
-  | { grouped: true; work: (tx: SqlTx) => Promise<unknown>; yieldBeforeCommit: boolean; resolve: (v: unknown) => void; reject: (e: unknown) => void }
+  | { grouped: true; work: (tx: SqlTx) => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void }
   | { grouped: false; run: () => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
 
 /**
@@ -44,9 +44,10 @@ type Job =
  * transaction held open on one connection across an await blocks the other's writes, and
  * better-sqlite3 waits out busy_timeout on the thread itself, so the holder could never finish.
  * Both therefore take turns through this one queue: TypeORM's transactions run via `exclusive`,
- * alone, between groups. Statements of a group are synchronous; it spans at most the one
- * `yieldBeforeCommit` turn. Other processes on the file (a second gateway, `db backup`) are
- * waited for by busy_timeout, and BEGIN IMMEDIATE takes the write lock before the first read.
+ * alone, between groups. Statements of a group are synchronous and its works only run
+ * statements, so a group holds the write lock within one turn of the event loop. Other processes
+ * on the file (a second gateway, `db backup`) are waited for by busy_timeout, and BEGIN IMMEDIATE
+ * takes the write lock before the first read.
  *
  * Durability off the event loop: with synchronous=FULL, SQLite's COMMIT fsyncs the WAL on the
  * calling thread, and better-sqlite3 calls it on the event loop, which then stood still for the
@@ -96,10 +97,8 @@ export class SqliteClient implements SqlClient {
     return this.execute(sql, params, (s, values) => s.all(...values) as R[]);
   }
 
-  transaction<T>(work: (tx: SqlTx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-    return new Promise<T>((resolve, reject) =>
-      this.enqueue({ grouped: true, work, yieldBeforeCommit: options.yieldBeforeCommit === true, resolve: resolve as (v: unknown) => void, reject }),
-    );
+  transaction<T>(work: (tx: SqlTx) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.enqueue({ grouped: true, work, resolve: resolve as (v: unknown) => void, reject }));
   }
 
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -176,7 +175,6 @@ export class SqliteClient implements SqlClient {
         }
         await this.run('RELEASE work');
       }
-      if (batch.some((job, i) => job.yieldBeforeCommit && results[i].ok)) await nextTurn();
       await this.run('COMMIT');
     } catch (e) {
       // The group could not commit (or a savepoint could not be rolled back): nothing of it is stored.

@@ -145,9 +145,11 @@ export class GenerationRun {
   /**
    * Step 2: a slot of Ollama (or a place in the queue), then credits and the usage row in one
    * transaction. With a slot free, Ollama is asked as soon as the conditional UPDATE has reserved
-   * the credits, while that transaction commits: the first token comes one commit (an fsync on
-   * SQLite) sooner. A request the credits cannot cover never reaches the model, nothing reaches the
-   * client before the commit, and a commit that fails aborts the request to Ollama.
+   * the credits, while that transaction commits and is flushed: the first token comes one commit
+   * (an fsync on SQLite) sooner. A request the credits cannot cover never reaches the model,
+   * nothing reaches the client before the commit is durable, and a commit that fails aborts the
+   * request to Ollama (on SQLite before it is sent: the COMMIT runs before the request's bytes
+   * leave, on the next tick).
    */
   private async reserve(): Promise<void> {
     const { ctx, plan, model } = this;
@@ -162,21 +164,18 @@ export class GenerationRun {
       this.controller.signal.addEventListener('abort', this.abortUpstream, { once: true });
       const early = this.ticket.position === 0;
       if (early) this.loadedEarly = this.host.isLoaded(model.name);
-      await ctx.db.sqlClient.transaction(
-        async (tx) => {
-          await ctx.credits.reserve(tx, this.principal.id, this.reserved);
-          await insertUsageRow(tx, {
-            ...usageRow(this, plan, this.principal, this.meta, model.name),
-            host: this.host.url,
-            instanceId: ctx.instanceId ?? null,
-            status: 'STREAMING',
-            creditsReserved: this.reserved,
-          });
-          await plan.onStart?.(tx, this.id);
-          if (early && !this.controller.signal.aborted) this.ask();
-        },
-        { yieldBeforeCommit: early },
-      );
+      await ctx.db.sqlClient.transaction(async (tx) => {
+        await ctx.credits.reserve(tx, this.principal.id, this.reserved);
+        await insertUsageRow(tx, {
+          ...usageRow(this, plan, this.principal, this.meta, model.name),
+          host: this.host.url,
+          instanceId: ctx.instanceId ?? null,
+          status: 'STREAMING',
+          creditsReserved: this.reserved,
+        });
+        await plan.onStart?.(tx, this.id);
+        if (early && !this.controller.signal.aborted) this.ask();
+      });
     } catch (e) {
       this.reader?.close();
       this.upstreamAbort.abort();
