@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import Agent from 'undici/lib/dispatcher/agent.js';
 
 /** The part of `fetch`'s `init` the `ollama` client passes: method, headers as a plain object, a string body, a signal. */
 export interface ClientInit {
