@@ -5,6 +5,7 @@ import { Generation } from '../../src/entities/generation.js';
 import { toPrincipal } from '../../src/services/access/keys.js';
 import type { AuthedRequest } from '../../src/transport/yoga.js';
 import { type TestGateway, post, startGateway } from '../helpers/gateway.js';
+import { PACED_TOKEN_DELAY_MS } from '../helpers/paced.js';
 import { until } from '../helpers/wait.js';
 
 // GraphQL subscriptions over SSE are served by src/transport/sse-subscriptions.ts, not by yoga's
@@ -22,6 +23,9 @@ let referenceUrl: string;
 
 beforeAll(async () => {
   gw = await startGateway({ env: { CORS_ORIGINS: `${ORIGIN},https://other.example` } });
+  // Paced like a model: with no delay at all a short reply arrives in one burst, and how it is
+  // coalesced into events depends on timing, which differs between the two servers compared here.
+  gw.emulator.setTokenDelay(PACED_TOKEN_DELAY_MS);
   // yoga's own path, authenticated the way the edge would have (http-router.ts sets req.auth).
   reference = createServer((req: IncomingMessage, res: ServerResponse) => {
     const secret = req.headers['x-api-key'] as string | undefined;
@@ -201,7 +205,7 @@ describe('GraphQL subscriptions over SSE on the gateway response writer', () => 
       expect(me.body.data?.me.credits).toBe(10 - row.creditsCharged);
       await until(() => gw.app.sseSubscriptions.open === 0, 10_000, 'the stream to close');
     } finally {
-      gw.emulator.setTokenDelay(0);
+      gw.emulator.setTokenDelay(PACED_TOKEN_DELAY_MS);
     }
   });
 });
