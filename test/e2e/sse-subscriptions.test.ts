@@ -5,8 +5,11 @@ import { Generation } from '../../src/entities/generation.js';
 import { toPrincipal } from '../../src/services/access/keys.js';
 import type { AuthedRequest } from '../../src/transport/yoga.js';
 import { type TestGateway, post, startGateway } from '../helpers/gateway.js';
-import { PACED_TOKEN_DELAY_MS } from '../helpers/paced.js';
+import { BUSY_EVENT_INTERVAL_MS } from '../../src/services/generation/run-context.js';
 import { until } from '../helpers/wait.js';
+
+/** Tokens further apart than the relay ever holds them back. */
+const APART_MS = BUSY_EVENT_INTERVAL_MS + 30;
 
 // GraphQL subscriptions over SSE are served by src/transport/sse-subscriptions.ts, not by yoga's
 // fetch layer. These tests send the same requests to the gateway and to a reference server that
@@ -23,9 +26,10 @@ let referenceUrl: string;
 
 beforeAll(async () => {
   gw = await startGateway({ env: { CORS_ORIGINS: `${ORIGIN},https://other.example` } });
-  // Paced like a model: with no delay at all a short reply arrives in one burst, and how it is
-  // coalesced into events depends on timing, which differs between the two servers compared here.
-  gw.emulator.setTokenDelay(PACED_TOKEN_DELAY_MS);
+  // Tokens further apart than the relay ever holds them back (BUSY_EVENT_INTERVAL_MS while the event
+  // loop is busy): how a reply is coalesced into events depends on timing, which differs between
+  // the two servers compared byte for byte here, so each token must be its own event on both.
+  gw.emulator.setTokenDelay(APART_MS);
   // yoga's own path, authenticated the way the edge would have (http-router.ts sets req.auth).
   reference = createServer((req: IncomingMessage, res: ServerResponse) => {
     const secret = req.headers['x-api-key'] as string | undefined;
@@ -205,7 +209,7 @@ describe('GraphQL subscriptions over SSE on the gateway response writer', () => 
       expect(me.body.data?.me.credits).toBe(10 - row.creditsCharged);
       await until(() => gw.app.sseSubscriptions.open === 0, 10_000, 'the stream to close');
     } finally {
-      gw.emulator.setTokenDelay(PACED_TOKEN_DELAY_MS);
+      gw.emulator.setTokenDelay(APART_MS);
     }
   });
 });
