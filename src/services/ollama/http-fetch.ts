@@ -52,17 +52,14 @@ export class OllamaHttpTransport {
     return new Promise<Response>((resolve, reject) => {
       let controller: DispatchController | undefined;
       let body: BodyReader | undefined;
-      let settled = false;
       const detach = () => {
         for (const s of signals) s.removeEventListener('abort', onAbort);
       };
+      // Before the answer the promise rejects (a second rejection is a no-op); after it, the body's reads fail.
       const fail = (error: Error) => {
         detach();
         if (body) body.fail(error);
-        else if (!settled) {
-          settled = true;
-          reject(error);
-        }
+        else reject(error);
       };
       const onAbort = (event: Event) => {
         const error = abortError(event.target as AbortSignal);
@@ -79,15 +76,12 @@ export class OllamaHttpTransport {
         onResponseStart: (c: DispatchController, status: number, headers: IncomingHttpHeaders, statusText?: string) => {
           if (status < 200) return; // 1xx: the real answer follows
           body = new BodyReader(c, detach);
-          settled = true;
           resolve(new DispatchResponse(status, statusText ?? '', headers, body) as unknown as Response);
         },
         onResponseData: (_c: DispatchController, chunk: Buffer) => body?.push(chunk),
         onResponseEnd: () => body?.end(),
-        onResponseError: (_c: DispatchController, error: Error) => {
-          if (error.name === 'AbortError' || body === undefined) fail(error.name === 'AbortError' ? error : new TypeError('fetch failed', { cause: error }));
-          else fail(new TypeError('terminated', { cause: error }));
-        },
+        onResponseError: (_c: DispatchController, error: Error) =>
+          fail(error.name === 'AbortError' ? error : new TypeError(body ? 'terminated' : 'fetch failed', { cause: error })),
       };
       this.agent.dispatch(
         { origin: url.origin, path: `${url.pathname}${url.search}`, method: (init?.method ?? 'GET') as Dispatcher.HttpMethod, headers: init?.headers, body: init?.body ?? null },
@@ -204,8 +198,9 @@ class BodyReader {
   releaseLock(): void {}
 
   async cancel(): Promise<void> {
-    this.fail(new DOMException('This operation was aborted', 'AbortError'));
-    this.controller.abort(new DOMException('This operation was aborted', 'AbortError'));
+    const aborted = new DOMException('This operation was aborted', 'AbortError');
+    this.fail(aborted);
+    this.controller.abort(aborted);
   }
 
   private settle(): void {
