@@ -16,9 +16,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'graphql-ws';
 import { type Baseline, prepareBaseline } from './lib/baseline.js';
-import { DirectTarget, type StreamOutcome, type StreamSpec, connectWs, wsStream } from './lib/clients.js';
+import { DirectTarget, connectWs, wsStream } from './lib/clients.js';
 import { PROMPT, RESULTS, ROOT, SHORT_MODEL, cfg, log, stamp, startedAt } from './lib/context.js';
-import { otherCpuMeter } from './lib/harness.js';
+import { type Runner, interleavedFirstTokens, otherCpuMeter } from './lib/harness.js';
 import { machineInfo } from './lib/machine.js';
 import { type Env, childEnv, closeSockets, createUserKey, gatewayEnv, setTokenDelay, startEmulator, startGateway } from './lib/processes.js';
 import { type Child, firstLine, spawnNode } from './lib/procs.js';
@@ -29,9 +29,11 @@ const WARMUP_ROUNDS = 30;
 const baselineArg = process.argv.indexOf('--baseline');
 const baselineRef = baselineArg > 0 ? process.argv[baselineArg + 1] : undefined;
 
+if (baselineArg > 0 && (!baselineRef || baselineRef.startsWith('--'))) throw new Error('--baseline: a git ref (commit, branch or tag)');
+
 interface Lane {
   name: string;
-  run(spec: StreamSpec): Promise<StreamOutcome>;
+  run: Runner;
 }
 
 async function startFloor(kind: string, ollamaUrl: string, tmp: string): Promise<{ child: Child; wsUrl: string }> {
@@ -69,34 +71,27 @@ async function main(): Promise<void> {
       clients.push(baseWs);
     }
     const direct = new DirectTarget(emu.url);
-    const sink = () => ({ tokens: 0, events: 0 });
-    const signal = new AbortController().signal;
+    const overWs = (client: Client): Runner => (_w, spec, sink, signal) => wsStream(client, spec, sink, signal);
     const lanes: Lane[] = [
-      { name: 'direct (ollama client)', run: (s) => direct.stream(s, sink(), signal) },
-      { name: 'floor: graphql-ws + graphql-js', run: (s) => wsStream(plainWs, s, sink(), signal) },
-      { name: 'floor: yoga envelop + graphql-ws', run: (s) => wsStream(yogaWs, s, sink(), signal) },
-      { name: 'gateway (ws)', run: (s) => wsStream(gwWs, s, sink(), signal) },
+      { name: 'direct (ollama client)', run: (_w, spec, sink, signal) => direct.stream(spec, sink, signal) },
+      { name: 'floor: graphql-ws + graphql-js', run: overWs(plainWs) },
+      { name: 'floor: yoga envelop + graphql-ws', run: overWs(yogaWs) },
+      { name: 'gateway (ws)', run: overWs(gwWs) },
     ];
-    if (baseWs) lanes.push({ name: `gateway (ws), baseline ${baseline!.ref} (${baseline!.commit.slice(0, 7)})`, run: (s) => wsStream(baseWs, s, sink(), signal) });
-    const spec: StreamSpec = { model: SHORT_MODEL, prompt: PROMPT, maxTokens: 1 };
-    const samples = lanes.map((): number[] => []);
-    const errors = lanes.map(() => 0);
+    if (baseline && baseWs) lanes.push({ name: `gateway (ws), baseline ${baseline.ref} (${baseline.commit.slice(0, 7)})`, run: overWs(baseWs) });
     const other = otherCpuMeter(children.map((c) => c.pid));
     log(`floor: ${ROUNDS} rounds of ${lanes.length} lanes`);
-    for (let r = 0; r < WARMUP_ROUNDS + ROUNDS; r++) {
-      for (let i = 0; i < lanes.length; i++) {
-        const k = (r + i) % lanes.length;
-        const o = await lanes[k].run(spec);
-        if (r < WARMUP_ROUNDS) continue;
-        if (o.ok && o.ttftMs !== null) samples[k].push(o.ttftMs);
-        else errors[k]++;
-      }
-    }
+    const measured = await interleavedFirstTokens(
+      lanes.map((l) => l.run),
+      { model: SHORT_MODEL, prompt: PROMPT, maxTokens: 1 },
+      WARMUP_ROUNDS,
+      ROUNDS,
+    );
     const otherCpuPct = other();
-    const direct50 = summary(samples[0]).p50;
+    const direct50 = summary(measured[0].samples).p50;
     const rows = lanes.map((l, k) => {
-      const s = summary(samples[k]);
-      return { lane: l.name, n: s.n, p50: round(s.p50, 3), p90: round(s.p90, 3), added: k === 0 ? null : round(s.p50 - direct50, 3), errors: errors[k] };
+      const s = summary(measured[k].samples);
+      return { lane: l.name, n: s.n, p50: round(s.p50, 3), p90: round(s.p90, 3), added: k === 0 ? null : round(s.p50 - direct50, 3), errors: measured[k].errors };
     });
     const head = ['path', 'n', 'first token p50, ms', 'p90, ms', 'added p50 vs direct, ms', 'errors'];
     const cells = rows.map((x) => [x.lane, x.n, fmt(x.p50, 3), fmt(x.p90, 3), x.added === null ? '' : `+${fmt(x.added, 3)}`, x.errors]);

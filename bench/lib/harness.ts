@@ -17,6 +17,24 @@ export interface Targets {
 
 export type Runner = (worker: number, spec: StreamSpec, sink: Sink, signal: AbortSignal) => Promise<StreamOutcome>;
 
+/**
+ * Time to first token of `spec` on each path, one stream at a time, rotating which path goes first
+ * every round so that drift in the machine hits all alike; the first `warmupRounds` are not counted.
+ */
+export async function interleavedFirstTokens(paths: Runner[], spec: StreamSpec, warmupRounds: number, rounds: number): Promise<Array<{ samples: number[]; errors: number }>> {
+  const out = paths.map(() => ({ samples: [] as number[], errors: 0 }));
+  for (let r = 0; r < warmupRounds + rounds; r++) {
+    for (let i = 0; i < paths.length; i++) {
+      const k = (r + i) % paths.length;
+      const o = await paths[k](0, spec, { tokens: 0, events: 0 }, new AbortController().signal);
+      if (r < warmupRounds) continue;
+      if (o.ok && o.ttftMs !== null) out[k].samples.push(o.ttftMs);
+      else out[k].errors++;
+    }
+  }
+  return out;
+}
+
 export function runnerFor(mode: Mode, t: Targets): Runner {
   switch (mode) {
     case 'direct':

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Baseline } from './baseline.js';
 import type { DirectTarget, Mode, Sink, StreamSpec } from './clients.js';
 import { ISSUE16_STREAM_TOKENS, LONG_MODEL, PROMPT, SHORT_MODEL, cfg, log } from './context.js';
-import { type Targets, drain, errorsOf, otherCpuMeter, runnerFor, settleWithin, waitQuiet } from './harness.js';
+import { type Targets, drain, errorsOf, interleavedFirstTokens, otherCpuMeter, runnerFor, settleWithin, waitQuiet } from './harness.js';
 import { settle } from './memory.js';
 import { type Env, type Gateway, closeSockets, createUserKey, gatewayEnv, openSockets, setTokenDelay, startGateway } from './processes.js';
 import { sleep } from './procs.js';
@@ -73,21 +73,16 @@ const laneName = (l: { mode: Mode; build?: Build }) => (l.build === 'baseline' ?
 async function firstTokenRun(lanes: Lane[], pids: number[]): Promise<Issue16Latency[]> {
   const other = otherCpuMeter(pids);
   const spec: StreamSpec = { model: SHORT_MODEL, prompt: PROMPT, maxTokens: 1 };
-  const samples = lanes.map((): number[] => []);
-  const errors = lanes.map(() => 0);
-  for (let round = 0; round < ISSUE16.warmupRounds + ISSUE16.rounds; round++) {
-    for (let i = 0; i < lanes.length; i++) {
-      const k = (round + i) % lanes.length;
-      const o = await runnerFor(lanes[k].mode, lanes[k].t)(0, spec, { tokens: 0, events: 0 }, new AbortController().signal);
-      if (round < ISSUE16.warmupRounds) continue;
-      if (o.ok && o.ttftMs !== null) samples[k].push(o.ttftMs);
-      else errors[k]++;
-    }
-  }
+  const measured = await interleavedFirstTokens(
+    lanes.map((l) => runnerFor(l.mode, l.t)),
+    spec,
+    ISSUE16.warmupRounds,
+    ISSUE16.rounds,
+  );
   const otherCpuPct = other();
   return lanes.map((lane, k) => {
-    const s = summary(samples[k]);
-    return { mode: lane.mode, build: lane.build, n: s.n, p50: round(s.p50, 3), p99: round(s.p99, 3), errors: errors[k], otherCpuPct };
+    const s = summary(measured[k].samples);
+    return { mode: lane.mode, build: lane.build, n: s.n, p50: round(s.p50, 3), p99: round(s.p99, 3), errors: measured[k].errors, otherCpuPct };
   });
 }
 
