@@ -3,6 +3,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { nextTurn } from '../platform/event-loop.js';
 import { type SqlClient, SqlError, type SqlRow, type SqlTx, type SqlValue } from './sql-client.js';
 import { sqliteDateText } from './sql-values.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
 
@@ -59,6 +60,10 @@ type Job =
  * a commit may not cover it, so a commit waits for the next one (flushes are shared: one at a time,
  * each covering every commit before it started). SQLite keeps the WAL file (same inode) while any
  * connection has the database open, so the handle stays valid while this one is open.
+ *
+ * Checkpoints off the event loop too: this connection never checkpoints (wal_autocheckpoint=0);
+ * a WalCheckpointer runs them on a thread of its own, and may ask the queue to pause between two
+ * groups so the WAL can start over (see wal-checkpointer.ts).
  */
 export class SqliteClient implements SqlClient {
   readonly dialect = 'sqlite' as const;
@@ -73,16 +78,31 @@ export class SqliteClient implements SqlClient {
   private wal: Promise<FileHandle> | undefined;
   private flushing: Promise<void> | undefined;
   private nextFlush: Promise<void> | undefined;
+  /** Checkpoints of the WAL on their own thread; undefined when not in WAL mode. */
+  private readonly checkpointer: WalCheckpointer | undefined;
 
   constructor(
     file: string,
-    /** Sees every statement run, and each flush of the WAL as FLUSH_STARTED and FLUSH_DONE (debugging, tests). */
+    /** Sees every statement run, each flush of the WAL as FLUSH_STARTED and FLUSH_DONE, and each checkpoint (debugging, tests). */
     private readonly trace?: (sql: string) => void,
+    checkpoints: { intervalMs?: number; pauseFrames?: number } = {},
   ) {
     this.db = new BetterSqlite3(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
     applySqlitePragmas(this.db);
     this.flushesWal = !this.db.memory && this.db.pragma('journal_mode', { simple: true }) === 'wal';
-    if (this.flushesWal) this.db.pragma('synchronous = NORMAL');
+    if (this.flushesWal) {
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new WalCheckpointer(file, {
+        ...checkpoints,
+        busyTimeoutMs: SQLITE_BUSY_TIMEOUT_MS,
+        trace,
+        // Without its thread, checkpoints run on this connection again, as SQLite does by default.
+        onFailure: () => {
+          if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+        },
+      });
+    }
   }
 
   async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
@@ -107,6 +127,8 @@ export class SqliteClient implements SqlClient {
 
   async close(): Promise<void> {
     while (this.busy) await this.drained;
+    // Before this connection closes: the last connection to close checkpoints and removes the WAL.
+    await this.checkpointer?.close();
     while (this.flushing || this.nextFlush) await (this.nextFlush ?? this.flushing)?.catch(() => undefined);
     const wal = this.wal;
     this.wal = undefined;
@@ -150,6 +172,8 @@ export class SqliteClient implements SqlClient {
         await Promise.resolve().then(first.run).then(first.resolve, first.reject);
         continue;
       }
+      // The WAL has not started over for a while: let a checkpoint copy all of it before the next write.
+      if (this.checkpointer?.wantsPause) await this.checkpointer.catchUp();
       const batch: Extract<Job, { grouped: true }>[] = [];
       while (batch.length < MAX_GROUP && this.waiting[0]?.grouped) batch.push(this.waiting.shift() as Extract<Job, { grouped: true }>);
       await this.commitTogether(batch);
@@ -186,6 +210,7 @@ export class SqliteClient implements SqlClient {
       for (const job of batch) job.reject(e);
       return;
     }
+    this.checkpointer?.committed();
     const settle = () => batch.forEach((job, i) => (results[i].ok ? job.resolve(results[i].value) : job.reject(results[i].value)));
     if (!this.flushesWal) return settle();
     // Not awaited: the next group may begin and commit while this one's flush runs (its own flush covers both).

@@ -1,0 +1,202 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
+/** What `trace` sees when a checkpoint starts and when it is done (with SQLite's frame counts). */
+export const CHECKPOINT_STARTED = '-- wal_checkpoint(PASSIVE)';
+export const CHECKPOINT_DONE = '-- wal_checkpoint(PASSIVE) done';
+
+/** One PASSIVE checkpoint's answer: frames in the WAL, and how many of them are now in the database file. */
+export interface CheckpointResult {
+  busy: number;
+  log: number;
+  checkpointed: number;
+}
+
+export interface WalCheckpointerOptions {
+  /** A checkpoint runs this long after the first commit since the last one. */
+  intervalMs?: number;
+  /** With more frames than this left in the WAL, the writer pauses once for a checkpoint (see the class comment). */
+  pauseFrames?: number;
+  busyTimeoutMs?: number;
+  /** Sees CHECKPOINT_STARTED and CHECKPOINT_DONE (debugging, tests). */
+  trace?: (line: string) => void;
+  /** The checkpointer could not run (its thread failed): the writer checkpoints on its own again. */
+  onFailure?: (error: unknown) => void;
+}
+
+/** Default: a few hundred milliseconds of writes per checkpoint, so each stays small. */
+const DEFAULT_INTERVAL_MS = 250;
+/** 4,000 frames is 16 MiB with 4 KiB pages, four times SQLite's own auto-checkpoint threshold. */
+const DEFAULT_PAUSE_FRAMES = 4_000;
+
+// The thread's code, evaluated (no file of its own, so it runs the same from src/ under vitest and
+// from dist/). Its own connection only ever checkpoints: PASSIVE takes no lock a writer waits for.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { fileMustExist: true, timeout: workerData.busyTimeoutMs });
+db.pragma('wal_autocheckpoint = 0');
+parentPort.on('message', (message) => {
+  if (message === 'close') {
+    db.close();
+    parentPort.close();
+    return;
+  }
+  try {
+    const [row] = db.pragma('wal_checkpoint(PASSIVE)');
+    parentPort.postMessage({ ok: true, result: row });
+  } catch (error) {
+    parentPort.postMessage({ ok: false, error: String(error && error.message || error) });
+  }
+});
+`;
+
+/**
+ * SQLite's checkpoints (copying the WAL's pages back into the database file, with an fsync of
+ * each) off the event loop. With the default auto-checkpoint, the COMMIT that takes the WAL past
+ * 1,000 pages runs the whole checkpoint on the committing connection: with better-sqlite3 that is
+ * the event loop, which then stood still for 2–6 ms on an idle disk (more on a slow one), every
+ * stream with it. The writer's connection therefore has auto-checkpoint off, and this runs PASSIVE
+ * checkpoints on a connection of its own, on a worker thread started on first use (an idle
+ * gateway never starts it).
+ *
+ * A PASSIVE checkpoint never blocks the writer, but the WAL only starts over from its beginning
+ * when a write transaction begins while every frame is already checkpointed. A writer that commits
+ * again during every checkpoint would let it grow without bound, so once a checkpoint leaves more
+ * than `pauseFrames` frames behind, the writer pauses once (`wantsPause`, awaited between two
+ * groups in SqliteClient's queue): with nothing committing, the next checkpoint copies every frame
+ * and the writer's next transaction starts the WAL over. The event loop keeps running meanwhile;
+ * only transactions wait.
+ */
+export class WalCheckpointer {
+  private readonly intervalMs: number;
+  private readonly pauseFrames: number;
+  private worker: Worker | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<CheckpointResult | undefined> | undefined;
+  private pending: ((answer: { ok: true; result: CheckpointResult } | { ok: false; error: string }) => void) | undefined;
+  /** The WAL was longer than `pauseFrames` at the last checkpoint. */
+  private behind = false;
+  private failed = false;
+  private closed = false;
+
+  constructor(
+    private readonly file: string,
+    private readonly options: WalCheckpointerOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
+    this.pauseFrames = options.pauseFrames ?? DEFAULT_PAUSE_FRAMES;
+  }
+
+  /** The writer committed: a checkpoint follows within `intervalMs`. Synchronous and cheap (once per group). */
+  committed(): void {
+    if (this.timer || this.closed || this.failed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.checkpoint();
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** The WAL held more than `pauseFrames` frames at the last checkpoint: the writer should wait for `catchUp` before its next transaction. */
+  get wantsPause(): boolean {
+    return this.behind && !this.failed && !this.closed;
+  }
+
+  /**
+   * A checkpoint while the writer waits (nothing commits meanwhile, so it can copy every frame).
+   * Once per time the WAL was found too long: a reader elsewhere that keeps old frames in use
+   * (another process's long read) must not make every transaction wait.
+   */
+  async catchUp(): Promise<void> {
+    await this.running;
+    await this.checkpoint();
+    this.behind = false;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+    const worker = this.worker;
+    this.worker = undefined;
+    if (!worker) return;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.ref();
+    worker.postMessage('close');
+    await exited;
+  }
+
+  /** One PASSIVE checkpoint on the thread (one at a time); undefined when it could not run. */
+  private checkpoint(): Promise<CheckpointResult | undefined> {
+    if (this.closed || this.failed) return Promise.resolve(undefined);
+    this.running ??= this.runOnce().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async runOnce(): Promise<CheckpointResult | undefined> {
+    this.options.trace?.(CHECKPOINT_STARTED);
+    let answer: { ok: true; result: CheckpointResult } | { ok: false; error: string };
+    try {
+      const worker = this.thread();
+      // Referenced while a checkpoint runs, so that whoever awaits it keeps the process alive; idle, it keeps nothing alive.
+      worker.ref();
+      answer = await new Promise((resolve) => {
+        this.pending = resolve;
+        worker.postMessage('checkpoint');
+      });
+      worker.unref();
+    } catch (e) {
+      answer = { ok: false, error: String(e instanceof Error ? e.message : e) };
+    }
+    if (!answer.ok) {
+      this.fail(new Error(`WAL checkpoint failed: ${answer.error}`));
+      return undefined;
+    }
+    const { result } = answer;
+    // A long WAL means it has not started over lately (see the class comment).
+    this.behind = result.log > this.pauseFrames;
+    this.options.trace?.(`${CHECKPOINT_DONE} log=${result.log} checkpointed=${result.checkpointed}`);
+    return result;
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { driver: createRequire(import.meta.url).resolve('better-sqlite3'), file: this.file, busyTimeoutMs: this.options.busyTimeoutMs ?? 5_000 },
+    });
+    worker.unref();
+    worker.on('message', (answer) => {
+      const pending = this.pending;
+      this.pending = undefined;
+      pending?.(answer);
+    });
+    worker.on('error', (error) => {
+      const pending = this.pending;
+      this.pending = undefined;
+      if (pending) pending({ ok: false, error: String(error.message) });
+      else this.fail(error);
+    });
+    worker.on('exit', () => {
+      if (this.worker === worker) this.worker = undefined;
+      const pending = this.pending;
+      this.pending = undefined;
+      pending?.({ ok: false, error: 'the checkpoint thread exited' });
+    });
+    this.worker = worker;
+    return worker;
+  }
+
+  private fail(error: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const worker = this.worker;
+    this.worker = undefined;
+    void worker?.terminate();
+    this.options.onFailure?.(error);
+  }
+}
