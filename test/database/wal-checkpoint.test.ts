@@ -36,14 +36,51 @@ describe('SQLite checkpoints run on their own thread, and the WAL stays bounded'
     }
   };
 
-  it('commits past 1,000 pages without checkpointing on the committing connection', async () => {
-    // A checkpointer that never gets to run in this test: only the writer's own connection could checkpoint.
+  const autoCheckpoint = async (client: SqliteClient) => (await client.get<{ wal_autocheckpoint: number }>('PRAGMA wal_autocheckpoint'))?.wal_autocheckpoint;
+
+  it('a busy writer commits past 1,000 pages without checkpointing on its own connection', async () => {
+    // A checkpointer thread that never gets to run in this test: only the writer's own connection could checkpoint.
     const client = new SqliteClient(file, undefined, { intervalMs: 600_000 });
     try {
-      expect(await client.get('PRAGMA wal_autocheckpoint')).toEqual({ wal_autocheckpoint: 0 });
       for (let i = 0; i < 1500; i++) await insert(client);
+      expect(await autoCheckpoint(client)).toBe(0);
       // With SQLite's default (checkpoint at 1,000 frames, then the WAL starts over) this is under 1,000.
       expect(walFrames()).toBeGreaterThanOrEqual(1500);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a lightly used writer keeps SQLite's own checkpoints and starts no thread", async () => {
+    const lines: string[] = [];
+    const client = new SqliteClient(file, (line) => lines.push(line), { busyCommitsPerSecond: 1000, intervalMs: 1 });
+    try {
+      for (let i = 0; i < 50; i++) await insert(client);
+      expect(await autoCheckpoint(client)).toBe(1000);
+      expect(lines.filter((l) => l.startsWith('-- wal_checkpoint'))).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('hands checkpoints back to SQLite once the writer has been quiet', async () => {
+    const lines: string[] = [];
+    const client = new SqliteClient(file, (line) => lines.push(line), { busyCommitsPerSecond: 20, intervalMs: 5, quietMs: 200 });
+    try {
+      for (let i = 0; i < 100; i++) await insert(client);
+      expect(await autoCheckpoint(client)).toBe(0);
+      // Now one commit now and then: each is followed by a checkpoint, and the first one after
+      // `quietMs` without a busy second stops the thread.
+      await expect
+        .poll(
+          async () => {
+            await insert(client);
+            return autoCheckpoint(client);
+          },
+          { timeout: 20_000, interval: 100 },
+        )
+        .toBe(1000);
+      expect(lines.filter((l) => l.startsWith(CHECKPOINT_DONE)).length).toBeGreaterThan(0);
     } finally {
       await client.close();
     }
@@ -99,17 +136,26 @@ describe('SQLite checkpoints run on their own thread, and the WAL stays bounded'
     }
   });
 
-  it('gives up its thread when it cannot checkpoint, and says so once', async () => {
+  it('gives up its thread when it cannot checkpoint, gives checkpoints back to SQLite, and says so once', async () => {
     const failures: unknown[] = [];
-    const checkpointer = new WalCheckpointer(path.join(dir, 'missing.sqlite'), { intervalMs: 1, onFailure: (e) => failures.push(e) });
+    const writer: boolean[] = [];
+    const checkpointer = new WalCheckpointer(path.join(dir, 'missing.sqlite'), {
+      busyCommitsPerSecond: 1,
+      intervalMs: 1,
+      onFailure: (e) => failures.push(e),
+      writerCheckpoints: (on) => writer.push(on),
+    });
     try {
       checkpointer.committed();
       await expect.poll(() => failures.length, { timeout: 20_000, interval: 20 }).toBe(1);
       expect(String(failures[0])).toMatch(/WAL checkpoint failed|unable to open|directory does not exist/i);
+      expect(writer).toEqual([false, true]);
+      expect(checkpointer.active).toBe(false);
       expect(checkpointer.wantsPause).toBe(false);
       checkpointer.committed(); // no second thread, no second report
       await new Promise((r) => setTimeout(r, 50));
       expect(failures).toHaveLength(1);
+      expect(writer).toEqual([false, true]);
     } finally {
       await checkpointer.close();
     }

@@ -3,7 +3,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { nextTurn } from '../platform/event-loop.js';
 import { type SqlClient, SqlError, type SqlRow, type SqlTx, type SqlValue } from './sql-client.js';
 import { sqliteDateText } from './sql-values.js';
-import { WalCheckpointer } from './wal-checkpointer.js';
+import { SQLITE_AUTO_CHECKPOINT_FRAMES, WalCheckpointer, type WalCheckpointerOptions } from './wal-checkpointer.js';
 
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
 
@@ -61,9 +61,9 @@ type Job =
  * each covering every commit before it started). SQLite keeps the WAL file (same inode) while any
  * connection has the database open, so the handle stays valid while this one is open.
  *
- * Checkpoints off the event loop too: this connection never checkpoints (wal_autocheckpoint=0);
- * a WalCheckpointer runs them on a thread of its own, and may ask the queue to pause between two
- * groups so the WAL can start over (see wal-checkpointer.ts).
+ * Checkpoints off the event loop too, while the gateway is busy: a WalCheckpointer then turns this
+ * connection's auto-checkpoint off, runs the checkpoints on a thread of its own, and may ask the
+ * queue to pause between two groups so the WAL can start over (see wal-checkpointer.ts).
  */
 export class SqliteClient implements SqlClient {
   readonly dialect = 'sqlite' as const;
@@ -85,21 +85,20 @@ export class SqliteClient implements SqlClient {
     file: string,
     /** Sees every statement run, each flush of the WAL as FLUSH_STARTED and FLUSH_DONE, and each checkpoint (debugging, tests). */
     private readonly trace?: (sql: string) => void,
-    checkpoints: { intervalMs?: number; pauseFrames?: number } = {},
+    checkpoints: Pick<WalCheckpointerOptions, 'busyCommitsPerSecond' | 'quietMs' | 'intervalMs' | 'pauseFrames'> = {},
   ) {
     this.db = new BetterSqlite3(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
     applySqlitePragmas(this.db);
     this.flushesWal = !this.db.memory && this.db.pragma('journal_mode', { simple: true }) === 'wal';
     if (this.flushesWal) {
       this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('wal_autocheckpoint = 0');
       this.checkpointer = new WalCheckpointer(file, {
         ...checkpoints,
         busyTimeoutMs: SQLITE_BUSY_TIMEOUT_MS,
         trace,
-        // Without its thread, checkpoints run on this connection again, as SQLite does by default.
-        onFailure: () => {
-          if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+        // While its thread runs, this connection does not checkpoint; otherwise as SQLite does by default.
+        writerCheckpoints: (on) => {
+          if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${on ? SQLITE_AUTO_CHECKPOINT_FRAMES : 0}`);
         },
       });
     }

@@ -13,19 +13,31 @@ export interface CheckpointResult {
 }
 
 export interface WalCheckpointerOptions {
-  /** A checkpoint runs this long after the first commit since the last one. */
+  /** Group commits within one second that start the thread (fewer: SQLite checkpoints on the writer's connection, as by default). */
+  busyCommitsPerSecond?: number;
+  /** The thread stops, and SQLite's own checkpoints resume, after this long without a busy second. */
+  quietMs?: number;
+  /** While the thread runs, a checkpoint follows this long after the first commit since the last one. */
   intervalMs?: number;
   /** With more frames than this left in the WAL, the writer pauses once for a checkpoint (see the class comment). */
   pauseFrames?: number;
   busyTimeoutMs?: number;
   /** Sees CHECKPOINT_STARTED and CHECKPOINT_DONE (debugging, tests). */
   trace?: (line: string) => void;
-  /** The checkpointer could not run (its thread failed): the writer checkpoints on its own again. */
+  /** Turns SQLite's auto-checkpoint of the writer's connection off (the thread runs) or back on. */
+  writerCheckpoints?: (on: boolean) => void;
+  /** The checkpointer could not run (its thread failed): the writer checkpoints on its own again, for good. */
   onFailure?: (error: unknown) => void;
 }
 
+/** SQLite's default auto-checkpoint threshold, in WAL frames. */
+export const SQLITE_AUTO_CHECKPOINT_FRAMES = 1000;
+
 /** Default: a few hundred milliseconds of writes per checkpoint, so each stays small. */
 const DEFAULT_INTERVAL_MS = 250;
+/** About ten streams a second (a reservation and a settlement each): below that a stall every 1,000 pages touches little. */
+const DEFAULT_BUSY_COMMITS_PER_SECOND = 20;
+const DEFAULT_QUIET_MS = 60_000;
 /** 4,000 frames is 16 MiB with 4 KiB pages, four times SQLite's own auto-checkpoint threshold. */
 const DEFAULT_PAUSE_FRAMES = 4_000;
 
@@ -53,12 +65,15 @@ parentPort.on('message', (message) => {
 
 /**
  * SQLite's checkpoints (copying the WAL's pages back into the database file, with an fsync of
- * each) off the event loop. With the default auto-checkpoint, the COMMIT that takes the WAL past
- * 1,000 pages runs the whole checkpoint on the committing connection: with better-sqlite3 that is
- * the event loop, which then stood still for 2–6 ms on an idle disk (more on a slow one), every
- * stream with it. The writer's connection therefore has auto-checkpoint off, and this runs PASSIVE
- * checkpoints on a connection of its own, on a worker thread started on first use (an idle
- * gateway never starts it).
+ * each) off the event loop while the gateway is busy. With the default auto-checkpoint, the
+ * COMMIT that takes the WAL past 1,000 pages runs the whole checkpoint on the committing
+ * connection: with better-sqlite3 that is the event loop, which then stood still for 2–6 ms on an
+ * idle disk (more on a slow one), every stream with it. Once the writer commits
+ * `busyCommitsPerSecond` groups within a second, its auto-checkpoint is turned off and this runs
+ * PASSIVE checkpoints on a connection of its own, on a worker thread; after `quietMs` without such
+ * a second the thread stops and SQLite's own checkpoints resume. A worker thread costs about
+ * 16 MiB while it runs (and leaves some of it behind), which an idle or lightly used gateway
+ * does not pay.
  *
  * A PASSIVE checkpoint never blocks the writer, but the WAL only starts over from its beginning
  * when a write transaction begins while every frame is already checkpointed. A writer that commits
@@ -79,6 +94,13 @@ export class WalCheckpointer {
   private behind = false;
   private failed = false;
   private closed = false;
+  private readonly busyCommitsPerSecond: number;
+  private readonly quietMs: number;
+  /** The thread runs the checkpoints (the writer's auto-checkpoint is off). */
+  private threaded = false;
+  private windowStart = 0;
+  private windowCommits = 0;
+  private lastBusyAt = 0;
 
   constructor(
     private readonly file: string,
@@ -86,16 +108,48 @@ export class WalCheckpointer {
   ) {
     this.intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
     this.pauseFrames = options.pauseFrames ?? DEFAULT_PAUSE_FRAMES;
+    this.busyCommitsPerSecond = options.busyCommitsPerSecond ?? DEFAULT_BUSY_COMMITS_PER_SECOND;
+    this.quietMs = options.quietMs ?? DEFAULT_QUIET_MS;
   }
 
-  /** The writer committed: a checkpoint follows within `intervalMs`. Synchronous and cheap (once per group). */
+  /** The thread runs the checkpoints now (the writer's connection does not). */
+  get active(): boolean {
+    return this.threaded;
+  }
+
+  /** The writer committed a group: counted, and while threaded a checkpoint follows within `intervalMs`. Synchronous and cheap. */
   committed(): void {
-    if (this.timer || this.closed || this.failed) return;
+    if (this.closed || this.failed) return;
+    const now = performance.now();
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.windowCommits = 0;
+    }
+    if (++this.windowCommits >= this.busyCommitsPerSecond) this.lastBusyAt = now;
+    if (!this.threaded) {
+      if (this.lastBusyAt !== now) return;
+      this.threaded = true;
+      this.options.writerCheckpoints?.(false);
+    }
+    if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.checkpoint();
+      void this.checkpoint().then(() => {
+        if (this.threaded && performance.now() - this.lastBusyAt >= this.quietMs) void this.stopThread();
+      });
     }, this.intervalMs);
     this.timer.unref();
+  }
+
+  /** Back to SQLite's own checkpoints on the writer's connection; the thread exits. */
+  private async stopThread(): Promise<void> {
+    if (!this.threaded || this.closed || this.failed) return;
+    this.threaded = false;
+    this.behind = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.options.writerCheckpoints?.(true);
+    await this.closeThread();
   }
 
   /** The WAL held more than `pauseFrames` frames at the last checkpoint: the writer should wait for `catchUp` before its next transaction. */
@@ -118,6 +172,10 @@ export class WalCheckpointer {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+    await this.closeThread();
+  }
+
+  private async closeThread(): Promise<void> {
     await this.running;
     const worker = this.worker;
     this.worker = undefined;
@@ -192,11 +250,13 @@ export class WalCheckpointer {
   private fail(error: unknown): void {
     if (this.failed) return;
     this.failed = true;
+    this.threaded = false;
     clearTimeout(this.timer);
     this.timer = undefined;
     const worker = this.worker;
     this.worker = undefined;
     void worker?.terminate();
+    this.options.writerCheckpoints?.(true);
     this.options.onFailure?.(error);
   }
 }
