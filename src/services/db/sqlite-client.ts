@@ -100,6 +100,8 @@ export class SqliteClient implements SqlClient {
         writerCheckpoints: (on) => {
           if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${on ? SQLITE_AUTO_CHECKPOINT_FRAMES : 0}`);
         },
+        // Not fatal (SQLite's own checkpoints take over), but an operator should hear of it.
+        onFailure: (error) => process.emitWarning(`SQLite checkpoints run on the event loop again: ${String(error)}`, 'GatewayWarning'),
       });
     }
   }

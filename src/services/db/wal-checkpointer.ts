@@ -77,8 +77,8 @@ parentPort.on('message', (message) => {
  *
  * A PASSIVE checkpoint never blocks the writer, but the WAL only starts over from its beginning
  * when a write transaction begins while every frame is already checkpointed. A writer that commits
- * again during every checkpoint would let it grow without bound, so once a checkpoint leaves more
- * than `pauseFrames` frames behind, the writer pauses once (`wantsPause`, awaited between two
+ * again during every checkpoint would let it grow without bound, so once a checkpoint finds the WAL
+ * longer than `pauseFrames` frames, the writer pauses once (`wantsPause`, awaited between two
  * groups in SqliteClient's queue): with nothing committing, the next checkpoint copies every frame
  * and the writer's next transaction starts the WAL over. The event loop keeps running meanwhile;
  * only transactions wait.
@@ -164,7 +164,7 @@ export class WalCheckpointer {
    */
   async catchUp(): Promise<void> {
     await this.running;
-    await this.checkpoint();
+    if (this.threaded) await this.checkpoint(); // not when the thread was stopped meanwhile
     this.behind = false;
   }
 
