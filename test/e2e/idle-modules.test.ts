@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../src/emulator/server.js';
 import { MIGRATION_NAMES } from '../../src/migrations/names.js';
+import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { copyMigratedSqlite } from '../helpers/sqlite-template.js';
 import { until } from '../helpers/wait.js';
 
@@ -30,28 +31,10 @@ const LOADED_ON_FIRST_USE: Record<string, RegExp> = {
 const TYPEORM = LOADED_ON_FIRST_USE.typeorm;
 
 /** src/main.ts on `dbFile` with the module recorder, and the URL and first admin secret it logs. */
-async function startGatewayProcess(emulator: Emulator, dbFile: string, listFile: string, env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', './scripts/loaded-modules.mjs', 'src/main.ts'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DB_PATH: dbFile, OLLAMA_HOST: emulator.url, NVIDIA_SMI_PATH: 'off', LOG_LEVEL: 'info', LOADED_MODULES_FILE: listFile, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const stop = async () => {
-    child.kill('SIGTERM');
-    await exited;
-  };
-  try {
-    await until(() => /"url":"(http:[^"]+)\/graphql"/.test(out), 60_000, 'the gateway to log its URL');
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  const url = /"url":"(http:[^"]+)\/graphql"/.exec(out)![1]!;
-  const secret = /\n {2}(\S+)\n/.exec(out)![1]!;
-  return { child, url, secret, output: () => out, stop };
+async function startRecordedGateway(emulator: Emulator, dbFile: string, listFile: string, env: Record<string, string> = {}) {
+  const gateway = await startGatewayProcess({ ollamaUrl: emulator.url, dbFile, preload: ['./scripts/loaded-modules.mjs'], env: { LOADED_MODULES_FILE: listFile, ...env } });
+  const secret = /\n {2}(\S+)\n/.exec(gateway.output())![1]!;
+  return { ...gateway, secret };
 }
 
 /** The paths of every module the process has loaded so far (loaded-modules.mjs writes them on SIGUSR2). */
@@ -83,7 +66,7 @@ describe('an idle gateway (src/main.ts on SQLite, no REDIS_URL)', () => {
     // Short periods, so that the periodic work of an idle gateway runs while it is watched: the
     // heartbeat lease, the orphan sweep, the idle reaper's check (a threshold makes it take its
     // lease and read the usage log).
-    const gateway = await startGatewayProcess(emulator, dbFile, listFile, { INSTANCE_TTL_MS: '1000', IDLE_CHECK_INTERVAL_MS: '200', INACTIVITY_THRESHOLD_SECONDS: '300' });
+    const gateway = await startRecordedGateway(emulator, dbFile, listFile, { INSTANCE_TTL_MS: '1000', IDLE_CHECK_INTERVAL_MS: '200', INACTIVITY_THRESHOLD_SECONDS: '300' });
     try {
       const { child, url, secret } = gateway;
       // Waits for events rather than time: the heartbeat lease renewed twice and the reaper's lease taken.
@@ -135,7 +118,7 @@ describe('an idle gateway (src/main.ts on SQLite, no REDIS_URL)', () => {
     const emulator = await startEmulator({ tokenDelayMs: 0 });
     const dir = mkdtempSync(join(tmpdir(), 'idle-modules-'));
     const listFile = join(dir, 'modules.json');
-    const gateway = await startGatewayProcess(emulator, join(dir, 'gw.sqlite'), listFile);
+    const gateway = await startRecordedGateway(emulator, join(dir, 'gw.sqlite'), listFile);
     try {
       expect((await loadedModules(gateway.child, listFile)).some((p) => TYPEORM.test(p))).toBe(true);
       const keys = await listKeys(gateway.url, gateway.secret);

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startEmulator } from '../../src/emulator/server.js';
+import { type GatewayProcess, startGatewayProcess } from '../helpers/gateway-process.js';
 import { until } from '../helpers/wait.js';
 
 const rssMiB = (pid: number) => Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -16,18 +16,11 @@ describe('a gateway after its first request to Ollama (src/main.ts)', () => {
   it('does not grow by a tiered-up WebAssembly parser', { timeout: 120_000 }, async () => {
     const emulator = await startEmulator({ tokenDelayMs: 0 });
     const dir = mkdtempSync(join(tmpdir(), 'wasm-baseline-'));
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DB_PATH: join(dir, 'gw.sqlite'), OLLAMA_HOST: emulator.url, NVIDIA_SMI_PATH: 'off', LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    let gateway: GatewayProcess | undefined;
     try {
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (out += d));
-      await until(() => /"url":"(http:[^"]+)\/graphql"/.test(out), 60_000, 'the gateway to log its URL');
-      const url = /"url":"(http:[^"]+)\/graphql"/.exec(out)![1]!;
-      const pid = child.pid!;
+      gateway = await startGatewayProcess({ ollamaUrl: emulator.url, dbFile: join(dir, 'gw.sqlite') });
+      const { url } = gateway;
+      const pid = gateway.child.pid!;
       // Start-up's own settling first: RSS steady over half a second.
       let before = rssMiB(pid);
       await until(
@@ -51,8 +44,7 @@ describe('a gateway after its first request to Ollama (src/main.ts)', () => {
       }
       expect(grown).toBeLessThan(6);
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      await gateway?.stop();
       await emulator.close();
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startEmulator } from '../../src/emulator/server.js';
+import { type GatewayProcess, startGatewayProcess } from '../helpers/gateway-process.js';
 import { until } from '../helpers/wait.js';
 
 interface Breakdown {
@@ -18,17 +18,10 @@ describe('the young generation of a gateway idle after start (src/main.ts)', () 
     const emulator = await startEmulator({ tokenDelayMs: 0 });
     const dir = mkdtempSync(join(tmpdir(), 'young-generation-'));
     const breakdownFile = join(dir, 'breakdown.json');
-    const child = spawn(process.execPath, ['--import', 'tsx', '--import', './scripts/memory-breakdown.mjs', 'src/main.ts'], {
-      env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DB_PATH: join(dir, 'gw.sqlite'), OLLAMA_HOST: emulator.url, NVIDIA_SMI_PATH: 'off', LOG_LEVEL: 'info', MEMORY_BREAKDOWN_FILE: breakdownFile },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    let gateway: GatewayProcess | undefined;
     try {
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (out += d));
-      await until(() => /"url":"(http:[^"]+)\/graphql"/.test(out), 60_000, 'the gateway to log its URL');
-      const url = /"url":"(http:[^"]+)\/graphql"/.exec(out)![1]!;
+      gateway = await startGatewayProcess({ ollamaUrl: emulator.url, dbFile: join(dir, 'gw.sqlite'), preload: ['./scripts/memory-breakdown.mjs'], env: { MEMORY_BREAKDOWN_FILE: breakdownFile } });
+      const { url, child } = gateway;
       // It serves (the hold is released after start, not left on for good: not observable from here).
       expect((await fetch(`${url}/health`)).status).toBe(200);
 
@@ -38,8 +31,7 @@ describe('the young generation of a gateway idle after start (src/main.ts)', () 
       expect(young).toBeDefined();
       expect(young!.resident).toBeLessThanOrEqual(8);
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      await gateway?.stop();
       await emulator.close();
       rmSync(dir, { recursive: true, force: true });
     }
