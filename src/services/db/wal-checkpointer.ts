@@ -125,9 +125,10 @@ export class WalCheckpointer {
       this.windowStart = now;
       this.windowCommits = 0;
     }
-    if (++this.windowCommits >= this.busyCommitsPerSecond) this.lastBusyAt = now;
+    const busySecond = ++this.windowCommits >= this.busyCommitsPerSecond;
+    if (busySecond) this.lastBusyAt = now;
     if (!this.threaded) {
-      if (this.lastBusyAt !== now) return;
+      if (!busySecond) return;
       this.threaded = true;
       this.options.writerCheckpoints?.(false);
     }
